@@ -1,0 +1,121 @@
+import Foundation
+
+/// What a run measured: the raw material of every number in a report. The runner produces
+/// it (and persists it in the ledger); the cost model, statistics, decision and renderers
+/// consume it. Nothing in here is estimated.
+public struct RunMeasurements: Codable, Sendable {
+    public let runID: String
+    public let recipeName: String
+    /// Path of the recipe as given on the command line.
+    public let recipePath: String
+    public let startedAt: Date
+    public let finishedAt: Date?
+    public let costs: CostSpec
+    public let constraints: Constraints
+    public let metric: String
+    public let seed: UInt64
+    public let bootstrapSamples: Int
+    public let strategies: [StrategyMeasurement]
+    /// Each probe evaluated on each base model (keyed by backend name).
+    public let baseProbes: [ProbeMeasurement]
+
+    public init(runID: String, recipeName: String, recipePath: String, startedAt: Date, finishedAt: Date?, costs: CostSpec, constraints: Constraints, metric: String, seed: UInt64, bootstrapSamples: Int, strategies: [StrategyMeasurement], baseProbes: [ProbeMeasurement]) {
+        self.runID = runID
+        self.recipeName = recipeName
+        self.recipePath = recipePath
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.costs = costs
+        self.constraints = constraints
+        self.metric = metric
+        self.seed = seed
+        self.bootstrapSamples = bootstrapSamples
+        self.strategies = strategies
+        self.baseProbes = baseProbes
+    }
+}
+
+/// One strategy's measurements.
+public struct StrategyMeasurement: Codable, Sendable {
+    public let name: String
+    public let kind: String
+    public let backend: String
+    /// The model identity predictions came from (base or fine-tuned).
+    public let model: String
+    public let dataLeavesMachine: Bool
+    public let adaptsWeights: Bool
+    public let pricing: Pricing
+    /// One per evaluated test example, in test-set order.
+    public let predictions: [Prediction]
+    /// The training job, for strategies that adapt weights.
+    public let training: FineTuneOutcome?
+    /// Probes evaluated on the adapted model (empty for prompting strategies, whose
+    /// forgetting is zero by construction).
+    public let probes: [ProbeMeasurement]
+
+    public init(name: String, kind: String, backend: String, model: String, dataLeavesMachine: Bool, adaptsWeights: Bool, pricing: Pricing, predictions: [Prediction], training: FineTuneOutcome?, probes: [ProbeMeasurement]) {
+        self.name = name
+        self.kind = kind
+        self.backend = backend
+        self.model = model
+        self.dataLeavesMachine = dataLeavesMachine
+        self.adaptsWeights = adaptsWeights
+        self.pricing = pricing
+        self.predictions = predictions
+        self.training = training
+        self.probes = probes
+    }
+}
+
+/// One model answer on one test example, scored.
+public struct Prediction: Codable, Sendable, Hashable {
+    public let exampleID: String
+    /// The rendered input the user would recognise (not the whole prompt).
+    public let input: String
+    public let expected: String
+    /// Raw model output.
+    public let output: String
+    /// The extracted answer; nil when the output named no valid answer ("unparsed").
+    public let answer: String?
+    /// Metric score in [0, 1] (1 = correct for accuracy-like metrics).
+    public let score: Double
+    public let usage: TokenUsage
+    public let latencySeconds: Double
+    public let computeSeconds: Double?
+    /// True when this prediction came from the ledger rather than a backend call.
+    public let cached: Bool
+
+    public init(exampleID: String, input: String, expected: String, output: String, answer: String?, score: Double, usage: TokenUsage, latencySeconds: Double, computeSeconds: Double?, cached: Bool) {
+        self.exampleID = exampleID
+        self.input = input
+        self.expected = expected
+        self.output = output
+        self.answer = answer
+        self.score = score
+        self.usage = usage
+        self.latencySeconds = latencySeconds
+        self.computeSeconds = computeSeconds
+        self.cached = cached
+    }
+
+    public var parsed: Bool { answer != nil }
+}
+
+/// A probe evaluated on one model: one score per probe item, in probe order.
+public struct ProbeMeasurement: Codable, Sendable, Hashable {
+    public let probe: String
+    public let kind: ProbeSpec.Kind
+    /// Which model: a backend name (base) or a strategy name (adapted).
+    public let subject: String
+    /// Per-item scores. qa: metric score; refusal: 1 if refused; drift: nats/token of the item.
+    public let scores: [Double]
+    /// Higher is better for qa and refusal; lower is better for drift.
+    public var higherIsBetter: Bool { kind != .drift }
+
+    public init(probe: String, kind: ProbeSpec.Kind, subject: String, scores: [Double]) {
+        self.probe = probe
+        self.kind = kind
+        self.subject = subject
+        self.scores = scores
+    }
+}

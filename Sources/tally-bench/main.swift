@@ -1,0 +1,1 @@
+print("tally-bench: not yet implemented")

@@ -1,0 +1,2 @@
+import TallyCore
+print("tally: not yet implemented")

@@ -1,0 +1,2 @@
+import TallyCore
+print("tally-test-backend: not yet implemented")
