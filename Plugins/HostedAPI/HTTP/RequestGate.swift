@@ -18,9 +18,11 @@ actor RequestGate {
     private var pausedUntil: ContinuousClock.Instant?
     private var nextID: UInt64 = 0
     private let clock = ContinuousClock()
-    private static let minute = Duration.seconds(60)
+    /// The rate window: a minute, shorter in tests.
+    private let minute: Duration
 
-    init(maxConcurrency: Int, requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil) {
+    init(maxConcurrency: Int, requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, window: Duration = .seconds(60)) {
+        self.minute = window
         self.maxConcurrency = max(1, maxConcurrency)
         self.requestsPerMinute = requestsPerMinute.map { max(1, $0) }
         self.tokensPerMinute = tokensPerMinute.map { max(1, $0) }
@@ -36,7 +38,7 @@ actor RequestGate {
             while true {
                 try Task.checkCancellation()
                 let now = clock.now
-                window.removeAll { $0.at.advanced(by: Self.minute) <= now }
+                window.removeAll { $0.at.advanced(by: minute) <= now }
                 guard let wakeAt = earliestAdmission(tokens: tokens, now: now) else { break }
                 try await Task.sleep(until: wakeAt, clock: clock)
             }
@@ -73,7 +75,7 @@ actor RequestGate {
         func later(_ instant: ContinuousClock.Instant) { if instant > now, wake.map({ instant > $0 }) ?? true { wake = instant } }
         if let pausedUntil { later(pausedUntil) }
         if let rpm = requestsPerMinute, window.count >= rpm {
-            later(window[window.count - rpm].at.advanced(by: Self.minute))
+            later(window[window.count - rpm].at.advanced(by: minute))
         }
         if let tpm = tokensPerMinute, !window.isEmpty {
             var total = window.reduce(0) { $0 + $1.tokens }
@@ -81,7 +83,7 @@ actor RequestGate {
             var index = 0
             while total + tokens > tpm, index < window.count {
                 total -= window[index].tokens
-                later(window[index].at.advanced(by: Self.minute))
+                later(window[index].at.advanced(by: minute))
                 index += 1
             }
         }
