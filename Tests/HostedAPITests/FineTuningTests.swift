@@ -49,8 +49,13 @@ struct FineTuningTests {
         #expect(outcome.artifact == "ft:gpt-4o-mini-2024-07-18:tally-test::\(job.id.suffix(6))")
         #expect(outcome.trainedTokens == job.trainedTokens)
         #expect(outcome.trainedTokens > 0)
-        let billed = try #require(outcome.billedUSD)
-        #expect(abs(billed - Double(job.trainedTokens) * 3.0 / 1_000_000) < 1e-12)
+        // Training cost = trained_tokens x training_per_mtok, as the cost model computes it.
+        #expect(outcome.billedUSD == nil)
+        let measurement = StrategyMeasurement(
+            name: "ft", kind: "full-finetune", backend: "hosted", model: outcome.artifact, dataLeavesMachine: true, adaptsWeights: true,
+            pricing: Pricing(inputPerMTok: 0.15, outputPerMTok: 0.6, trainingPerMTok: 3.0), predictions: [], training: outcome, probes: [])
+        let cost = CostModel.cost(of: measurement, costs: CostSpec())
+        #expect(abs(cost.oneOffUSD - Double(job.trainedTokens) * 3.0 / 1_000_000) < 1e-12)
         #expect(outcome.steps == 4)
         #expect(outcome.trainLoss.map(\.step) == [1, 2, 3, 4])
         #expect(abs((outcome.trainLoss.last?.loss ?? 0) - 0.5) < 1e-9)

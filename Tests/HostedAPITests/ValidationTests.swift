@@ -29,7 +29,7 @@ struct ValidationTests {
 
     @Test("A key pasted into api_key_env is rejected without being echoed")
     func pastedKey() {
-        let secret = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+        let secret = "sk_live_abcdefghijklmnopqrstuvwxyz0123456789"
         let problems = OpenAIPlugin().validate(config(keyEnv: secret), environment: [:])
         #expect(problems.count == 1)
         #expect(problems.first?.field == "api_key_env")

@@ -130,17 +130,20 @@ public struct OpenAIFineTuner: FineTuner {
                 try save(&record, to: recordURL)
                 progress(.finished(phase: phase))
                 let trained = job.trainedTokens ?? 0
-                let billed = pricing.trainingPerMTok.map { Double(trained) * $0 / 1_000_000 }
                 var wall = Date().timeIntervalSince(startedAt)
                 if let created = job.createdAt, let finished = job.finishedAt, finished >= created { wall = finished - created }
                 notes.insert("hosted fine-tuning job \(jobID) on \(host) produced \(model)", at: 0)
-                if billed == nil { notes.append("no training_per_mtok price in the recipe: the job's cost is not counted") }
+                if let perMTok = pricing.trainingPerMTok {
+                    notes.append(String(format: "training cost %d trained tokens x %.4g USD per 1M tokens = %.4f USD (the recipe's price; the provider does not report its bill)", trained, perMTok, Double(trained) * perMTok / 1_000_000))
+                } else {
+                    notes.append("no training_per_mtok price in the recipe: the job's cost cannot be counted")
+                }
                 return FineTuneOutcome(
                     artifact: model, wallSeconds: wall, trainedTokens: trained,
                     steps: trainLoss.keys.max() ?? totalSteps ?? 0,
                     trainLoss: trainLoss.sorted { $0.key < $1.key }.map { LossPoint(step: $0.key, loss: $0.value) },
                     validationLoss: validationLoss.sorted { $0.key < $1.key }.map { LossPoint(step: $0.key, loss: $0.value) },
-                    billedUSD: billed, notes: notes)
+                    billedUSD: nil, notes: notes)
             case "failed", "cancelled":
                 // Keep the record under another name so the next run starts a new job.
                 let archived = directory.appendingPathComponent("job-\(jobID)-\(job.status).json")

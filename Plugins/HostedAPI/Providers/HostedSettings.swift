@@ -123,12 +123,10 @@ func validateHostedConfig(_ config: BackendConfig, allowedKeys: Set<String>) -> 
             problems.append(("base_url", "'\(base)' is not an http(s) URL; write e.g. https://api.openai.com/v1 or http://localhost:8000/v1"))
         }
     }
-    if let variable = config.apiKeyEnv {
-        if looksLikeSecret(variable) {
-            problems.append(("api_key_env", "this looks like a key, not the name of an environment variable; put the key in an environment variable (e.g. OPENAI_API_KEY) and name that variable here"))
-        } else if variable.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) == nil {
-            problems.append(("api_key_env", "'\(variable)' is not a valid environment variable name"))
-        }
+    // Names with characters other than letters, digits and `_` are reported by the recipe
+    // loader; here, names that are valid but look like a pasted key.
+    if let variable = config.apiKeyEnv, variable.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil, looksLikeSecret(variable) {
+        problems.append(("api_key_env", "this looks like a key, not the name of an environment variable; put the key in an environment variable (e.g. OPENAI_API_KEY) and name that variable here"))
     }
     if config.model.trimmingCharacters(in: .whitespaces).isEmpty {
         problems.append(("model", "the model name is empty; write e.g. model: gpt-4o-mini"))
