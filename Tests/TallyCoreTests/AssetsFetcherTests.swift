@@ -166,7 +166,7 @@ struct AssetsFetcherTests {
         for split in manifest.splits {
             let file = cache.datasetFile(split.name, for: asset)
             let bytes = try Data(contentsOf: file)
-            #expect(SHA256.hexDigest(bytes) == split.sha256)
+            #expect(SHA256.hexDigest(of: bytes) == split.sha256)
             let rows = try AssetsVaderTests.jsonRows(String(decoding: bytes, as: UTF8.self))
             #expect(rows.count == split.rows)
             #expect(rows.filter { $0["label"] as? String == "positive" }.count == split.labels["positive"] ?? 0)

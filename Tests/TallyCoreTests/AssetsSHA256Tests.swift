@@ -13,12 +13,12 @@ struct AssetsSHA256Tests {
          "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"),
     ])
     func standardVectors(message: String, expected: String) {
-        #expect(SHA256.hexDigest(message) == expected)
+        #expect(SHA256.hexDigest(of: message) == expected)
     }
 
     @Test("one million 'a' bytes")
     func millionA() {
-        #expect(SHA256.hexDigest(Data(repeating: UInt8(ascii: "a"), count: 1_000_000))
+        #expect(SHA256.hexDigest(of: Data(repeating: UInt8(ascii: "a"), count: 1_000_000))
             == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
@@ -33,14 +33,14 @@ struct AssetsSHA256Tests {
         (120, "2f3d335432c70b580af0e8e1b3674a7c020d683aa5f73aaaedfdc55af904c21c"),
     ])
     func boundaries(length: Int, expected: String) {
-        #expect(SHA256.hexDigest(Data(repeating: UInt8(ascii: "a"), count: length)) == expected)
+        #expect(SHA256.hexDigest(of: Data(repeating: UInt8(ascii: "a"), count: length)) == expected)
     }
 
     @Test("feeding pieces of any size gives the one-shot digest")
     func streaming() {
         var generator = VaderGroundTruth.SplitMix64(seed: 42)
         let message = (0..<1000).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
-        let oneShot = SHA256.hexDigest(Data(message))
+        let oneShot = SHA256.hexDigest(of: Data(message))
         for pieceSize in [1, 3, 63, 64, 65, 200] {
             var hasher = SHA256()
             var offset = 0
@@ -60,7 +60,7 @@ struct AssetsSHA256Tests {
         let url = directory.appendingPathComponent("blob.bin")
         let bytes = Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
         try bytes.write(to: url)
-        #expect(try SHA256.hexDigest(ofFile: url) == SHA256.hexDigest(bytes))
+        #expect(try SHA256.hexDigest(ofFile: url) == SHA256.hexDigest(of: bytes))
 
         let missing = directory.appendingPathComponent("missing.bin")
         let error = #expect(throws: TallyError.self) { try SHA256.hexDigest(ofFile: missing) }

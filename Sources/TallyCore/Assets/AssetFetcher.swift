@@ -135,7 +135,7 @@ public struct AssetFetcher: Sendable {
             var splitRecords: [DatasetManifest.Split] = []
             for split in converted.splits {
                 let bytes = Data(split.jsonl.utf8)
-                let digest = SHA256.hexDigest(bytes)
+                let digest = SHA256.hexDigest(of: bytes)
                 if let expected = dataset.expectedSHA256[split.name], expected != digest {
                     throw TallyError(code: .invalidData, message: "converting \(dataset.name) produced \(split.name).jsonl with SHA-256 \(digest), expected \(expected); the converter no longer reproduces the published split (a bug: please report it)")
                 }

@@ -3,7 +3,7 @@ import Foundation
 import TallyCore
 
 /// `tally data`: the data sets Tally can fetch by name, converted to JSONL splits.
-struct DataCommand: ParsableCommand {
+struct DataCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "List and fetch the data sets Tally knows by name.",
@@ -15,33 +15,35 @@ struct DataCommand: ParsableCommand {
         subcommands: [List.self, Fetch.self],
         defaultSubcommand: List.self)
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show the known data sets, the cache directory and what is fetched.")
 
-        func run() throws {
-            let cache = AssetCache()
-            print("cache: \(cache.root.path)")
-            for dataset in AssetCatalog.datasets {
-                let fetched = cache.isFetched(dataset)
-                print("\(dataset.name)  [\(fetched ? "fetched" : "not fetched")]")
-                print("  \(dataset.summary)")
-                print("  credit: \(dataset.credit)")
-                print("  source: pip \(dataset.source.requirement) (\(dataset.source.format.rawValue), sha256 \(dataset.source.sha256))")
-                print("  path:   \(cache.datasetDirectory(for: dataset).path)")
-                let manifestURL = cache.datasetDirectory(for: dataset).appendingPathComponent(DatasetAsset.manifestFileName)
-                if fetched, let manifest = try? DatasetManifest.read(from: manifestURL) {
-                    for split in manifest.splits {
-                        print("  \(describe(split))")
+        func run() async throws {
+            try await reportingErrors {
+                let cache = AssetCache()
+                Console.out("cache: \(cache.root.path)")
+                for dataset in AssetCatalog.datasets {
+                    let fetched = cache.isFetched(dataset)
+                    Console.out("\(dataset.name)  [\(fetched ? "fetched" : "not fetched")]")
+                    Console.out("  \(dataset.summary)")
+                    Console.out("  credit: \(dataset.credit)")
+                    Console.out("  source: pip \(dataset.source.requirement) (\(dataset.source.format.rawValue), sha256 \(dataset.source.sha256))")
+                    Console.out("  path:   \(cache.datasetDirectory(for: dataset).path)")
+                    let manifestURL = cache.datasetDirectory(for: dataset).appendingPathComponent(DatasetAsset.manifestFileName)
+                    if fetched, let manifest = try? DatasetManifest.read(from: manifestURL) {
+                        for split in manifest.splits {
+                            Console.out("  \(describe(split))")
+                        }
+                    } else {
+                        Console.out("  fetch:  tally data fetch \(dataset.name)")
                     }
-                } else {
-                    print("  fetch:  tally data fetch \(dataset.name)")
                 }
             }
         }
     }
 
-    struct Fetch: ParsableCommand {
+    struct Fetch: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Download a data set with pip, verify it, convert it to JSONL splits and cache them.",
             discussion: """
@@ -59,16 +61,18 @@ struct DataCommand: ParsableCommand {
         @Flag(help: "Fetch and convert again even if the data set is already cached.")
         var force = false
 
-        func run() throws {
-            let dataset = try AssetCatalog.requireDataset(named: name)
-            let fetcher = AssetFetcher(log: { line in printToStandardError("tally: \(line)") })
-            let local = from.map { URL(fileURLWithPath: NSString(string: $0).expandingTildeInPath) }
-            let manifest = try fetcher.fetchDataset(dataset, from: local, force: force)
-            let directory = fetcher.cache.datasetDirectory(for: dataset)
-            print("\(dataset.name): \(directory.path)")
-            print("  source rows \(manifest.rowsRead); dropped \(manifest.droppedZeroRating) rated 0, \(manifest.droppedDuplicateText) duplicate texts")
-            for split in manifest.splits {
-                print("  \(describe(split))")
+        func run() async throws {
+            try await reportingErrors {
+                let dataset = try AssetCatalog.requireDataset(named: name)
+                let fetcher = AssetFetcher(log: { line in Console.err("tally: \(line)") })
+                let local = from.map { fileURL($0) }
+                let manifest = try fetcher.fetchDataset(dataset, from: local, force: force)
+                let directory = fetcher.cache.datasetDirectory(for: dataset)
+                Console.out("\(dataset.name): \(directory.path)")
+                Console.out("  source rows \(manifest.rowsRead); dropped \(manifest.droppedZeroRating) rated 0, \(manifest.droppedDuplicateText) duplicate texts")
+                for split in manifest.splits {
+                    Console.out("  \(describe(split))")
+                }
             }
         }
     }

