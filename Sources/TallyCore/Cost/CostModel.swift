@@ -1,0 +1,236 @@
+import Foundation
+
+/// What a strategy costs: once (training) and per request (tokens and compute), and in
+/// total over the recipe's horizon. Every input is a measurement; the only estimate is the
+/// clearly labelled `gpuEstimate`.
+public struct StrategyCost: Codable, Sendable, Hashable {
+    /// Training cost: the provider's bill, trained tokens x training price, or wall time x
+    /// compute price; 0 for prompting strategies.
+    public let oneOffUSD: Double
+    /// How `oneOffUSD` was obtained, in words.
+    public let oneOffBasis: String
+    /// Cost of 1,000 requests at the measured mean tokens and compute time.
+    public let per1kRequestsUSD: Double
+    /// `oneOffUSD` + requests over the horizon x per-request cost.
+    public let totalUSD: Double
+    /// What answering the evaluated test examples cost (per-request cost x n).
+    public let evaluationUSD: Double
+    public let meanPromptTokens: Double
+    public let meanCachedPromptTokens: Double
+    public let meanCompletionTokens: Double
+    /// Mean local compute seconds per request (local backends); 0 for hosted ones.
+    public let meanComputeSeconds: Double
+    /// What the same training job would cost on a rented GPU: an estimate, labelled as such.
+    public let gpuEstimate: GPUEstimate?
+
+    public init(oneOffUSD: Double, oneOffBasis: String, per1kRequestsUSD: Double, totalUSD: Double, evaluationUSD: Double, meanPromptTokens: Double, meanCachedPromptTokens: Double, meanCompletionTokens: Double, meanComputeSeconds: Double, gpuEstimate: GPUEstimate?) {
+        self.oneOffUSD = oneOffUSD
+        self.oneOffBasis = oneOffBasis
+        self.per1kRequestsUSD = per1kRequestsUSD
+        self.totalUSD = totalUSD
+        self.evaluationUSD = evaluationUSD
+        self.meanPromptTokens = meanPromptTokens
+        self.meanCachedPromptTokens = meanCachedPromptTokens
+        self.meanCompletionTokens = meanCompletionTokens
+        self.meanComputeSeconds = meanComputeSeconds
+        self.gpuEstimate = gpuEstimate
+    }
+
+    /// Cost of one request.
+    public var perRequestUSD: Double { per1kRequestsUSD / 1000 }
+
+    enum CodingKeys: String, CodingKey {
+        case oneOffUSD = "one_off_usd"
+        case oneOffBasis = "one_off_basis"
+        case per1kRequestsUSD = "per_1k_requests_usd"
+        case totalUSD = "total_usd"
+        case evaluationUSD = "evaluation_usd"
+        case meanPromptTokens = "mean_prompt_tokens"
+        case meanCachedPromptTokens = "mean_cached_prompt_tokens"
+        case meanCompletionTokens = "mean_completion_tokens"
+        case meanComputeSeconds = "mean_compute_s"
+        case gpuEstimate = "gpu_estimate"
+    }
+}
+
+/// An estimate of what a training job would cost on one rented H100, from measured
+/// PyTorch throughput for a model of similar shape. Never mixed into measured costs.
+public struct GPUEstimate: Codable, Sendable, Hashable {
+    public let usd: Double
+    public let seconds: Double
+    public let tokensPerSecond: Double
+    /// Which throughput row was used, and why, in words.
+    public let basis: String
+
+    enum CodingKeys: String, CodingKey {
+        case usd, seconds, basis
+        case tokensPerSecond = "tokens_per_s"
+    }
+}
+
+/// The monthly request volume at which two strategies cost the same over the horizon.
+public struct BreakEven: Codable, Sendable, Hashable {
+    public let first: String
+    public let second: String
+    /// Requests per month where total costs are equal; nil when one is cheaper (or they are
+    /// equal) at every volume.
+    public let requestsPerMonth: Double?
+    /// The cheaper strategy below that volume (or at every volume when there is no break-even).
+    public let cheaperBelow: String?
+    /// The cheaper strategy above that volume.
+    public let cheaperAbove: String?
+    /// One sentence saying the above in words.
+    public let summary: String
+
+    enum CodingKeys: String, CodingKey {
+        case first, second, summary
+        case requestsPerMonth = "requests_per_month"
+        case cheaperBelow = "cheaper_below"
+        case cheaperAbove = "cheaper_above"
+    }
+}
+
+/// Turns measurements and prices into costs.
+public enum CostModel {
+    /// Throughput of the Python stack (transformers + PEFT, bf16 autocast, sequence 512) on
+    /// one H100, measured for the reference set shipped with the project brief
+    /// (`gpu-throughput-h100.json`). Used only for the labelled GPU estimate.
+    public struct GPUThroughput: Sendable, Hashable {
+        public let shape: String
+        /// Substrings of a model name that select this shape.
+        public let matches: [String]
+        public let mode: String
+        public let tokensPerSecond: Double
+    }
+
+    /// The measured H100 rows.
+    public static let h100Throughput: [GPUThroughput] = [
+        GPUThroughput(shape: "SmolLM2-135M", matches: ["135m"], mode: "lora", tokensPerSecond: 48_928),
+        GPUThroughput(shape: "SmolLM2-135M", matches: ["135m"], mode: "full-finetune", tokensPerSecond: 67_957),
+        GPUThroughput(shape: "SmolLM2-360M", matches: ["360m"], mode: "lora", tokensPerSecond: 44_570),
+        GPUThroughput(shape: "SmolLM2-360M", matches: ["360m"], mode: "full-finetune", tokensPerSecond: 66_674),
+        GPUThroughput(shape: "Llama-3.2-1B", matches: ["1b", "1.2b"], mode: "lora", tokensPerSecond: 35_132),
+        GPUThroughput(shape: "Llama-3.2-1B", matches: ["1b", "1.2b"], mode: "full-finetune", tokensPerSecond: 36_309),
+    ]
+
+    /// Computes a strategy's costs.
+    /// - Parameters:
+    ///   - strategy: what the run measured for the strategy.
+    ///   - costs: compute price, traffic and horizon from the recipe.
+    /// - Returns: one-off, per-1k-requests and total cost, with the means they came from.
+    public static func cost(of strategy: StrategyMeasurement, costs: CostSpec) -> StrategyCost {
+        let predictions = strategy.predictions
+        let n = Double(max(predictions.count, 1))
+        let promptTokens = Double(predictions.reduce(0) { $0 + $1.usage.promptTokens }) / n
+        let cachedTokens = Double(predictions.reduce(0) { $0 + $1.usage.cachedPromptTokens }) / n
+        let completionTokens = Double(predictions.reduce(0) { $0 + $1.usage.completionTokens }) / n
+        let computeSeconds = predictions.reduce(0.0) { $0 + ($1.computeSeconds ?? 0) } / n
+
+        let price = strategy.pricing
+        let tuned = strategy.adaptsWeights
+        let inputPrice = (tuned ? price.fineTunedInputPerMTok : nil) ?? price.inputPerMTok
+        let outputPrice = (tuned ? price.fineTunedOutputPerMTok : nil) ?? price.outputPerMTok
+        let cachedPrice = price.cachedInputPerMTok ?? inputPrice
+        let uncached = max(0, promptTokens - cachedTokens)
+        let tokenUSD = (uncached * inputPrice + cachedTokens * cachedPrice + completionTokens * outputPrice) / 1_000_000
+        let computeUSD = computeSeconds * costs.computeUSDPerHour / 3600
+        let perRequest = tokenUSD + computeUSD
+
+        var oneOff = 0.0
+        var basis = strategy.adaptsWeights ? "no training job recorded" : "none: prompting does not train"
+        var gpu: GPUEstimate?
+        if let training = strategy.training {
+            if let billed = training.billedUSD {
+                oneOff = billed
+                basis = "billed by the provider"
+            } else if let perMTok = price.trainingPerMTok, perMTok > 0 {
+                oneOff = Double(training.trainedTokens) * perMTok / 1_000_000
+                basis = "\(training.trainedTokens) trained tokens x \(format(perMTok)) USD per 1M tokens"
+            } else {
+                oneOff = training.wallSeconds * costs.computeUSDPerHour / 3600
+                basis = "\(format(training.wallSeconds)) s of training x \(format(costs.computeUSDPerHour)) USD/h compute"
+                gpu = gpuEstimate(model: strategy.model, kind: strategy.kind, trainedTokens: training.trainedTokens, gpuUSDPerHour: costs.gpuUSDPerHour)
+            }
+        }
+        let requests = costs.requestsPerMonth * costs.horizonMonths
+        return StrategyCost(
+            oneOffUSD: oneOff, oneOffBasis: basis, per1kRequestsUSD: perRequest * 1000,
+            totalUSD: oneOff + perRequest * requests,
+            evaluationUSD: perRequest * Double(predictions.count),
+            meanPromptTokens: promptTokens, meanCachedPromptTokens: cachedTokens,
+            meanCompletionTokens: completionTokens, meanComputeSeconds: computeSeconds,
+            gpuEstimate: gpu)
+    }
+
+    /// Total cost of a strategy at a given traffic volume over `horizonMonths`.
+    public static func total(_ cost: StrategyCost, requestsPerMonth: Double, horizonMonths: Double) -> Double {
+        cost.oneOffUSD + cost.perRequestUSD * requestsPerMonth * horizonMonths
+    }
+
+    /// What `trainedTokens` would take on one H100 at the reference throughput for a model
+    /// of the nearest listed shape (SmolLM2-135M when the name matches none).
+    public static func gpuEstimate(model: String, kind: String, trainedTokens: Int, gpuUSDPerHour: Double) -> GPUEstimate? {
+        let mode = kind == "lora" ? "lora" : "full-finetune"
+        let lower = model.lowercased()
+        let rows = h100Throughput.filter { $0.mode == mode }
+        let matched = rows.first { row in row.matches.contains { lower.contains($0) } }
+        guard let row = matched ?? rows.first, trainedTokens > 0 else { return nil }
+        let seconds = Double(trainedTokens) / row.tokensPerSecond
+        let usd = seconds * gpuUSDPerHour / 3600
+        let why = matched == nil ? "assuming a \(row.shape)-sized model" : "\(row.shape) shape"
+        return GPUEstimate(
+            usd: usd, seconds: seconds, tokensPerSecond: row.tokensPerSecond,
+            basis: "estimate, not measured: \(trainedTokens) tokens at \(Int(row.tokensPerSecond)) tokens/s (PyTorch \(mode == "lora" ? "LoRA" : "full fine-tune") on one H100, \(why)) x \(format(gpuUSDPerHour)) USD/h")
+    }
+
+    /// The monthly volume at which `first` and `second` cost the same over `horizonMonths`.
+    public static func breakEven(_ first: (name: String, cost: StrategyCost), _ second: (name: String, cost: StrategyCost), horizonMonths: Double) -> BreakEven {
+        let (a, b) = (first.cost, second.cost)
+        let slope = (a.perRequestUSD - b.perRequestUSD) * horizonMonths
+        let gap = b.oneOffUSD - a.oneOffUSD
+        func equalEverywhere() -> BreakEven {
+            BreakEven(first: first.name, second: second.name, requestsPerMonth: nil, cheaperBelow: nil, cheaperAbove: nil,
+                      summary: "\(first.name) and \(second.name) cost the same at every volume")
+        }
+        func always(_ name: String) -> BreakEven {
+            BreakEven(first: first.name, second: second.name, requestsPerMonth: nil, cheaperBelow: name, cheaperAbove: name,
+                      summary: "\(name) is cheaper at every volume")
+        }
+        if slope == 0 {
+            if gap == 0 { return equalEverywhere() }
+            return always(gap > 0 ? first.name : second.name)
+        }
+        let volume = gap / slope
+        if volume <= 0 || !volume.isFinite {
+            // The one with the lower per-request cost is also no dearer once.
+            if a.perRequestUSD == b.perRequestUSD { return equalEverywhere() }
+            return always(a.perRequestUSD < b.perRequestUSD ? first.name : second.name)
+        }
+        let below = a.oneOffUSD < b.oneOffUSD ? first.name : second.name
+        let above = below == first.name ? second.name : first.name
+        return BreakEven(
+            first: first.name, second: second.name, requestsPerMonth: volume, cheaperBelow: below, cheaperAbove: above,
+            summary: "\(below) is cheaper below \(formatVolume(volume)) requests/month, \(above) above")
+    }
+
+    /// A short decimal rendering for prose (up to 4 significant digits).
+    static func format(_ value: Double) -> String {
+        if value == value.rounded() && abs(value) < 1e9 { return String(Int(value)) }
+        return String(format: "%.4g", value)
+    }
+
+    /// A volume for prose: `12,345` or `1.2M`.
+    public static func formatVolume(_ value: Double) -> String {
+        if value >= 1e9 { return String(format: "%.1fB", value / 1e9) }
+        if value >= 1e6 { return String(format: "%.1fM", value / 1e6) }
+        let rounded = Int(value.rounded(.up))
+        var digits = String(rounded)
+        var groups: [String] = []
+        while digits.count > 3 {
+            groups.insert(String(digits.suffix(3)), at: 0)
+            digits.removeLast(3)
+        }
+        groups.insert(digits, at: 0)
+        return groups.joined(separator: ",")
+    }
+}

@@ -1,0 +1,260 @@
+import Foundation
+
+/// Everything a report shows, computed from a run's measurements: accuracy with intervals,
+/// costs, latency, forgetting, the paired test and the decision. Renderers only format it;
+/// `report.json` is its JSON encoding.
+public struct Report: Codable, Sendable {
+    /// Version of the JSON layout; bumped when a field changes meaning or disappears.
+    public static let currentSchemaVersion = 1
+
+    public let schemaVersion: Int
+    public let runID: String
+    public let recipe: String
+    public let recipePath: String
+    public let startedAt: Date
+    public let finishedAt: Date?
+    /// False when the run stopped early (interrupted, budget); numbers cover what was done.
+    public let complete: Bool
+    public let metric: String
+    public let seed: UInt64
+    public let bootstrapSamples: Int
+    public let costs: CostSpec
+    public let constraints: Constraints
+    public let strategies: [StrategyReport]
+    /// Paired test between the two most accurate strategies.
+    public let pairedTest: PairedComparison?
+    public let decision: Decision
+    /// Caveats worth reading next to the numbers.
+    public let notes: [String]
+    /// Per-example answers of every strategy, in test-set order.
+    public let examples: [ExampleReport]
+
+    enum CodingKeys: String, CodingKey {
+        case recipe, complete, metric, seed, costs, constraints, strategies, decision, notes, examples
+        case schemaVersion = "schema_version"
+        case runID = "run_id"
+        case recipePath = "recipe_path"
+        case startedAt = "started_at"
+        case finishedAt = "finished_at"
+        case bootstrapSamples = "bootstrap_samples"
+        case pairedTest = "paired_test"
+    }
+
+    /// The strategy named `name`.
+    public func strategy(named name: String) -> StrategyReport? { strategies.first { $0.name == name } }
+}
+
+/// One strategy's row of the report.
+public struct StrategyReport: Codable, Sendable {
+    public let name: String
+    public let kind: String
+    public let backend: String
+    public let model: String
+    public let adaptsWeights: Bool
+    public let dataLeavesMachine: Bool
+    public let accuracy: AccuracyReport
+    public let cost: StrategyCost
+    public let latencyMs: LatencyReport
+    /// One entry per probe. Prompting strategies get entries with `drop` 0 and
+    /// `by_construction` true: their weights are unchanged, so nothing can be forgotten.
+    public let forgetting: [ForgettingReport]
+    /// Why forgetting is (or is not) measured for this strategy, in words.
+    public let forgettingNote: String?
+    /// The training job: wall time, tokens, steps, loss curves (fine-tuning strategies).
+    public let training: FineTuneOutcome?
+
+    enum CodingKeys: String, CodingKey {
+        case name, kind, backend, model, accuracy, cost, forgetting, training
+        case adaptsWeights = "adapts_weights"
+        case dataLeavesMachine = "data_leaves_machine"
+        case latencyMs = "latency_ms"
+        case forgettingNote = "forgetting_note"
+    }
+
+    /// The largest forgetting drop over the probes (0 when there are none).
+    public var maxForgetting: Double { forgetting.compactMap(\.drop).max().map { max(0, $0) } ?? 0 }
+}
+
+/// Task accuracy (the recipe's metric, averaged) with its bootstrap interval.
+public struct AccuracyReport: Codable, Sendable, Hashable {
+    public let value: Double
+    public let ciLow: Double
+    public let ciHigh: Double
+    /// Test examples scored.
+    public let n: Int
+    /// Answers that named no valid answer (scored as wrong).
+    public let unparsed: Int
+
+    enum CodingKeys: String, CodingKey {
+        case value, n, unparsed
+        case ciLow = "ci_low"
+        case ciHigh = "ci_high"
+    }
+}
+
+/// Latency percentiles in milliseconds; nil when nothing was measured.
+public struct LatencyReport: Codable, Sendable, Hashable {
+    public let p50: Double?
+    public let p95: Double?
+}
+
+/// What one probe lost: base score minus adapted score (for drift probes: the increase in
+/// nats per token), with a 95% bootstrap interval of the drop.
+public struct ForgettingReport: Codable, Sendable, Hashable {
+    public let probe: String
+    public let kind: ProbeSpec.Kind
+    public let base: Double?
+    public let adapted: Double?
+    public let drop: Double?
+    public let ciLow: Double?
+    public let ciHigh: Double?
+    /// True for prompting strategies: zero by construction, not measured.
+    public let byConstruction: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case probe, kind, base, adapted, drop
+        case ciLow = "ci_low"
+        case ciHigh = "ci_high"
+        case byConstruction = "by_construction"
+    }
+}
+
+/// One test example and every strategy's answer to it.
+public struct ExampleReport: Codable, Sendable, Hashable {
+    public struct Answer: Codable, Sendable, Hashable {
+        public let strategy: String
+        public let output: String
+        public let answer: String?
+        public let score: Double
+    }
+    public let id: String
+    public let input: String
+    public let expected: String
+    public let answers: [Answer]
+}
+
+extension Report {
+    /// Builds the report from what a run measured.
+    ///
+    /// ```swift
+    /// let report = Report.build(from: measurements)
+    /// print(try TerminalRenderer().render(report))
+    /// ```
+    /// - Parameter measurements: the run's raw measurements (from the runner or the ledger).
+    public static func build(from measurements: RunMeasurements) -> Report {
+        let m = measurements
+        var notes: [String] = []
+        if m.finishedAt == nil {
+            notes.append("This run did not finish (interrupted or stopped by the budget); the numbers cover the work that was done.")
+        }
+        var rows: [StrategyReport] = []
+        for strategy in m.strategies {
+            rows.append(strategyReport(strategy, measurements: m))
+        }
+        if rows.contains(where: { !$0.adaptsWeights }) {
+            notes.append("Prompting strategies leave the model's weights unchanged, so their forgetting is zero by construction; probes are measured only for fine-tuned models.")
+        }
+        if rows.contains(where: { $0.cost.gpuEstimate != nil }) {
+            notes.append("GPU figures are estimates from reference PyTorch throughput on one H100, not measurements; measured one-off costs use this machine's wall time.")
+        }
+        let scoresByName = Dictionary(m.strategies.map { ($0.name, $0.predictions.map { (id: $0.exampleID, score: $0.score) }) }, uniquingKeysWith: { a, _ in a })
+        let samples = m.bootstrapSamples
+        let compare: (String, String) -> PairedComparison? = { first, second in
+            guard let a = scoresByName[first], let b = scoresByName[second], !a.isEmpty, !b.isEmpty else { return nil }
+            return PairedComparison.compare(first: (first, a), second: (second, b), samples: samples, seed: derivedSeed(m.seed, "paired", first, second))
+        }
+        let byAccuracy = rows.filter { $0.accuracy.n > 0 }.sorted { $0.accuracy.value > $1.accuracy.value }
+        let paired = byAccuracy.count >= 2 ? compare(byAccuracy[0].name, byAccuracy[1].name) : nil
+        if let paired, !paired.significant {
+            notes.append("The two most accurate strategies, \(paired.first) and \(paired.second), are not significantly different on this test set (p = \(String(format: "%.3g", paired.pValue)), n = \(paired.n)).")
+        }
+        let candidates = rows.map {
+            DecisionCandidate(
+                name: $0.name, accuracy: ConfidenceInterval(value: $0.accuracy.value, low: $0.accuracy.ciLow, high: $0.accuracy.ciHigh),
+                cost: $0.cost, maxForgetting: $0.maxForgetting, latencyP95Ms: $0.latencyMs.p95)
+        }
+        let decision = DecisionMaker.decide(candidates: candidates, costs: m.costs, constraints: m.constraints, compare: compare)
+        return Report(
+            schemaVersion: currentSchemaVersion, runID: m.runID, recipe: m.recipeName, recipePath: m.recipePath,
+            startedAt: m.startedAt, finishedAt: m.finishedAt, complete: m.finishedAt != nil, metric: m.metric,
+            seed: m.seed, bootstrapSamples: m.bootstrapSamples, costs: m.costs, constraints: m.constraints,
+            strategies: rows, pairedTest: paired, decision: decision, notes: notes, examples: examples(m))
+    }
+
+    static func strategyReport(_ s: StrategyMeasurement, measurements m: RunMeasurements) -> StrategyReport {
+        let scores = s.predictions.map(\.score)
+        let ci = Bootstrap.meanInterval(scores, samples: m.bootstrapSamples, seed: derivedSeed(m.seed, "accuracy", s.name))
+        let accuracy = AccuracyReport(value: ci.value, ciLow: ci.low, ciHigh: ci.high, n: scores.count, unparsed: s.predictions.filter { !$0.parsed }.count)
+        let latencies = s.predictions.map { $0.latencySeconds * 1000 }
+        let latency = LatencyReport(p50: Statistics.quantile(latencies, 0.5), p95: Statistics.quantile(latencies, 0.95))
+        let cost = CostModel.cost(of: s, costs: m.costs)
+
+        var forgetting: [ForgettingReport] = []
+        let baseProbes = m.baseProbes.filter { $0.subject == s.backend }
+        let note: String
+        if s.adaptsWeights {
+            for adapted in s.probes {
+                let base = baseProbes.first { $0.probe == adapted.probe }
+                forgetting.append(forgettingReport(base: base, adapted: adapted, samples: m.bootstrapSamples, seed: derivedSeed(m.seed, "forgetting", s.name, adapted.probe)))
+            }
+            note = s.probes.isEmpty ? "No forgetting probes were evaluated on the adapted model." : "Measured: each probe on the base model and on the adapted model."
+        } else {
+            for base in baseProbes {
+                let value = Statistics.mean(base.scores)
+                forgetting.append(ForgettingReport(probe: base.probe, kind: base.kind, base: value, adapted: value, drop: 0, ciLow: 0, ciHigh: 0, byConstruction: true))
+            }
+            note = "Zero by construction: prompting does not change the model's weights."
+        }
+        return StrategyReport(
+            name: s.name, kind: s.kind, backend: s.backend, model: s.model, adaptsWeights: s.adaptsWeights,
+            dataLeavesMachine: s.dataLeavesMachine, accuracy: accuracy, cost: cost, latencyMs: latency,
+            forgetting: forgetting, forgettingNote: note, training: s.training)
+    }
+
+    static func forgettingReport(base: ProbeMeasurement?, adapted: ProbeMeasurement, samples: Int, seed: UInt64) -> ForgettingReport {
+        let adaptedMean = Statistics.mean(adapted.scores)
+        guard let base else {
+            return ForgettingReport(probe: adapted.probe, kind: adapted.kind, base: nil, adapted: adaptedMean, drop: nil, ciLow: nil, ciHigh: nil, byConstruction: false)
+        }
+        // Orient so that a positive drop always means the adapted model got worse.
+        let sign: Double = adapted.higherIsBetter ? 1 : -1
+        let interval: ConfidenceInterval
+        if base.scores.count == adapted.scores.count {
+            let result = PairedBootstrap.test(base.scores.map { $0 * sign }, adapted.scores.map { $0 * sign }, samples: samples, seed: seed)
+            interval = result.difference
+        } else {
+            interval = Bootstrap.differenceInterval(base.scores.map { $0 * sign }, adapted.scores.map { $0 * sign }, samples: samples, seed: seed)
+        }
+        return ForgettingReport(
+            probe: adapted.probe, kind: adapted.kind, base: Statistics.mean(base.scores), adapted: adaptedMean,
+            drop: interval.value, ciLow: interval.low, ciHigh: interval.high, byConstruction: false)
+    }
+
+    static func examples(_ m: RunMeasurements) -> [ExampleReport] {
+        var order: [String] = []
+        var table: [String: (input: String, expected: String, answers: [ExampleReport.Answer])] = [:]
+        for strategy in m.strategies {
+            for p in strategy.predictions {
+                if table[p.exampleID] == nil {
+                    order.append(p.exampleID)
+                    table[p.exampleID] = (p.input, p.expected, [])
+                }
+                table[p.exampleID]?.answers.append(.init(strategy: strategy.name, output: p.output, answer: p.answer, score: p.score))
+            }
+        }
+        return order.compactMap { id in table[id].map { ExampleReport(id: id, input: $0.input, expected: $0.expected, answers: $0.answers) } }
+    }
+
+    /// A seed derived from the run seed and some names with FNV-1a (stable across processes,
+    /// unlike `Hasher`), so each interval has its own reproducible stream.
+    static func derivedSeed(_ seed: UInt64, _ parts: String...) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325 ^ seed
+        for part in parts {
+            for byte in part.utf8 + [0] {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x0000_0100_0000_01B3
+            }
+        }
+        return hash
+    }
+}
