@@ -1,0 +1,55 @@
+import Foundation
+
+/// Okapi BM25 over a fixed set of documents (k1 = 1.2, b = 0.75), used to pick the
+/// demonstrations most similar to a test input. Words are `TextNormalizer.tokens`.
+public struct BM25: Sendable {
+    public let k1: Double
+    public let b: Double
+    let documents: [[String: Int]]
+    let lengths: [Int]
+    let averageLength: Double
+    let documentFrequency: [String: Int]
+
+    /// Indexes `documents`.
+    public init(documents: [String], k1: Double = 1.2, b: Double = 0.75) {
+        self.k1 = k1
+        self.b = b
+        var docs: [[String: Int]] = []
+        var lengths: [Int] = []
+        var df: [String: Int] = [:]
+        for document in documents {
+            let tokens = TextNormalizer.tokens(document)
+            var counts: [String: Int] = [:]
+            for token in tokens { counts[token, default: 0] += 1 }
+            for token in counts.keys { df[token, default: 0] += 1 }
+            docs.append(counts)
+            lengths.append(tokens.count)
+        }
+        self.documents = docs
+        self.lengths = lengths
+        self.documentFrequency = df
+        self.averageLength = lengths.isEmpty ? 0 : Double(lengths.reduce(0, +)) / Double(lengths.count)
+    }
+
+    /// Inverse document frequency: ln(1 + (N - df + 0.5) / (df + 0.5)).
+    public func idf(_ term: String) -> Double {
+        let n = Double(documents.count), df = Double(documentFrequency[term] ?? 0)
+        return log(1 + (n - df + 0.5) / (df + 0.5))
+    }
+
+    /// The BM25 score of every document for `query`, in document order.
+    public func scores(for query: String) -> [Double] {
+        let terms = TextNormalizer.tokens(query)
+        return documents.indices.map { index in
+            let counts = documents[index]
+            let norm = averageLength > 0 ? Double(lengths[index]) / averageLength : 0
+            var score = 0.0
+            for term in terms {
+                guard let tf = counts[term] else { continue }
+                let f = Double(tf)
+                score += idf(term) * f * (k1 + 1) / (f + k1 * (1 - b + b * norm))
+            }
+            return score
+        }
+    }
+}

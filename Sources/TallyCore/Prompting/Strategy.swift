@@ -1,0 +1,81 @@
+import Foundation
+
+/// What a strategy is built from: the task, the training split (the demonstration pool and
+/// the fine-tuning data) and the run seed.
+public struct StrategyContext: Sendable {
+    public let task: TaskSpec
+    /// Usable training rows, in file order (after `run.max_train_examples`).
+    public let train: [Example]
+    /// Usable validation rows (early stopping), possibly empty.
+    public let validation: [Example]
+    public let seed: UInt64
+
+    public init(task: TaskSpec, train: [Example], validation: [Example] = [], seed: UInt64 = 0) {
+        self.task = task
+        self.train = train
+        self.validation = validation
+        self.seed = seed
+    }
+}
+
+/// A way of getting answers out of a model: builds the request for each test example and,
+/// for strategies that adapt weights, the fine-tuning job.
+///
+/// Register new kinds in a `StrategyCatalog`. Built-ins: `zero-shot`, `few-shot`,
+/// `chain-of-thought`, `lora`, `full-finetune`.
+public protocol Strategy: Sendable {
+    /// The recipe entry this strategy was built from.
+    var spec: StrategySpec { get }
+    /// The task it answers.
+    var task: TaskSpec { get }
+    /// The chat sent for one test example.
+    func messages(for example: Example) -> [ChatMessage]
+    /// Generated-token limit for one answer.
+    var maxTokens: Int { get }
+    /// Whether replies are chains of thought whose answer follows a final `Answer:`.
+    var reasoning: Bool { get }
+    /// The fine-tuning job this strategy needs on the model `baseIdentity`, or nil for
+    /// prompting strategies.
+    /// - Parameter workRoot: the directory under which job work directories live.
+    func fineTuneRequest(baseIdentity: String, workRoot: URL) throws -> FineTuneRequest?
+}
+
+extension Strategy {
+    public var reasoning: Bool { false }
+    public func fineTuneRequest(baseIdentity: String, workRoot: URL) throws -> FineTuneRequest? { nil }
+
+    /// The generation request for one test example (greedy decoding).
+    public func request(for example: Example) -> GenerationRequest {
+        GenerationRequest(messages: messages(for: example), maxTokens: maxTokens, temperature: 0, topP: 1, stop: [], seed: 0)
+    }
+
+    /// The expected answer of an example (its `task.target` field).
+    public func expected(for example: Example) -> String { example[task.target] ?? "" }
+}
+
+/// Renders the pieces every prompting strategy shares.
+public enum PromptBuilder {
+    /// The system message: the instruction, plus the label list for labelled tasks.
+    public static func systemPrompt(task: TaskSpec, extra: String? = nil) -> String {
+        var text = task.instruction.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let labels = task.labels, !labels.isEmpty {
+            text += "\nAnswer with exactly one of: " + labels.joined(separator: ", ") + "."
+        }
+        if let extra { text += "\n" + extra }
+        return text
+    }
+
+    /// The user message for a row: the rendered context template (if any), a blank line, and
+    /// the rendered input template.
+    public static func userPrompt(task: TaskSpec, example: Example) -> String {
+        let input = PromptTemplate(task.input).render(example.fields)
+        guard let context = task.context else { return input }
+        let rendered = PromptTemplate(context).render(example.fields)
+        return rendered.isEmpty ? input : rendered + "\n\n" + input
+    }
+
+    /// Only the rendered input (what reports show as the example).
+    public static func inputText(task: TaskSpec, example: Example) -> String {
+        PromptTemplate(task.input).render(example.fields)
+    }
+}
