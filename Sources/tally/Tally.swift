@@ -11,6 +11,8 @@ struct Tally: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             // Each subcommand lives in Commands/<Name>Command.swift.
+            ValidateCommand.self,
+            PluginsCommand.self,
             InitCommand.self,
             ModelsCommand.self,
             DataCommand.self,
