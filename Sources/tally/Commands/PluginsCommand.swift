@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import TallyCore
+
+/// `tally plugins`: what this binary can run.
+struct PluginsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plugins",
+        abstract: "List the registered backend plugins and strategy kinds.")
+
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    func run() async throws {
+        let registry = Registry.makeRegistry()
+        let plugins = registry.backends.values.sorted { $0.name < $1.name }
+        let strategies = StrategyCatalog.builtIn.entries
+        if json {
+            struct PluginInfo: Encodable {
+                let name: String, summary: String, settings: [String], fine_tuning: [String]
+            }
+            struct KindInfo: Encodable {
+                let kind: String, summary: String, adapts_weights: Bool
+            }
+            struct Listing: Encodable {
+                let plugins: [PluginInfo], strategy_kinds: [KindInfo]
+            }
+            let listing = Listing(
+                plugins: plugins.map { PluginInfo(name: $0.name, summary: $0.summary, settings: $0.settingKeys.sorted(), fine_tuning: $0.fineTuningMethods.sorted()) },
+                strategy_kinds: strategies.map { KindInfo(kind: $0.kind, summary: $0.summary, adapts_weights: $0.adaptsWeights) })
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            Console.out(String(decoding: try encoder.encode(listing), as: UTF8.self))
+            return
+        }
+        var text = "Backend plugins (recipe `plugin:`):\n"
+        let nameWidth = max(8, plugins.map(\.name.count).max() ?? 0)
+        for plugin in plugins {
+            text += "  " + plugin.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  " + plugin.summary + "\n"
+            var extras: [String] = []
+            if !plugin.settingKeys.isEmpty { extras.append("settings: " + plugin.settingKeys.sorted().joined(separator: ", ")) }
+            if !plugin.fineTuningMethods.isEmpty { extras.append("fine-tunes: " + plugin.fineTuningMethods.sorted().joined(separator: ", ")) }
+            if !extras.isEmpty { text += String(repeating: " ", count: nameWidth + 4) + extras.joined(separator: "; ") + "\n" }
+        }
+        text += "\nStrategy kinds (recipe `kind:`):\n"
+        let kindWidth = max(8, strategies.map(\.kind.count).max() ?? 0)
+        for entry in strategies {
+            text += "  " + entry.kind.padding(toLength: kindWidth, withPad: " ", startingAt: 0) + "  " + entry.summary + "\n"
+        }
+        text += "\nWriting a plugin: docs/plugins.md"
+        Console.out(text)
+    }
+}

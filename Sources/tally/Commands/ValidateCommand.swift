@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import TallyCore
+
+/// `tally validate RECIPE`: every problem in a recipe and its data files, with locations.
+struct ValidateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate",
+        abstract: "Check a recipe and its data files without running anything.",
+        discussion: "Reports every problem as file:line:column: message, with the fix. Exits 2 when the recipe has errors, 0 otherwise (warnings are printed but do not fail).")
+
+    @Argument(help: "The recipe file (YAML).")
+    var recipe: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let diagnostics = RecipeLoader.validate(contentsOf: URL(fileURLWithPath: recipe), registry: Registry.makeRegistry(), environment: ProcessInfo.processInfo.environment)
+            for diagnostic in diagnostics { Console.err(diagnostic.description) }
+            let errors = diagnostics.filter { $0.severity == .error }.count
+            let warnings = diagnostics.count - errors
+            if errors > 0 {
+                Console.err("\(recipe): \(errors) error\(errors == 1 ? "" : "s")\(warnings > 0 ? ", \(warnings) warning\(warnings == 1 ? "" : "s")" : ""); nothing was run")
+                throw ExitCode(ExitStatus.invalidInput)
+            }
+            Console.out("\(recipe): OK\(warnings > 0 ? " (\(warnings) warning\(warnings == 1 ? "" : "s"))" : "")")
+        }
+    }
+}
+
+/// Loads a recipe for `run` and `plan`, printing every diagnostic and exiting 2 on errors.
+func loadRecipeOrExit(_ path: String, registry: PluginRegistry) throws -> Recipe {
+    let (recipe, diagnostics) = RecipeLoader.parse(contentsOf: URL(fileURLWithPath: path), registry: registry, environment: ProcessInfo.processInfo.environment)
+    for diagnostic in diagnostics { Console.err(diagnostic.description) }
+    let errors = diagnostics.filter { $0.severity == .error }.count
+    guard let recipe, errors == 0 else {
+        Console.err("\(path): \(errors) error\(errors == 1 ? "" : "s"); fix them (see `tally validate \(path)`)")
+        throw ExitCode(ExitStatus.invalidInput)
+    }
+    return recipe
+}
