@@ -74,9 +74,8 @@ public enum Planner {
         let validation = try recipe.data.validation.map { try DatasetLoader.load($0).requiring(needed).examples } ?? []
         var probes: [(spec: ProbeSpec, items: [ProbeItem])] = []
         for probe in recipe.probes {
-            var items = try ProbeLoader.load(probe.data, kind: probe.kind).items
-            if let max = recipe.run.maxExamples, max < items.count { items = Array(items.prefix(max)) }
-            probes.append((probe, items))
+            let items = try ProbeLoader.load(probe.data, kind: probe.kind).items
+            probes.append((probe, ProbeLoader.sample(items, max: recipe.run.maxExamples, seed: recipe.run.seed, probe: probe.name)))
         }
         let computePrice = recipe.costs.computeUSDPerHour
 
