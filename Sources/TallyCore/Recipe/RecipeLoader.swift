@@ -75,8 +75,10 @@ public enum RecipeLoader {
         return (recipe, ordered)
     }
 
-    /// Resolves a path written in a recipe: `~` expanded, relative paths against `directory`.
+    /// Resolves a path written in a recipe: `~` expanded, relative paths against `directory`,
+    /// `cache:REL` under the asset cache (see `AssetCatalog.resolvePath`).
     public static func resolve(path: String, relativeTo directory: URL) -> URL {
+        if path.hasPrefix(AssetCatalog.cachePrefix), let url = try? AssetCatalog.resolvePath(path, relativeTo: directory) { return url }
         let expanded = NSString(string: path).expandingTildeInPath
         if expanded.hasPrefix("/") { return URL(fileURLWithPath: expanded).standardizedFileURL }
         return directory.appendingPathComponent(expanded).standardizedFileURL
@@ -107,6 +109,7 @@ final class RecipeParser {
     }
 
     func shownPath(_ raw: String) -> String {
+        if raw.hasPrefix(AssetCatalog.cachePrefix) { return RecipeLoader.resolve(path: raw, relativeTo: directory).path }
         let expanded = NSString(string: raw).expandingTildeInPath
         if expanded.hasPrefix("/") || shownDirectory.isEmpty { return expanded }
         return (shownDirectory as NSString).appendingPathComponent(expanded)
@@ -279,7 +282,7 @@ final class RecipeParser {
         let url = RecipeLoader.resolve(path: raw, relativeTo: directory)
         let shownPath = self.shownPath(raw)
         guard FileManager.default.fileExists(atPath: url.path) else {
-            reader.error(node, "data file '\(raw)' does not exist (looked for \(shownPath)).", fix: "check the path; relative paths are resolved against the recipe's directory")
+            reader.error(node, "data file '\(raw)' does not exist (looked for \(shownPath)).", fix: AssetCatalog.fetchHint(for: url) ?? "check the path; relative paths are resolved against the recipe's directory")
             return LoadedFile(url: url, shown: shownPath, node: node, dataset: nil)
         }
         do {
@@ -381,7 +384,7 @@ final class RecipeParser {
                 let resolved = RecipeLoader.resolve(path: raw, relativeTo: directory)
                 url = resolved
                 if !FileManager.default.fileExists(atPath: resolved.path) {
-                    reader.error(node, "probe data file '\(raw)' does not exist (looked for \(shownPath(raw))).", fix: "check the path; relative paths are resolved against the recipe's directory")
+                    reader.error(node, "probe data file '\(raw)' does not exist (looked for \(shownPath(raw))).", fix: AssetCatalog.fetchHint(for: resolved) ?? "check the path; relative paths are resolved against the recipe's directory")
                 } else if let kind {
                     do {
                         let loaded = try ProbeLoader.load(resolved, kind: kind, displayPath: shownPath(raw))

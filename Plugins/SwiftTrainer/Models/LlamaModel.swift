@@ -1,0 +1,153 @@
+import Foundation
+import TallyCore
+import TallyTensor
+
+/// `LlamaForCausalLM` (and Llama-shaped checkpoints such as SmolLM2 and Qwen2): RMSNorm,
+/// RoPE, grouped-query attention, SwiGLU MLP, optional projection biases, optionally tied
+/// embeddings.
+public final class LlamaModel: CausalLanguageModel {
+    final class Layer {
+        let inputNorm: Tensor
+        let q: Linear, k: Linear, v: Linear, o: Linear
+        let postNorm: Tensor
+        let gate: Linear, up: Linear, down: Linear
+
+        init(_ r: WeightReader, _ c: TransformerConfig, _ i: Int) throws {
+            let p = "model.layers.\(i)."
+            let d = c.hiddenSize, qd = c.numHeads * c.headDim, kvd = c.numKVHeads * c.headDim, m = c.intermediateSize
+            func lin(_ name: String, _ out: Int, _ inp: Int, bias: Bool) throws -> Linear {
+                Linear(weight: try r.tensor(p + name + ".weight", [out, inp]), bias: try r.optional(p + name + ".bias", [out], present: bias))
+            }
+            inputNorm = try r.tensor(p + "input_layernorm.weight", [d])
+            q = try lin("self_attn.q_proj", qd, d, bias: c.attentionBias)
+            k = try lin("self_attn.k_proj", kvd, d, bias: c.attentionBias)
+            v = try lin("self_attn.v_proj", kvd, d, bias: c.attentionBias)
+            o = try lin("self_attn.o_proj", d, qd, bias: c.attentionOutputBias)
+            postNorm = try r.tensor(p + "post_attention_layernorm.weight", [d])
+            gate = try lin("mlp.gate_proj", m, d, bias: c.mlpBias)
+            up = try lin("mlp.up_proj", m, d, bias: c.mlpBias)
+            down = try lin("mlp.down_proj", d, m, bias: c.mlpBias)
+        }
+    }
+
+    public let config: TransformerConfig
+    let embed: Tensor
+    let layers: [Layer]
+    let norm: Tensor
+    /// nil when the output layer is tied to the embedding.
+    let lmHead: Linear?
+    let rope: RotaryEmbedding
+    public let namedParameters: [(name: String, tensor: Tensor)]
+    public let namedLinears: [(name: String, layer: Linear)]
+
+    /// Builds the model from Hugging Face-named weights.
+    /// - Parameters:
+    ///   - config: the shape (architecture `.llama`).
+    ///   - weights: tensors named as in `model.safetensors` (`lm_head.weight` only when untied).
+    ///   - source: the checkpoint, named in errors.
+    ///   - trainable: whether parameters start with `requiresGrad`.
+    /// - Throws: `TallyError` (`invalid-model`) for a missing tensor or a shape mismatch.
+    public init(config: TransformerConfig, weights: [String: WeightTensor], source: String = "weights", trainable: Bool = true) throws {
+        guard config.architecture == .llama else {
+            throw TallyError(code: .invalidModel, message: "LlamaModel cannot load a \(config.architecture) config", location: SourceLocation(file: source))
+        }
+        self.config = config
+        let r = WeightReader(weights: weights, source: source, trainable: trainable)
+        embed = try r.tensor("model.embed_tokens.weight", [config.vocabSize, config.hiddenSize])
+        layers = try (0..<config.numLayers).map { try Layer(r, config, $0) }
+        norm = try r.tensor("model.norm.weight", [config.hiddenSize])
+        if config.tieWordEmbeddings {
+            lmHead = nil
+        } else {
+            lmHead = Linear(weight: try r.tensor("lm_head.weight", [config.vocabSize, config.hiddenSize]), bias: nil)
+        }
+        rope = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
+        var params: [(String, Tensor)] = [("model.embed_tokens.weight", embed)]
+        var linears: [(String, Linear)] = []
+        for (i, l) in layers.enumerated() {
+            let p = "model.layers.\(i)."
+            params.append((p + "input_layernorm.weight", l.inputNorm))
+            for (n, lin) in [("self_attn.q_proj", l.q), ("self_attn.k_proj", l.k), ("self_attn.v_proj", l.v), ("self_attn.o_proj", l.o)] {
+                linears.append((p + n, lin))
+                params.append((p + n + ".weight", lin.weight))
+                if let b = lin.bias { params.append((p + n + ".bias", b)) }
+            }
+            params.append((p + "post_attention_layernorm.weight", l.postNorm))
+            for (n, lin) in [("mlp.gate_proj", l.gate), ("mlp.up_proj", l.up), ("mlp.down_proj", l.down)] {
+                linears.append((p + n, lin))
+                params.append((p + n + ".weight", lin.weight))
+                if let b = lin.bias { params.append((p + n + ".bias", b)) }
+            }
+        }
+        params.append(("model.norm.weight", norm))
+        if let lmHead {
+            params.append(("lm_head.weight", lmHead.weight))
+            linears.append(("lm_head", lmHead))
+        }
+        namedParameters = params
+        namedLinears = linears
+    }
+
+    /// The parameter shapes a config implies, by Hugging Face name.
+    public static func parameterShapes(_ c: TransformerConfig) -> [(name: String, shape: [Int])] {
+        let d = c.hiddenSize, qd = c.numHeads * c.headDim, kvd = c.numKVHeads * c.headDim, m = c.intermediateSize
+        var out: [(String, [Int])] = [("model.embed_tokens.weight", [c.vocabSize, d])]
+        for i in 0..<c.numLayers {
+            let p = "model.layers.\(i)."
+            out.append((p + "input_layernorm.weight", [d]))
+            for (n, o, inp, bias) in [
+                ("self_attn.q_proj", qd, d, c.attentionBias), ("self_attn.k_proj", kvd, d, c.attentionBias),
+                ("self_attn.v_proj", kvd, d, c.attentionBias), ("self_attn.o_proj", d, qd, c.attentionOutputBias),
+            ] {
+                out.append((p + n + ".weight", [o, inp]))
+                if bias { out.append((p + n + ".bias", [o])) }
+            }
+            out.append((p + "post_attention_layernorm.weight", [d]))
+            for (n, o, inp) in [("mlp.gate_proj", m, d), ("mlp.up_proj", m, d), ("mlp.down_proj", d, m)] {
+                out.append((p + n + ".weight", [o, inp]))
+                if c.mlpBias { out.append((p + n + ".bias", [o])) }
+            }
+        }
+        out.append(("model.norm.weight", [d]))
+        if !c.tieWordEmbeddings { out.append(("lm_head.weight", [c.vocabSize, d])) }
+        return out
+    }
+
+    public func hiddenStates(_ batch: TokenBatch, tape: Tape, cache: KVCache?) -> Tensor {
+        let c = config
+        let eps = Float(c.normEps)
+        var positions = batch.positions
+        if let cache {
+            precondition(cache.batch == batch.batch && cache.remaining >= batch.length, "KV cache too small for \(batch.batch) x \(batch.length)")
+            positions = cache.admit(mask: batch.mask, count: batch.length)
+        }
+        let keyMask = batch.isPadded ? batch.mask : nil
+        var h = tape.embedding(batch.ids, weight: embed)
+        for (i, l) in layers.enumerated() {
+            let a = tape.rmsNorm(h, weight: l.inputNorm, eps: eps)
+            let q = tape.rope(l.q(a, tape: tape), rope, heads: c.numHeads, positions: positions)
+            let k = tape.rope(l.k(a, tape: tape), rope, heads: c.numKVHeads, positions: positions)
+            let v = l.v(a, tape: tape)
+            let attn: Tensor
+            if let cache {
+                cache.store(layer: i, keys: k, values: v, count: batch.length)
+                attn = cache.attend(layer: i, q: q, count: batch.length, heads: c.numHeads, headDim: c.headDim)
+            } else {
+                attn = tape.causalAttention(
+                    q: q, k: k, v: v, batch: batch.batch, seq: batch.length, heads: c.numHeads, kvHeads: c.numKVHeads,
+                    headDim: c.headDim, keyMask: keyMask)
+            }
+            h = tape.addInPlaceIfPossible(h, l.o(attn, tape: tape))
+            let m = tape.rmsNorm(h, weight: l.postNorm, eps: eps)
+            let act = tape.swiglu(gate: l.gate(m, tape: tape), up: l.up(m, tape: tape))
+            h = tape.addInPlaceIfPossible(h, l.down(act, tape: tape))
+        }
+        if let cache { cache.length += batch.length }
+        return tape.rmsNorm(h, weight: norm, eps: eps)
+    }
+
+    public func outputLogits(_ hidden: Tensor, tape: Tape) -> Tensor {
+        if let lmHead { return lmHead(hidden, tape: tape) }
+        return tape.linear(hidden, embed)
+    }
+}

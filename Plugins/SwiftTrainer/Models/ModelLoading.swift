@@ -1,0 +1,83 @@
+import Foundation
+import TallyCore
+import TallyTensor
+
+/// Builds models from Hugging Face directories or from weights any loader produced (the GGUF
+/// loader hands over `[String: WeightTensor]` with Hugging Face names plus a config).
+public enum ModelLoader {
+    /// Makes the model a config describes from named weights.
+    /// - Parameters:
+    ///   - config: the model's shape.
+    ///   - weights: tensors by Hugging Face name.
+    ///   - source: the checkpoint, named in errors.
+    ///   - trainable: whether parameters start with `requiresGrad`.
+    /// - Throws: `TallyError` (`invalid-model`) for a missing tensor or a shape mismatch.
+    public static func model(
+        config: TransformerConfig, weights: [String: WeightTensor], source: String = "weights", trainable: Bool = true
+    ) throws -> any CausalLanguageModel {
+        switch config.architecture {
+        case .llama: return try LlamaModel(config: config, weights: weights, source: source, trainable: trainable)
+        case .gpt2: return try GPT2Model(config: config, weights: weights, source: source, trainable: trainable)
+        }
+    }
+
+    /// Reads `config.json` and the weights (`model.safetensors`, or the shards listed in
+    /// `model.safetensors.index.json`) of a Hugging Face model directory.
+    /// - Parameter directory: the model directory.
+    /// - Throws: `TallyError` naming the file that is missing or malformed.
+    public static func huggingFaceDirectory(_ directory: URL) throws -> (config: TransformerConfig, weights: [String: WeightTensor]) {
+        let config = try TransformerConfig.huggingFace(contentsOf: directory.appendingPathComponent("config.json"))
+        let fm = FileManager.default
+        let single = directory.appendingPathComponent("model.safetensors")
+        let index = directory.appendingPathComponent("model.safetensors.index.json")
+        var files: [URL] = []
+        if fm.fileExists(atPath: single.path) {
+            files = [single]
+        } else if fm.fileExists(atPath: index.path) {
+            struct Index: Decodable { let weight_map: [String: String] }
+            do {
+                let parsed = try JSONDecoder().decode(Index.self, from: Data(contentsOf: index))
+                files = Set(parsed.weight_map.values).sorted().map { directory.appendingPathComponent($0) }
+            } catch {
+                throw ModelFileError.invalid(index, "cannot read the shard index: \(error)")
+            }
+        } else {
+            throw ModelFileError.io(directory, "no model.safetensors or model.safetensors.index.json in the model directory")
+        }
+        var weights: [String: WeightTensor] = [:]
+        for file in files {
+            for (name, t) in try SafeTensorsFile(contentsOf: file).floatTensors() { weights[name] = t }
+        }
+        return (config, weights)
+    }
+
+    /// Loads a Hugging Face model directory into a model.
+    /// - Throws: `TallyError` for missing or malformed files.
+    public static func load(huggingFaceDirectory directory: URL, trainable: Bool = true) throws -> any CausalLanguageModel {
+        let (config, weights) = try huggingFaceDirectory(directory)
+        return try model(config: config, weights: weights, source: directory.path, trainable: trainable)
+    }
+
+    /// Random weights of the right shapes (normal, `std`; norm weights 1, biases 0), for
+    /// benchmarks and tests.
+    /// - Parameters:
+    ///   - config: the model's shape.
+    ///   - seed: the generator's seed.
+    ///   - std: the standard deviation of matrices and embeddings.
+    public static func randomWeights(config: TransformerConfig, seed: UInt64, std: Float = 0.02) -> [String: WeightTensor] {
+        let shapes = config.architecture == .llama ? LlamaModel.parameterShapes(config) : GPT2Model.parameterShapes(config)
+        var rng = SeededGenerator(seed: seed)
+        var out: [String: WeightTensor] = [:]
+        for (name, shape) in shapes {
+            let n = shape.reduce(1, *)
+            let values: [Float]
+            if shape.count == 1 {
+                values = [Float](repeating: name.hasSuffix(".bias") ? 0 : 1, count: n)
+            } else {
+                values = (0..<n).map { _ in rng.nextNormal() * std }
+            }
+            out[name] = WeightTensor(shape: shape, values: values)
+        }
+        return out
+    }
+}

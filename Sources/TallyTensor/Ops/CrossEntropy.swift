@@ -1,0 +1,57 @@
+import Foundation
+
+extension Tape {
+    /// The value used in `targets` for positions that are not scored.
+    public static let ignoreIndex = -100
+
+    /// Mean softmax cross-entropy of `logits` rows against `targets`, ignoring rows whose
+    /// target is -100 (they get zero gradient). With no scored row the loss is 0.
+    /// - Parameters:
+    ///   - logits: `[n, vocab]`.
+    ///   - targets: `n` class indices in `0..<vocab`, or -100.
+    /// - Returns: a one-element tensor.
+    public func crossEntropy(_ logits: Tensor, targets: [Int]) -> Tensor {
+        let v = logits.columns
+        let n = logits.rows
+        precondition(targets.count == n, "crossEntropy: \(targets.count) targets for \(n) rows")
+        let lse = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
+        let box = ScratchBox(lse)
+        var scored = 0
+        for t in targets where t != Tape.ignoreIndex {
+            precondition(t >= 0 && t < v, "crossEntropy: target \(t) outside 0..<\(v)")
+            scored += 1
+        }
+        Threading.parallelChunks(n, minChunk: 4) { r0, r1 in
+            for r in r0..<r1 where targets[r] != Tape.ignoreIndex {
+                let row = logits.data + r * v
+                var m = -Float.infinity
+                for c in 0..<v { m = max(m, row[c]) }
+                var s: Double = 0
+                for c in 0..<v { s += Double(expf(row[c] - m)) }
+                lse[r] = m + Float(Foundation.log(s))
+            }
+        }
+        var total: Double = 0
+        for r in 0..<n where targets[r] != Tape.ignoreIndex {
+            total += Double(lse[r] - logits.data[r * v + targets[r]])
+        }
+        let y = Tensor(uninitializedShape: [1])
+        y.data[0] = scored > 0 ? Float(total / Double(scored)) : 0
+        guard needsGrad(logits), scored > 0 else { return y }
+        record(y) {
+            guard let dy = y.grad else { return }
+            let g = dy[0] / Float(scored)
+            let dl = logits.ensureGrad()
+            let lse = box.pointer
+            Threading.parallelChunks(n, minChunk: 4) { r0, r1 in
+                for r in r0..<r1 where targets[r] != Tape.ignoreIndex {
+                    let row = logits.data + r * v, drow = dl + r * v
+                    let l = lse[r]
+                    for c in 0..<v { drow[c] += g * expf(row[c] - l) }
+                    drow[targets[r]] -= g
+                }
+            }
+        }
+        return y
+    }
+}

@@ -1,0 +1,138 @@
+extension Tape {
+    /// Elementwise sum of two tensors of the same shape.
+    /// - Returns: a tensor with `a`'s shape.
+    public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
+        precondition(a.count == b.count, "add: shapes \(a.shape) and \(b.shape) differ")
+        let y = Tensor(uninitializedShape: a.shape)
+        let n = a.count
+        Threading.parallelChunks(n, minChunk: 1 << 15) { s, e in
+            for i in s..<e { y.data[i] = a.data[i] + b.data[i] }
+        }
+        guard needsGrad(a, b) else { return y }
+        record(y) {
+            guard let dy = y.grad else { return }
+            for t in [a, b] where t.requiresGrad {
+                let dt = t.ensureGrad()
+                Threading.parallelChunks(n, minChunk: 1 << 15) { s, e in
+                    for i in s..<e { dt[i] += dy[i] }
+                }
+            }
+        }
+        return y
+    }
+
+    /// Adds `b` into `a` in place when neither needs a gradient (inference); otherwise
+    /// behaves as ``add(_:_:)``.
+    /// - Returns: `a` (updated) or a new tensor.
+    public func addInPlaceIfPossible(_ a: Tensor, _ b: Tensor) -> Tensor {
+        if needsGrad(a, b) { return add(a, b) }
+        precondition(a.count == b.count, "add: shapes \(a.shape) and \(b.shape) differ")
+        let n = a.count
+        Threading.parallelChunks(n, minChunk: 1 << 15) { s, e in
+            for i in s..<e { a.data[i] += b.data[i] }
+        }
+        return a
+    }
+
+    /// Elementwise product of two tensors of the same shape.
+    public func mul(_ a: Tensor, _ b: Tensor) -> Tensor {
+        precondition(a.count == b.count, "mul: shapes \(a.shape) and \(b.shape) differ")
+        let y = Tensor(uninitializedShape: a.shape)
+        let n = a.count
+        for i in 0..<n { y.data[i] = a.data[i] * b.data[i] }
+        guard needsGrad(a, b) else { return y }
+        record(y) {
+            guard let dy = y.grad else { return }
+            if a.requiresGrad {
+                let da = a.ensureGrad()
+                for i in 0..<n { da[i] += dy[i] * b.data[i] }
+            }
+            if b.requiresGrad {
+                let db = b.ensureGrad()
+                for i in 0..<n { db[i] += dy[i] * a.data[i] }
+            }
+        }
+        return y
+    }
+
+    /// Multiplies every element by a constant.
+    public func scale(_ x: Tensor, _ factor: Float) -> Tensor {
+        let y = Tensor(uninitializedShape: x.shape)
+        let n = x.count
+        for i in 0..<n { y.data[i] = x.data[i] * factor }
+        guard needsGrad(x) else { return y }
+        record(y) {
+            guard let dy = y.grad else { return }
+            let dx = x.ensureGrad()
+            for i in 0..<n { dx[i] += dy[i] * factor }
+        }
+        return y
+    }
+
+    /// `Σ x[i] * weights[i]`: a scalar that weighs every element (for gradient checks and
+    /// custom objectives).
+    /// - Returns: a one-element tensor.
+    public func weightedSum(_ x: Tensor, weights: [Float]) -> Tensor {
+        precondition(weights.count == x.count, "weightedSum: \(weights.count) weights for \(x.count) elements")
+        let y = Tensor(uninitializedShape: [1])
+        var s: Double = 0
+        for i in 0..<x.count { s += Double(x.data[i]) * Double(weights[i]) }
+        y.data[0] = Float(s)
+        guard needsGrad(x) else { return y }
+        record(y) {
+            guard let dy = y.grad else { return }
+            let dx = x.ensureGrad()
+            let g = dy[0]
+            for i in 0..<x.count { dx[i] += g * weights[i] }
+        }
+        return y
+    }
+
+    /// Selects rows of a matrix: `y[i] = x[rows[i]]`.
+    /// - Parameters:
+    ///   - x: `[n, d]`.
+    ///   - rows: indices into the first dimension.
+    /// - Returns: `[rows.count, d]`.
+    public func gatherRows(_ x: Tensor, _ rows: [Int]) -> Tensor {
+        let d = x.columns
+        let n = x.rows
+        let y = Tensor(uninitializedShape: [rows.count, d])
+        for (i, r) in rows.enumerated() {
+            precondition(r >= 0 && r < n, "gatherRows: row \(r) out of range 0..<\(n)")
+            (y.data + i * d).update(from: x.data + r * d, count: d)
+        }
+        guard needsGrad(x) else { return y }
+        record(y) {
+            guard let dy = y.grad else { return }
+            let dx = x.ensureGrad()
+            for (i, r) in rows.enumerated() {
+                let src = dy + i * d
+                let dst = dx + r * d
+                for c in 0..<d { dst[c] += src[c] }
+            }
+        }
+        return y
+    }
+
+    /// Takes columns `start..<start+width` of a matrix (e.g. the q, k or v part of a fused
+    /// projection).
+    /// - Returns: `[rows, width]`.
+    public func sliceColumns(_ x: Tensor, start: Int, width: Int) -> Tensor {
+        let d = x.columns
+        let n = x.rows
+        precondition(start >= 0 && start + width <= d, "sliceColumns: \(start)..<\(start + width) outside \(d) columns")
+        let y = Tensor(uninitializedShape: [n, width])
+        for r in 0..<n { (y.data + r * width).update(from: x.data + r * d + start, count: width) }
+        guard needsGrad(x) else { return y }
+        record(y) {
+            guard let dy = y.grad else { return }
+            let dx = x.ensureGrad()
+            for r in 0..<n {
+                let src = dy + r * width
+                let dst = dx + r * d + start
+                for c in 0..<width { dst[c] += src[c] }
+            }
+        }
+        return y
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+
+/// Rotary position embedding with the rotate-half convention of Hugging Face transformers:
+/// dimension `i < d/2` pairs with `i + d/2`, and `inv_freq[i] = 1 / theta^(2i/d)`.
+public struct RotaryEmbedding: Sendable {
+    /// The rotated width per head.
+    public let headDim: Int
+    /// `1 / theta^(2i / headDim)` for `i < headDim / 2`, computed in Float32 as transformers does.
+    public let inverseFrequencies: [Float]
+
+    /// Makes the frequency table.
+    /// - Parameters:
+    ///   - headDim: the per-head width (even).
+    ///   - theta: the base (`rope_theta`).
+    public init(headDim: Int, theta: Double) {
+        self.headDim = headDim
+        let half = headDim / 2
+        let base = Float(theta)
+        inverseFrequencies = (0..<half).map { i in 1 / powf(base, Float(2 * i) / Float(headDim)) }
+    }
+
+    /// Writes `cos` and `sin` of `position * inv_freq` (length `headDim / 2` each).
+    @inlinable
+    func angles(position: Int, cos c: UnsafeMutablePointer<Float>, sin s: UnsafeMutablePointer<Float>) {
+        let p = Float(position)
+        for i in 0..<inverseFrequencies.count {
+            let a = p * inverseFrequencies[i]
+            c[i] = cosf(a)
+            s[i] = sinf(a)
+        }
+    }
+
+    /// Rotates `heads` consecutive head vectors of one row in place.
+    /// - Parameters:
+    ///   - row: the first element of the row.
+    ///   - heads: the number of heads in the row.
+    ///   - inverse: apply the transposed rotation (for gradients).
+    @inlinable
+    func rotate(
+        _ row: UnsafeMutablePointer<Float>, heads: Int, cos c: UnsafePointer<Float>, sin s: UnsafePointer<Float>,
+        inverse: Bool
+    ) {
+        let half = headDim / 2
+        for h in 0..<heads {
+            let x = row + h * headDim
+            for i in 0..<half {
+                let a = x[i], b = x[i + half]
+                let sn = inverse ? -s[i] : s[i]
+                x[i] = a * c[i] - b * sn
+                x[i + half] = b * c[i] + a * sn
+            }
+        }
+    }
+
+    /// Rotates a `[rows, heads * headDim]` buffer in place, row `r` at `positions[r]`.
+    public func apply(_ data: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions: [Int], inverse: Bool = false) {
+        let half = headDim / 2
+        let rowWidth = heads * headDim
+        Threading.parallelChunks(rows, minChunk: 8) { r0, r1 in
+            let c = UnsafeMutablePointer<Float>.allocate(capacity: max(half, 1))
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: max(half, 1))
+            defer { c.deallocate(); s.deallocate() }
+            var last = -1
+            for r in r0..<r1 {
+                if positions[r] != last {
+                    angles(position: positions[r], cos: c, sin: s)
+                    last = positions[r]
+                }
+                rotate(data + r * rowWidth, heads: heads, cos: c, sin: s, inverse: inverse)
+            }
+        }
+    }
+}
+
+extension Tape {
+    /// Applies rotary position embeddings to every head of `x`.
+    /// - Parameters:
+    ///   - x: `[rows, heads * headDim]`.
+    ///   - rope: the frequency table.
+    ///   - heads: heads per row.
+    ///   - positions: one position per row.
+    /// - Returns: the rotated tensor (same shape).
+    public func rope(_ x: Tensor, _ rope: RotaryEmbedding, heads: Int, positions: [Int]) -> Tensor {
+        let rows = x.rows
+        precondition(x.columns == heads * rope.headDim, "rope: \(x.columns) columns for \(heads) heads of \(rope.headDim)")
+        precondition(positions.count == rows, "rope: \(positions.count) positions for \(rows) rows")
+        let y = Tensor(uninitializedShape: x.shape)
+        y.data.update(from: x.data, count: x.count)
+        rope.apply(y.data, rows: rows, heads: heads, positions: positions)
+        guard needsGrad(x) else { return y }
+        record(y) {
+            guard let dy = y.grad else { return }
+            let tmp = ScratchBox(count: x.count)
+            tmp.pointer.update(from: dy, count: x.count)
+            rope.apply(tmp.pointer, rows: rows, heads: heads, positions: positions, inverse: true)
+            let dx = x.ensureGrad()
+            for i in 0..<x.count { dx[i] += tmp.pointer[i] }
+        }
+        return y
+    }
+}

@@ -1,2 +1,0 @@
-/// TallyTensor: Float32 CPU tensors and reverse-mode autograd on OpenBLAS.
-public enum TallyTensor {}

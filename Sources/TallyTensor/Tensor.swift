@@ -1,0 +1,195 @@
+import Foundation
+
+/// A dense, row-major Float32 tensor on the CPU that can take part in reverse-mode autograd.
+///
+/// Tensors are reference types: an op's output refers to its inputs through the ``Tape``
+/// that recorded it, and a parameter's ``grad`` accumulates across backward passes until
+/// ``zeroGrad()``. A tensor is confined to the task that uses it (it is not `Sendable`).
+///
+/// ```swift
+/// let w = Tensor.randomNormal([4, 3], std: 0.02, seed: 1, requiresGrad: true)
+/// ```
+public final class Tensor {
+    /// The extent of each dimension, outermost first.
+    public let shape: [Int]
+    /// The number of elements (product of `shape`).
+    public let count: Int
+    /// The element storage, `count` floats, owned by this tensor.
+    public let data: UnsafeMutablePointer<Float>
+    /// Whether backward passes compute a gradient for this tensor. Setting it to `false` on
+    /// a parameter freezes it: ops then skip the work that only served its gradient.
+    public var requiresGrad: Bool
+    /// The accumulated gradient (same shape), allocated by the first backward pass that
+    /// reaches this tensor; `nil` before.
+    public private(set) var grad: UnsafeMutablePointer<Float>?
+    /// Whether this tensor is a leaf (a parameter or an input), whose gradient is kept
+    /// after backward; intermediate gradients are released as soon as they were used.
+    public let isLeaf: Bool
+
+    /// Makes an uninitialised tensor (for ops that write every element).
+    init(uninitializedShape shape: [Int], requiresGrad: Bool = false, isLeaf: Bool = false) {
+        self.shape = shape
+        let n = shape.reduce(1, *)
+        self.count = n
+        self.data = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
+        self.requiresGrad = requiresGrad
+        self.isLeaf = isLeaf
+    }
+
+    /// Makes a tensor filled with zeros.
+    /// - Parameters:
+    ///   - shape: the dimensions.
+    ///   - requiresGrad: whether it is a trainable leaf.
+    public convenience init(zeros shape: [Int], requiresGrad: Bool = false) {
+        self.init(uninitializedShape: shape, requiresGrad: requiresGrad, isLeaf: true)
+        data.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    /// Makes a tensor holding `values` (row-major) with the given shape.
+    /// - Parameters:
+    ///   - shape: the dimensions; their product must equal `values.count`.
+    ///   - values: the elements.
+    ///   - requiresGrad: whether it is a trainable leaf.
+    /// - Throws: ``TensorError/shapeMismatch(_:)`` if the counts disagree.
+    public convenience init(shape: [Int], values: [Float], requiresGrad: Bool = false) throws {
+        let n = shape.reduce(1, *)
+        guard n == values.count, shape.allSatisfy({ $0 >= 0 }) else {
+            throw TensorError.shapeMismatch("shape \(shape) holds \(n) elements but \(values.count) values were given")
+        }
+        self.init(uninitializedShape: shape, requiresGrad: requiresGrad, isLeaf: true)
+        values.withUnsafeBufferPointer { src in
+            if n > 0 { data.initialize(from: src.baseAddress!, count: n) }
+        }
+    }
+
+    /// Makes a tensor of normally distributed values from a seeded generator.
+    /// - Parameters:
+    ///   - shape: the dimensions.
+    ///   - std: the standard deviation (mean 0).
+    ///   - seed: the generator's seed; equal seeds give equal tensors.
+    ///   - requiresGrad: whether it is a trainable leaf.
+    public static func randomNormal(_ shape: [Int], std: Float, seed: UInt64, requiresGrad: Bool = false) -> Tensor {
+        let t = Tensor(zeros: shape, requiresGrad: requiresGrad)
+        var rng = SeededGenerator(seed: seed)
+        for i in 0..<t.count { t.data[i] = rng.nextNormal() * std }
+        return t
+    }
+
+    deinit {
+        data.deallocate()
+        grad?.deallocate()
+    }
+
+    /// The elements as an array (a copy).
+    public var values: [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+
+    /// The gradient as an array (a copy), or `nil` if none was computed.
+    public var gradValues: [Float]? {
+        grad.map { Array(UnsafeBufferPointer(start: $0, count: count)) }
+    }
+
+    /// The number of rows when viewed as a matrix `[count / last, last]`.
+    public var rows: Int { shape.count <= 1 ? 1 : count / max(shape[shape.count - 1], 1) }
+    /// The last dimension (1 for scalars).
+    public var columns: Int { shape.last ?? 1 }
+
+    /// Returns the gradient buffer, allocating it zero-filled on first use.
+    @discardableResult
+    public func ensureGrad() -> UnsafeMutablePointer<Float> {
+        if let g = grad { return g }
+        let g = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        g.initialize(repeating: 0, count: max(count, 1))
+        grad = g
+        return g
+    }
+
+    /// Sets the gradient to zero (keeps the buffer) or releases it.
+    /// - Parameter release: free the buffer instead of zeroing it.
+    public func zeroGrad(release: Bool = false) {
+        guard let g = grad else { return }
+        if release {
+            g.deallocate()
+            grad = nil
+        } else {
+            g.update(repeating: 0, count: max(count, 1))
+        }
+    }
+
+    /// Releases the gradient buffer of an intermediate tensor.
+    func releaseGrad() {
+        if !isLeaf { zeroGrad(release: true) }
+    }
+
+    /// Copies `values` into the tensor.
+    /// - Throws: ``TensorError/shapeMismatch(_:)`` if the count differs.
+    public func copy(from values: [Float]) throws {
+        guard values.count == count else {
+            throw TensorError.shapeMismatch("tensor of shape \(shape) cannot take \(values.count) values")
+        }
+        values.withUnsafeBufferPointer { src in
+            if count > 0 { data.update(from: src.baseAddress!, count: count) }
+        }
+    }
+
+    /// Makes an independent copy of the values (no gradient, a leaf).
+    public func detachedCopy(requiresGrad: Bool = false) -> Tensor {
+        let t = Tensor(uninitializedShape: shape, requiresGrad: requiresGrad, isLeaf: true)
+        t.data.initialize(from: data, count: max(count, 1))
+        return t
+    }
+
+    /// The value of a one-element tensor (the first element otherwise).
+    public var scalar: Float { data[0] }
+}
+
+/// Errors of tensor construction and ops on shapes that do not fit.
+public enum TensorError: Error, CustomStringConvertible, Sendable {
+    /// Shapes or counts disagree; the message says which.
+    case shapeMismatch(String)
+
+    public var description: String {
+        switch self {
+        case .shapeMismatch(let m): return "tensor shape mismatch: \(m)"
+        }
+    }
+}
+
+/// A small, fast, seedable random number generator (xoshiro256**, seeded by SplitMix64).
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
+
+    /// Makes a generator whose sequence depends only on `seed`.
+    public init(seed: UInt64) {
+        var x = seed
+        func splitmix(_ x: inout UInt64) -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s0 = splitmix(&x); s1 = splitmix(&x); s2 = splitmix(&x); s3 = splitmix(&x)
+    }
+
+    public mutating func next() -> UInt64 {
+        let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
+        let t = s1 << 17
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
+        s2 ^= t
+        s3 = (s3 << 45) | (s3 >> 19)
+        return result
+    }
+
+    /// A uniform value in [0, 1).
+    public mutating func nextUniform() -> Double {
+        Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
+    }
+
+    /// A standard normal value (Box-Muller).
+    public mutating func nextNormal() -> Float {
+        var u1 = nextUniform()
+        if u1 < 1e-300 { u1 = 1e-300 }
+        let u2 = nextUniform()
+        return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2))
+    }
+}
