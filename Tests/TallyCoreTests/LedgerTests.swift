@@ -79,6 +79,21 @@ struct LedgerTests {
         #expect(job.status == .finished && job.outcome == outcome && job.generatorIdentity == "m+a")
     }
 
+    @Test("a run whose process is gone is reported as interrupted")
+    func interrupted() throws {
+        let ledger = try freshLedger()
+        let finished = Process()
+        finished.executableURL = URL(fileURLWithPath: "/bin/sh")
+        finished.arguments = ["-c", "exit 0"]
+        try finished.run()
+        finished.waitUntilExit()
+        try ledger.beginRun(runID: "dead", recipeName: "a", recipePath: "a.yaml", startedAt: Date(timeIntervalSince1970: 1), processID: finished.processIdentifier)
+        try ledger.beginRun(runID: "alive", recipeName: "a", recipePath: "a.yaml", startedAt: Date(timeIntervalSince1970: 2))
+        let runs = try ledger.runs()
+        #expect(runs.first { $0.runID == "dead" }?.status == .interrupted)
+        #expect(runs.first { $0.runID == "alive" }?.status == .running)
+    }
+
     @Test("cross-entropy scores are cached by identity and text")
     func scores() throws {
         let ledger = try freshLedger()

@@ -1,5 +1,10 @@
 import Foundation
 import GRDB
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// How a run ended (or that it has not).
 public enum RunStatus: String, Codable, Sendable, Hashable {
@@ -8,6 +13,9 @@ public enum RunStatus: String, Codable, Sendable, Hashable {
     case cancelled
     case budgetExceeded = "budget-exceeded"
     case failed
+    /// Recorded as running, but the process that ran it is gone (killed, crashed). Its
+    /// calls are in the ledger; running the recipe again resumes from them.
+    case interrupted
 }
 
 /// One line of `tally runs`.
@@ -110,6 +118,9 @@ public final class Ledger: Sendable {
                     PRIMARY KEY (run_id, probe, subject));
                 """)
         }
+        migrator.registerMigration("v2-run-process") { db in
+            try db.execute(sql: "ALTER TABLE runs ADD COLUMN pid INTEGER")
+        }
         return migrator
     }
 
@@ -200,11 +211,19 @@ public final class Ledger: Sendable {
     // MARK: runs
 
     /// Records that a run started.
-    public func beginRun(runID: String, recipeName: String, recipePath: String, startedAt: Date) throws {
+    /// - Parameter processID: the process running it (default: this one), so a run whose
+    ///   process died shows as `interrupted`.
+    public func beginRun(runID: String, recipeName: String, recipePath: String, startedAt: Date, processID: Int32 = ProcessInfo.processInfo.processIdentifier) throws {
         try write("record a run") { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO runs (id, recipe_name, recipe_path, started_at, status) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [runID, recipeName, recipePath, startedAt.timeIntervalSince1970, RunStatus.running.rawValue])
+            try db.execute(sql: "INSERT OR IGNORE INTO runs (id, recipe_name, recipe_path, started_at, status, pid) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [runID, recipeName, recipePath, startedAt.timeIntervalSince1970, RunStatus.running.rawValue, processID])
         }
+    }
+
+    /// Whether a process with this id exists on this machine.
+    static func processExists(_ pid: Int32) -> Bool {
+        if pid <= 0 { return false }
+        return kill(pid, 0) == 0 || errno == EPERM
     }
 
     /// Records how a run ended and what it measured (possibly partial).
@@ -219,12 +238,15 @@ public final class Ledger: Sendable {
     /// Every run, newest first.
     public func runs() throws -> [RunSummary] {
         try read("list runs") { db in
-            try Row.fetchAll(db, sql: "SELECT id, recipe_name, recipe_path, started_at, finished_at, status, measurements IS NOT NULL AS has FROM runs ORDER BY started_at DESC, id DESC").map { row in
+            try Row.fetchAll(db, sql: "SELECT id, recipe_name, recipe_path, started_at, finished_at, status, pid, measurements IS NOT NULL AS has FROM runs ORDER BY started_at DESC, id DESC").map { row in
                 let finished: Double? = row["finished_at"]
+                var status = RunStatus(rawValue: row["status"]) ?? .failed
+                let pid: Int32? = row["pid"]
+                if status == .running, let pid, !Ledger.processExists(pid) { status = .interrupted }
                 return RunSummary(
                     runID: row["id"], recipeName: row["recipe_name"], recipePath: row["recipe_path"],
                     startedAt: Date(timeIntervalSince1970: row["started_at"]), finishedAt: finished.map(Date.init(timeIntervalSince1970:)),
-                    status: RunStatus(rawValue: row["status"]) ?? .failed, hasMeasurements: row["has"])
+                    status: status, hasMeasurements: row["has"])
             }
         }
     }
