@@ -86,3 +86,44 @@ struct GGUFSmolLM2Tests {
         #expect(tokenizer.decode([1, 19556, 905, 2], skipSpecialTokens: true) == "Hello world")
     }
 }
+
+@Suite(
+    "SmolLM2-135M-Instruct end to end: GGUF weights, tokenizer and chat template through the Llama model",
+    .enabled(if: FormatsFixtures.hasSmolLM2, "needs the model: run `tally models fetch smollm2-135m-instruct`"))
+struct SmolLM2EndToEndTests {
+    @Test("Last-three-position logits match transformers (1e-3) and both 20-token greedy continuations are identical")
+    func logitsAndGreedy() throws {
+        let loaded = try SmolLM2Model.loaded.get()
+        let model = try ModelLoader.model(config: loaded.config, weights: loaded.weights, source: FormatsFixtures.smolLM2.path, trainable: false)
+        let tokenizer = loaded.tokenizer
+        let template = ChatTemplate(tokenizer: tokenizer)
+        let chats = try ReferenceChat.load()
+        let vocab = loaded.config.vocabSize
+        for (i, chat) in chats.enumerated() {
+            let reference = try SafeTensorsFile(contentsOf: FormatsFixtures.resource("smollm2/chat\(i)-last3.safetensors"))
+            let ids = try reference.integers("input_ids").values.map(Int.init)
+            let prompt = tokenizer.encode(try template.render(messages: chat.messages, addGenerationPrompt: true), addSpecialTokens: false)
+            #expect(prompt == ids)
+            let positions = try reference.integers("positions").values.map(Int.init)
+            let expected = try reference.tensor("last_logits")
+            #expect(expected.shape == [positions.count, vocab])
+
+            let logits = model.logits(TokenBatch(rows: [prompt])).values
+            #expect(logits.count == prompt.count * vocab)
+            var worst: Float = 0
+            for (k, position) in positions.enumerated() {
+                for v in 0..<vocab {
+                    worst = max(worst, abs(logits[position * vocab + v] - expected.values[k * vocab + v]))
+                }
+            }
+            #expect(worst <= 1e-3, "chat \(i): largest logit difference \(worst)")
+
+            let outputs = try Generator(model: model).generate(
+                prompts: [prompt], options: GenerationOptions(maxNewTokens: 20, stopTokenIDs: Set(tokenizer.eosTokenIDs)),
+                decode: { tokenizer.decode($0, skipSpecialTokens: false) })
+            let output = try #require(outputs.first)
+            #expect(output.tokens == chat.greedyIDs, "chat \(i) greedy ids")
+            #expect(tokenizer.decode(output.tokens, skipSpecialTokens: false) == chat.greedyText)
+        }
+    }
+}

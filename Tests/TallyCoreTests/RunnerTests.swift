@@ -192,3 +192,16 @@ struct RunnerTests {
         #expect(plan.budgetUSD == 20 && plan.testExamples == 6 && plan.trainExamples == 6)
     }
 }
+
+@Suite("Planner")
+struct PlannerTests {
+    @Test("a tokenizer, when offered, replaces the characters / 4 estimate")
+    func tokenizer() throws {
+        let setup = try Setup()
+        let words = try Planner.estimate(recipe: setup.recipe) { text in text.split(separator: " ").count }
+        let chars = try Planner.estimate(recipe: setup.recipe)
+        #expect(words.items[0].promptTokens != chars.items[0].promptTokens)
+        #expect(words.items[0].completionTokens == 12)  // one word per target, + 1
+        #expect(words.assumptions[0].contains("tokenizer"))
+    }
+}

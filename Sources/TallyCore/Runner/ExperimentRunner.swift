@@ -174,7 +174,15 @@ final class Execution: Sendable {
             }
             progress(.started(phase: "backend \(name)", total: nil))
             let plugin = try runner.registry.backendPlugin(named: config.plugin)
-            backends[name] = try await plugin.makeBackend(config, environment: runner.environment)
+            do {
+                backends[name] = try await plugin.makeBackend(config, environment: runner.environment)
+            } catch let error as TallyError {
+                throw error
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                throw TallyError(code: .backend, message: "backend '\(name)' (plugin \(config.plugin)) could not start: \(error.localizedDescription)", underlying: error)
+            }
             progress(.finished(phase: "backend \(name)"))
         }
 
@@ -250,9 +258,7 @@ final class Execution: Sendable {
     }
 
     func sampleItems(_ items: [ProbeItem], probe: String) -> [ProbeItem] {
-        guard let max = recipe.run.maxExamples, max < items.count else { return items }
-        var rng = SeededRandom.derived(seed: recipe.run.seed, label: "probe:" + probe)
-        return Array(items.indices).shuffled(using: &rng).prefix(max).sorted().map { items[$0] }
+        ProbeLoader.sample(items, max: recipe.run.maxExamples, seed: recipe.run.seed, probe: probe)
     }
 
     // MARK: fine-tuning

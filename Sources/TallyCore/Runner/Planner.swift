@@ -62,9 +62,14 @@ public enum Planner {
     public static let hostedCompletionTokensPerSecond = 50.0
 
     /// Estimates every strategy of `recipe`.
-    /// - Parameter strategies: the strategy kinds the recipe may use.
+    /// - Parameters:
+    ///   - strategies: the strategy kinds the recipe may use.
+    ///   - countTokens: a tokenizer's count of a text, when one is available; without it
+    ///     tokens are estimated as characters / 4.
     /// - Throws: `TallyError` when a data file cannot be read or a strategy cannot be built.
-    public static func estimate(recipe: Recipe, strategies: StrategyCatalog = .builtIn) throws -> PlanEstimate {
+    public static func estimate(recipe: Recipe, strategies: StrategyCatalog = .builtIn, countTokens: (@Sendable (String) -> Int)? = nil) throws -> PlanEstimate {
+        func tokens(_ text: String) -> Int { countTokens?(text) ?? CallPricing.estimatedTokens(text) }
+        func promptTokens(_ messages: [ChatMessage]) -> Int { messages.reduce(0) { $0 + tokens($1.content) + 4 } }
         let task = recipe.task
         var needed = PromptTemplate(task.input).fields
         if let context = task.context { needed += PromptTemplate(context).fields }
@@ -74,9 +79,8 @@ public enum Planner {
         let validation = try recipe.data.validation.map { try DatasetLoader.load($0).requiring(needed).examples } ?? []
         var probes: [(spec: ProbeSpec, items: [ProbeItem])] = []
         for probe in recipe.probes {
-            var items = try ProbeLoader.load(probe.data, kind: probe.kind).items
-            if let max = recipe.run.maxExamples, max < items.count { items = Array(items.prefix(max)) }
-            probes.append((probe, items))
+            let items = try ProbeLoader.load(probe.data, kind: probe.kind).items
+            probes.append((probe, ProbeLoader.sample(items, max: recipe.run.maxExamples, seed: recipe.run.seed, probe: probe.name)))
         }
         let computePrice = recipe.costs.computeUSDPerHour
 
@@ -101,12 +105,12 @@ public enum Planner {
             for probe in probes {
                 for item in probe.items {
                     if probe.spec.kind == .drift {
-                        let tokens = CallPricing.estimatedTokens(item.input)
-                        total.prompt += tokens
-                        total.seconds += isLocal(config) ? Double(tokens) / localPromptTokensPerSecond : 0
+                        let count = tokens(item.input)
+                        total.prompt += count
+                        total.seconds += isLocal(config) ? Double(count) / localPromptTokensPerSecond : 0
                         continue
                     }
-                    let prompt = CallPricing.estimatedPromptTokens([.user(item.input)])
+                    let prompt = promptTokens([.user(item.input)])
                     let completion = probe.spec.maxTokens
                     let cost = call(prompt: prompt, completion: completion, config: config, fineTuned: fineTuned)
                     total.requests += 1
@@ -134,8 +138,8 @@ public enum Planner {
             var seconds = 0.0, usd = 0.0
             for example in test.examples {
                 let request = strategy.request(for: example)
-                let p = CallPricing.estimatedPromptTokens(request.messages)
-                let c = strategy.reasoning ? request.maxTokens : min(request.maxTokens, CallPricing.estimatedTokens(strategy.expected(for: example)) + 1)
+                let p = promptTokens(request.messages)
+                let c = strategy.reasoning ? request.maxTokens : min(request.maxTokens, tokens(strategy.expected(for: example)) + 1)
                 let cost = call(prompt: p, completion: c, config: config, fineTuned: entry.adaptsWeights)
                 prompt += p
                 completion += c
@@ -146,7 +150,7 @@ public enum Planner {
             var requests = test.examples.count
             var trainingTokens = 0
             if entry.adaptsWeights, let job = try strategy.fineTuneRequest(baseIdentity: config.model, workRoot: URL(fileURLWithPath: "/")) {
-                let perEpoch = job.train.reduce(0) { $0 + CallPricing.estimatedPromptTokens($1.messages) + CallPricing.estimatedTokens($1.completion) }
+                let perEpoch = job.train.reduce(0) { $0 + promptTokens($1.messages) + tokens($1.completion) }
                 var epochs = job.options.epochs
                 if let steps = job.options.maxSteps, !job.train.isEmpty {
                     let stepsPerEpoch = max(1.0, (Double(job.train.count) / Double(job.options.batchSize * job.options.gradientAccumulation)).rounded(.up))
@@ -170,7 +174,9 @@ public enum Planner {
             items.append(PlanEstimate.Item(name: spec.name, kind: spec.kind, backend: spec.backend, requests: requests, promptTokens: prompt, completionTokens: completion, trainingTokens: trainingTokens, estimatedSeconds: seconds, estimatedUSD: usd, local: isLocal(config)))
         }
         let assumptions = [
-            "tokens are estimated as characters / 4 (plus 4 per chat message), not counted by a tokenizer",
+            countTokens == nil
+                ? "tokens are estimated as characters / 4 (plus 4 per chat message), not counted by a tokenizer"
+                : "tokens are counted by the model's tokenizer (plus 4 per chat message for the chat template)",
             "completion tokens: the target's length + 1 for direct answers, max_tokens for chain-of-thought and probes",
             "backends without token prices are treated as local: \(Int(localPromptTokensPerSecond)) prompt and \(Int(localCompletionTokensPerSecond)) generated tokens/s, training \(Int(localTrainingTokensPerSecond)) tokens/s, billed at costs.compute_usd_per_hour",
             "hosted calls: \(hostedSecondsPerRequest) s + \(Int(hostedCompletionTokensPerSecond)) generated tokens/s, with run.concurrency calls in flight",
