@@ -23,7 +23,7 @@ import TallyTensor
     /// Runs `steps` optimiser steps through ``TrainingStep`` (the trainer's own update).
     func run(model: any CausalLanguageModel, parameters: [(name: String, tensor: Tensor)], lr: Double, steps: Int) throws -> Trajectory {
         let (b, labels) = try batch()
-        let optimizer = AdamW(parameters: parameters, weightDecay: 0.01, betas: (0.9, 0.999), eps: 1e-8)
+        let optimizer = AdamWOptimizer(parameters: parameters, weightDecay: 0.01, betas: (0.9, 0.999), eps: 1e-8)
         var losses: [Double] = [], norms: [Double] = []
         let tensors = parameters.map(\.tensor)
         for _ in 0..<steps {
@@ -111,13 +111,13 @@ import TallyTensor
         let a = try Tensor(shape: [2], values: [0, 0], requiresGrad: true)
         let b = try Tensor(shape: [1], values: [0], requiresGrad: true)
         a.ensureGrad()[0] = 3; a.ensureGrad()[1] = 0; b.ensureGrad()[0] = 4  // norm 5
-        let norm = Gradients.clip([a, b], maxNorm: 1)
+        let norm = GradientNorm.clip([a, b], maxNorm: 1)
         #expect(abs(norm - 5) < 1e-12)
         let coef = Float(1 / (5 + 1e-6))
         #expect(abs((a.gradValues?[0] ?? 0) - 3 * coef) < 1e-7)
         #expect(abs((b.gradValues?[0] ?? 0) - 4 * coef) < 1e-7)
         // Below the threshold nothing changes.
-        let small = Gradients.clip([a, b], maxNorm: 10)
+        let small = GradientNorm.clip([a, b], maxNorm: 10)
         #expect(abs(small - 1) < 1e-5)
         #expect(abs((b.gradValues?[0] ?? 0) - 4 * coef) < 1e-7)
     }
@@ -127,7 +127,7 @@ import TallyTensor
         // p = 1 * (1 - 0.01) - 0.1 * 1 (bias-corrected m/sqrt(v) = sign(g)), within eps.
         let p = try Tensor(shape: [1], values: [1], requiresGrad: true)
         p.ensureGrad()[0] = 0.5
-        let opt = AdamW(parameters: [("p", p)], weightDecay: 0.1)
+        let opt = AdamWOptimizer(parameters: [("p", p)], weightDecay: 0.1)
         opt.step(lr: 0.1)
         #expect(abs(p.scalar - (0.99 - 0.1 * 0.5 / (0.5 + 1e-8))) < 1e-6)
         // Second step with gradient -0.25.

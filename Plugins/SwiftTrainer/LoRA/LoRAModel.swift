@@ -65,7 +65,7 @@ public final class LoRAModel {
     ///   - configuration: rank, alpha, dropout, targets.
     ///   - seed: seeds A's initialisation and dropout.
     /// - Throws: `TallyError` (`invalid-recipe`) for bad settings or targets that match no module.
-    public init(base: any CausalLanguageModel, configuration: LoRAConfiguration, seed: UInt64) throws {
+    public convenience init(base: any CausalLanguageModel, configuration: LoRAConfiguration, seed: UInt64) throws {
         try configuration.validate()
         try self.init(base: base, configuration: configuration, modules: LoRAModel.targetModules(configuration.targets, in: base), seed: seed)
     }

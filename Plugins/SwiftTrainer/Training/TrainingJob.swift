@@ -22,7 +22,7 @@ public final class TrainingJob {
     let settings: SwiftTrainer.Trainer.Settings
     /// The trainable tensors by name (PEFT names for LoRA, Hugging Face names otherwise).
     public let parameters: [(name: String, tensor: Tensor)]
-    let optimizer: AdamW
+    let optimizer: AdamWOptimizer
     /// The data order.
     public let order: DataOrder
     /// The learning-rate schedule.
@@ -89,7 +89,7 @@ public final class TrainingJob {
             // Hugging Face's Trainer does not decay biases and norm weights (1-D tensors).
             noDecay = Set(parameters.filter { $0.tensor.shape.count < 2 }.map(\.name))
         }
-        optimizer = AdamW(parameters: parameters, weightDecay: Float(options.weightDecay), noDecay: noDecay)
+        optimizer = AdamWOptimizer(parameters: parameters, weightDecay: Float(options.weightDecay), noDecay: noDecay)
         order = DataOrder(seed: options.seed, exampleCount: train.count, batchSize: options.batchSize, accumulation: options.gradientAccumulation)
         if let m = options.maxSteps, m > 0 {
             totalSteps = m
@@ -111,9 +111,11 @@ public final class TrainingJob {
     /// Gradient norms before clipping, per step so far.
     public var gradNorms: [Double] { state.gradNorms }
 
-    /// Runs one optimiser step (micro-batches, backward, clipping, AdamW).
+    /// Runs one optimiser step (micro-batches, backward, clipping, AdamW) without touching
+    /// the run's recorded state (benchmarks and tests; ``run(stopAfter:progress:)`` calls it).
+    /// - Parameter step: the global step (0-based): selects the data and the learning rate.
     /// - Returns: the step's loss, the gradient norm before clipping and the tokens seen.
-    func trainStep(_ step: Int) -> (loss: Double, norm: Double, tokens: Int) {
+    public func trainStep(_ step: Int) -> (loss: Double, norm: Double, tokens: Int) {
         let micro = order.microBatches(step: step).map { idx in TrainingBatch(idx.map { train[$0] }, padID: settings.padID) }
         let totalScored = micro.reduce(0) { $0 + $1.scoredCount }
         for (_, t) in parameters { t.zeroGrad() }

@@ -7,9 +7,9 @@ public enum TrainingStep {
     /// with `learningRate`.
     /// - Returns: the gradient norm before clipping.
     @discardableResult
-    public static func apply(optimizer: AdamW, learningRate: Double, maxGradNorm: Double) -> Double {
+    public static func apply(optimizer: AdamWOptimizer, learningRate: Double, maxGradNorm: Double) -> Double {
         let tensors = optimizer.slots.map(\.tensor)
-        let norm = Gradients.clip(tensors, maxNorm: maxGradNorm)
+        let norm = GradientNorm.clip(tensors, maxNorm: maxGradNorm)
         optimizer.step(lr: Float(learningRate))
         return norm
     }

@@ -8,7 +8,7 @@ import TallyTensor
 ///
 ///     m = β1 m + (1 - β1) g;  v = β2 v + (1 - β2) g²
 ///     p -= lr / (1 - β1ᵗ) * m / (sqrt(v) / sqrt(1 - β2ᵗ) + eps)
-public final class AdamW {
+public final class AdamWOptimizer {
     /// One parameter and its moment estimates.
     public final class Slot {
         /// The parameter's name (used in checkpoints).
@@ -57,8 +57,7 @@ public final class AdamW {
         self.eps = eps
     }
 
-    /// Applies one update with learning rate `lr` using each parameter's `grad` (parameters
-    /// without a gradient are treated as having gradient zero, as a zero-filled grad).
+    /// Applies one update with learning rate `lr` using each parameter's `grad`.
     public func step(lr: Float) {
         stepCount += 1
         let (b1, b2) = betas
@@ -70,7 +69,8 @@ public final class AdamW {
         let epsilon = eps
         for slot in slots {
             let p = slot.tensor.data
-            let g = slot.tensor.ensureGrad()
+            // Parameters no backward pass reached are skipped, as PyTorch skips grad None.
+            guard let g = slot.tensor.grad else { continue }
             let n = slot.tensor.count
             let shrink = slot.decays ? decay : 1
             slot.m.withUnsafeMutableBufferPointer { mb in
@@ -98,7 +98,7 @@ public final class AdamW {
 }
 
 /// Gradient utilities shared by every training loop.
-public enum Gradients {
+public enum GradientNorm {
     /// The global L2 norm of the gradients (computed in double precision).
     public static func globalNorm(_ tensors: [Tensor]) -> Double {
         var total = 0.0
