@@ -77,7 +77,7 @@ struct GenerateCommand: AsyncParsableCommand {
             let stops = local.stopTokenIDs
             var produced: [Int] = []
             var printed = ""
-            _ = try Generator(model: local.model).generate(prompts: [ids], options: options) { token in
+            _ = try Generator(model: local.model).generate(prompts: [ids], options: options, onToken: { token in
                 guard !stops.contains(token.token) else { return }
                 produced.append(token.token)
                 let text = tokenizer.decode(produced, skipSpecialTokens: true)
@@ -87,7 +87,7 @@ struct GenerateCommand: AsyncParsableCommand {
                     FileHandle.standardOutput.write(Data(String(text.dropFirst(printed.count)).utf8))
                     printed = text
                 }
-            }
+            })
             FileHandle.standardOutput.write(Data("\n".utf8))
         }
     }
