@@ -2,8 +2,6 @@ import Foundation
 import TallyCore
 import TallyTensor
 
-extension ChatTemplate: ChatPromptFormatter {}
-
 /// Fine-tunes the backend's base model with the built-in trainer (LoRA or all weights) and
 /// reopens finished jobs as generators.
 public struct SwiftTrainerFineTuner: FineTuner {
