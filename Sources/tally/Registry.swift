@@ -1,3 +1,4 @@
+import HostedAPI
 import TallyCore
 
 /// Everything this `tally` binary can plug in, built in one place and passed down.
@@ -8,6 +9,7 @@ enum Registry {
     static func makeRegistry() -> PluginRegistry {
         var registry = PluginRegistry()
         registry.register(ExecPlugin())
+        for plugin in HostedAPI.plugins { registry.register(plugin) }
         return registry
     }
 

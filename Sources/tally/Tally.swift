@@ -14,6 +14,8 @@ struct Tally: AsyncParsableCommand {
             ValidateCommand.self,
             PluginsCommand.self,
             InitCommand.self,
+            ModelsCommand.self,
+            DataCommand.self,
         ]
     )
 }

@@ -103,6 +103,9 @@ struct RecipeLoadingTests {
     func collectsAll() throws {
         var yaml = replacing(line: 3, with: "  instrution: Classify.")
         yaml = replacing(line: 14, with: "  - {name: zs, kind: zero-shoot, backend: hosed}", in: yaml)
+        yaml = replacing(line: 4, with: "  input: \"Review: {txt}\"", in: yaml)
+        yaml = replacing(line: 6, with: "  metric: acuracy", in: yaml)
+        yaml = replacing(line: 9, with: "  test: data/tset.jsonl", in: yaml)
         let url = try Fixtures.recipe(yaml)
         let error = try #require(throws: RecipeValidationError.self) {
             try RecipeLoader.load(contentsOf: url, registry: Fixtures.registry(), environment: [:])
@@ -111,7 +114,13 @@ struct RecipeLoadingTests {
         #expect(messages.contains { $0.contains("unknown key 'instrution'") })
         #expect(messages.contains { $0.contains("'task' has no 'instruction'") })
         #expect(messages.contains { $0.contains("unknown strategy kind 'zero-shoot'") })
-        #expect(error.errors.count >= 3)
+        #expect(messages.contains { $0.contains("'task.input' uses field 'txt'") })
+        #expect(messages.contains { $0.contains("unknown metric 'acuracy'") })
+        #expect(messages.contains { $0.contains("data file 'data/tset.jsonl' does not exist") })
+        #expect(error.errors.count >= 6)
+        // In file order.
+        let lines = error.errors.compactMap(\.location.line)
+        #expect(lines == lines.sorted())
         #expect(error.description.contains("recipe.yaml:3:3: error: unknown key 'instrution' in 'task'. Fix: did you mean 'instruction'?"))
     }
 
@@ -283,9 +292,18 @@ struct RecipeValidationTests {
         #expect(messages.contains("the recipe has no 'strategies' section."))
     }
 
-    @Test("chain-of-thought demonstrations need a rationale field that exists")
+    @Test("chain-of-thought demonstrations use an existing rationale field")
     func rationale() throws {
-        try expectError(replacing(line: 14, with: "  - {name: c, kind: chain-of-thought, backend: hosted, shots: 2}"), line: 14, token: "2}", message: "names no rationale_field")
+        // Without rationale_field, the training data's `rationale` field is used when present…
+        let url = try Fixtures.recipe(replacing(line: 14, with: "  - {name: c, kind: chain-of-thought, backend: hosted, shots: 2}"))
+        let recipe = try RecipeLoader.load(contentsOf: url, registry: Fixtures.registry(), environment: [:])
+        #expect(recipe.strategies[0].rationaleField == "rationale" && recipe.strategies[0].shots == 2)
+        // …otherwise the strategy runs zero-shot, with a warning.
+        let noRationale = replacing(line: 8, with: "  train: data/validation.jsonl", in: replacing(line: 14, with: "  - {name: c, kind: chain-of-thought, backend: hosted, shots: 2}"))
+        let (plainURL, found) = try diagnostics(noRationale)
+        #expect(found.contains { $0.severity == .warning && $0.location.line == 14 && $0.message.contains("runs as zero-shot") })
+        let plain = try RecipeLoader.load(contentsOf: plainURL, registry: Fixtures.registry(), environment: [:])
+        #expect(plain.strategies[0].rationaleField == nil && plain.strategies[0].shots == 0)
         try expectError(replacing(line: 14, with: "  - {name: c, kind: chain-of-thought, backend: hosted, rationale_field: rationle}"), line: 14, token: "rationle", message: "rationale_field 'rationle' is in no row", fix: "did you mean 'rationale'?")
     }
 

@@ -75,8 +75,10 @@ public enum RecipeLoader {
         return (recipe, ordered)
     }
 
-    /// Resolves a path written in a recipe: `~` expanded, relative paths against `directory`.
+    /// Resolves a path written in a recipe: `~` expanded, relative paths against `directory`,
+    /// `cache:REL` under the asset cache (see `AssetCatalog.resolvePath`).
     public static func resolve(path: String, relativeTo directory: URL) -> URL {
+        if path.hasPrefix(AssetCatalog.cachePrefix), let url = try? AssetCatalog.resolvePath(path, relativeTo: directory) { return url }
         let expanded = NSString(string: path).expandingTildeInPath
         if expanded.hasPrefix("/") { return URL(fileURLWithPath: expanded).standardizedFileURL }
         return directory.appendingPathComponent(expanded).standardizedFileURL
@@ -107,6 +109,7 @@ final class RecipeParser {
     }
 
     func shownPath(_ raw: String) -> String {
+        if raw.hasPrefix(AssetCatalog.cachePrefix) { return RecipeLoader.resolve(path: raw, relativeTo: directory).path }
         let expanded = NSString(string: raw).expandingTildeInPath
         if expanded.hasPrefix("/") || shownDirectory.isEmpty { return expanded }
         return (shownDirectory as NSString).appendingPathComponent(expanded)
@@ -135,16 +138,17 @@ final class RecipeParser {
         let costs = parseCosts(top)
         let constraints = parseConstraints(top)
         let backends = parseBackends(top)
-        let strategies = parseStrategies(top, backends: backends, task: task, run: run)
+        var strategies = parseStrategies(top, backends: backends, task: task, run: run)
         let probes = parseProbes(top)
         if let task = task?.spec, let data {
+            if let train = data.train { strategies = strategies.map { defaultRationales($0, train: train) } }
             checkData(task: task, taskNodes: self.task, data: data, strategies: strategies)
         }
 
-        guard !reader.hasErrors, let task, let data, let run, let costs, let constraints, let backends, let strategies, let probes else { return nil }
+        guard !reader.hasErrors, let task, let train = data?.train, let test = data?.test, let run, let costs, let constraints, let backends, let strategies, let probes else { return nil }
         return Recipe(
             name: name, file: file, task: task.spec,
-            data: DataSpec(train: data.train.url, test: data.test.url, validation: data.validation?.url),
+            data: DataSpec(train: train.url, test: test.url, validation: data?.validation?.url),
             probes: probes, backends: backends.map(\.config), strategies: strategies.map(\.spec),
             costs: costs, constraints: constraints, run: run)
     }
@@ -235,8 +239,10 @@ final class RecipeParser {
         }
         var maxTokens = 16
         if let node = map["max_tokens"] { maxTokens = reader.int(node, "task.max_tokens", min: 1) ?? maxTokens }
-        guard let instruction, let input, let target, let metric else { return nil }
-        let spec = TaskSpec(instruction: instruction, input: input, context: context, target: target, labels: labels, metric: metric, answerPattern: pattern, maxAnswerTokens: maxTokens)
+        // A missing instruction or an invalid metric is already reported; keep going so the
+        // data checks still run (the recipe is not built while there are errors).
+        guard let input, let target else { return nil }
+        let spec = TaskSpec(instruction: instruction ?? "", input: input, context: context, target: target, labels: labels, metric: metric ?? defaultMetric, answerPattern: pattern, maxAnswerTokens: maxTokens)
         let nodes = TaskNodes(spec: spec, input: map["input"], context: map["context"], target: map["target"], labels: map["labels"])
         task = nodes
         return nodes
@@ -251,9 +257,10 @@ final class RecipeParser {
         let dataset: Dataset?
     }
 
+    /// The data files that could be located (missing ones are already reported).
     struct LoadedData {
-        let train: LoadedFile
-        let test: LoadedFile
+        let train: LoadedFile?
+        let test: LoadedFile?
         let validation: LoadedFile?
     }
 
@@ -266,7 +273,6 @@ final class RecipeParser {
         let train = dataFile(map, "train", required: true)
         let test = dataFile(map, "test", required: true)
         let validation = dataFile(map, "validation", required: false)
-        guard let train, let test else { return nil }
         return LoadedData(train: train, test: test, validation: validation)
     }
 
@@ -279,7 +285,7 @@ final class RecipeParser {
         let url = RecipeLoader.resolve(path: raw, relativeTo: directory)
         let shownPath = self.shownPath(raw)
         guard FileManager.default.fileExists(atPath: url.path) else {
-            reader.error(node, "data file '\(raw)' does not exist (looked for \(shownPath)).", fix: "check the path; relative paths are resolved against the recipe's directory")
+            reader.error(node, "data file '\(raw)' does not exist (looked for \(shownPath)).", fix: AssetCatalog.fetchHint(for: url) ?? "check the path; relative paths are resolved against the recipe's directory")
             return LoadedFile(url: url, shown: shownPath, node: node, dataset: nil)
         }
         do {
@@ -313,7 +319,7 @@ final class RecipeParser {
             for field in PromptTemplate(context).fields { needs.append((field, taskNodes?.context, "task.context")) }
         }
         needs.append((task.target, taskNodes?.target, "task.target"))
-        let files = [data.test, data.train] + (data.validation.map { [$0] } ?? [])
+        let files = [data.test, data.train, data.validation].compactMap { $0 }
         for file in files {
             guard let dataset = file.dataset else { continue }
             let available = dataset.fieldNames
@@ -333,15 +339,34 @@ final class RecipeParser {
                 reportProblems(outside.map { DataProblem(location: $0.location, message: "target '\($0[task.target] ?? "")' is not one of task.labels (\(labels.joined(separator: ", "))); no answer can be scored correct on this row.") })
             }
         }
-        guard let strategies, let train = data.train.dataset else { return }
+        guard let strategies, let trainFile = data.train, let train = trainFile.dataset else { return }
         for strategy in strategies {
             if let field = strategy.spec.rationaleField, !train.fieldNames.contains(field) {
                 let near = nearestName(to: field, among: train.fieldNames)
-                reader.error(strategy.rationaleNode, "strategy '\(strategy.spec.name)': rationale_field '\(field)' is in no row of \(data.train.shown) (its fields: \(train.fieldNames.joined(separator: ", "))).", fix: near.map { "did you mean '\($0)'?" } ?? "add a rationale to the training rows or remove rationale_field")
+                reader.error(strategy.rationaleNode, "strategy '\(strategy.spec.name)': rationale_field '\(field)' is in no row of \(trainFile.shown) (its fields: \(train.fieldNames.joined(separator: ", "))).", fix: near.map { "did you mean '\($0)'?" } ?? "add a rationale to the training rows or remove rationale_field")
             }
             if strategy.spec.shots > train.examples.count {
-                reader.warning(strategy.shotsNode, "strategy '\(strategy.spec.name)' asks for \(strategy.spec.shots) demonstrations but \(data.train.shown) has only \(train.examples.count) usable row(s); it will show at most that many.", fix: "lower shots or add training rows")
+                reader.warning(strategy.shotsNode, "strategy '\(strategy.spec.name)' asks for \(strategy.spec.shots) demonstrations but \(trainFile.shown) has only \(train.examples.count) usable row(s); it will show at most that many.", fix: "lower shots or add training rows")
             }
+        }
+    }
+
+    /// Chain-of-thought with shots but no `rationale_field` uses the training data's
+    /// `rationale` field when it has one; otherwise it runs zero-shot ("think step by
+    /// step"), with a warning.
+    func defaultRationales(_ strategies: [ParsedStrategy], train: LoadedFile) -> [ParsedStrategy] {
+        strategies.map { parsed in
+            let spec = parsed.spec
+            guard spec.kind == "chain-of-thought", spec.shots > 0, spec.rationaleField == nil, let dataset = train.dataset else { return parsed }
+            let hasRationale = dataset.fieldNames.contains("rationale")
+            if !hasRationale {
+                reader.warning(parsed.shotsNode ?? parsed.node, "strategy '\(spec.name)' asks for \(spec.shots) chain-of-thought demonstrations, but names no rationale_field and \(train.shown) has no 'rationale' field; it runs as zero-shot \"think step by step\".", fix: "add rationale_field: <the data field holding a worked rationale>, or set shots: 0")
+            }
+            let updated = StrategySpec(
+                name: spec.name, kind: spec.kind, backend: spec.backend, shots: hasRationale ? spec.shots : 0, selection: spec.selection,
+                balanced: spec.balanced, rationaleField: hasRationale ? "rationale" : nil, maxTokens: spec.maxTokens, lora: spec.lora,
+                training: spec.training, location: spec.location)
+            return ParsedStrategy(spec: updated, rationaleNode: parsed.rationaleNode, shotsNode: parsed.shotsNode, node: parsed.node)
         }
     }
 
@@ -381,7 +406,7 @@ final class RecipeParser {
                 let resolved = RecipeLoader.resolve(path: raw, relativeTo: directory)
                 url = resolved
                 if !FileManager.default.fileExists(atPath: resolved.path) {
-                    reader.error(node, "probe data file '\(raw)' does not exist (looked for \(shownPath(raw))).", fix: "check the path; relative paths are resolved against the recipe's directory")
+                    reader.error(node, "probe data file '\(raw)' does not exist (looked for \(shownPath(raw))).", fix: AssetCatalog.fetchHint(for: resolved) ?? "check the path; relative paths are resolved against the recipe's directory")
                 } else if let kind {
                     do {
                         let loaded = try ProbeLoader.load(resolved, kind: kind, displayPath: shownPath(raw))
@@ -494,6 +519,7 @@ final class RecipeParser {
         let spec: StrategySpec
         let rationaleNode: Node?
         let shotsNode: Node?
+        let node: Node
     }
 
     func parseStrategies(_ top: YAMLReader.Mapping, backends: [ParsedBackend]?, task: TaskNodes?, run: RunSettings?) -> [ParsedStrategy]? {
@@ -591,10 +617,6 @@ final class RecipeParser {
         if let node = map["shots"] {
             if let value = reader.int(node, "\(path).shots", min: isFewShot ? 1 : 0) { shots = value } else { ok = false }
         }
-        if kind == "chain-of-thought", shots > 0, rationaleField == nil {
-            reader.error(map["shots"] ?? map.node, "\(label) asks for \(shots) chain-of-thought demonstrations but names no rationale_field.", fix: "add rationale_field: <the data field holding a worked rationale>, or set shots: 0 for zero-shot \"think step by step\"")
-            ok = false
-        }
         var selection = "first"
         if let node = map["selection"] {
             if let value = reader.choice(node, "\(path).selection", DemonstrationSelector.Selection.allCases.map(\.rawValue), what: "selection") { selection = value } else { ok = false }
@@ -661,7 +683,7 @@ final class RecipeParser {
         let spec = StrategySpec(
             name: name, kind: kind, backend: backendName, shots: shots, selection: selection, balanced: balanced,
             rationaleField: rationaleField, maxTokens: maxTokens, lora: lora, training: training, location: reader.location(node))
-        return ParsedStrategy(spec: spec, rationaleNode: map["rationale_field"], shotsNode: map["shots"])
+        return ParsedStrategy(spec: spec, rationaleNode: map["rationale_field"], shotsNode: map["shots"], node: node)
     }
 
     // MARK: costs, constraints, run

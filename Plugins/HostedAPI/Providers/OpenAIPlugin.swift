@@ -1,0 +1,64 @@
+import Foundation
+import TallyCore
+
+/// `plugin: openai` — Chat Completions at any OpenAI-compatible `base_url`, plus OpenAI's
+/// hosted fine-tuning as the backend's fine-tuner.
+///
+/// ```yaml
+/// backends:
+///   hosted: {plugin: openai, model: gpt-4o-mini-2024-07-18, api_key_env: OPENAI_API_KEY,
+///            price: {input_per_mtok: 0.15, output_per_mtok: 0.60, training_per_mtok: 3.0}}
+///   local-vllm: {plugin: openai, model: Qwen/Qwen2.5-7B-Instruct, base_url: "http://localhost:8000/v1"}
+/// ```
+public struct OpenAIPlugin: BackendPlugin {
+    /// Where requests go when the recipe gives no `base_url`.
+    public static let defaultBaseURL = "https://api.openai.com/v1"
+    /// The key variable assumed when the recipe names none and uses OpenAI itself.
+    public static let defaultKeyVariable = "OPENAI_API_KEY"
+
+    private let observer: (@Sendable (HTTPEvent) -> Void)?
+
+    /// - Parameter observer: told about retries (used by tests and progress notes).
+    public init(observer: (@Sendable (HTTPEvent) -> Void)? = nil) {
+        self.observer = observer
+    }
+
+    public var name: String { "openai" }
+    public var summary: String { "OpenAI Chat Completions at any compatible base_url (OpenAI, vLLM, Ollama, llama.cpp, Together, Groq, OpenRouter) and OpenAI hosted fine-tuning" }
+    public var settingKeys: Set<String> { HostedSettings.commonKeys.union(["poll_interval_s", "token_limit_field"]) }
+    public var fineTuningMethods: Set<String> { ["full-finetune"] }
+
+    public func validate(_ config: BackendConfig, environment: [String: String]) -> [(field: String, message: String)] {
+        validateHostedConfig(config, allowedKeys: settingKeys)
+    }
+
+    public func makeBackend(_ config: BackendConfig, environment: [String: String]) async throws -> Backend {
+        let problems = validate(config, environment: environment)
+        if let problem = problems.first {
+            throw TallyError(code: .invalidRecipe, message: "backend '\(config.name)': \(problem.field): \(problem.message)")
+        }
+        let settings = HostedSettings.parse(config.settings).settings
+        let baseText = config.baseURL ?? Self.defaultBaseURL
+        guard let baseURL = URL(string: baseText) else {
+            throw TallyError(code: .invalidRecipe, message: "backend '\(config.name)': base_url '\(baseText)' is not a URL")
+        }
+        let effective = Self.effectiveConfig(config)
+        let key = try resolveKey(effective, environment: environment)
+        let client = HTTPClient(provider: "openai", configuration: settings.clientConfiguration, key: key, environment: environment, observer: observer)
+        let field = settings.tokenLimitField ?? (baseURL.host == "api.openai.com" ? "max_completion_tokens" : "max_tokens")
+        let generator = OpenAIChatGenerator(model: config.model, baseURL: baseURL, key: key, client: client, tokenLimitField: field)
+        let tuner = OpenAIFineTuner(
+            client: client, baseURL: baseURL, key: key, baseModel: config.model, pricing: config.price,
+            pollInterval: settings.pollInterval, tokenLimitField: field)
+        return Backend(generator: generator, fineTuner: tuner, dataLeavesMachine: !isLoopback(baseURL), maxConcurrency: settings.maxConcurrency)
+    }
+
+    /// The config with `api_key_env` defaulted to `OPENAI_API_KEY` when it talks to OpenAI
+    /// itself (no `base_url`) and names no variable.
+    static func effectiveConfig(_ config: BackendConfig) -> BackendConfig {
+        guard config.apiKeyEnv == nil, config.baseURL == nil else { return config }
+        return BackendConfig(
+            name: config.name, plugin: config.plugin, model: config.model, apiKeyEnv: defaultKeyVariable,
+            baseURL: config.baseURL, price: config.price, settings: config.settings, recipeDirectory: config.recipeDirectory)
+    }
+}

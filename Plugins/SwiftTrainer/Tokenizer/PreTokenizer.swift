@@ -1,0 +1,324 @@
+import Foundation
+import Synchronization
+
+/// A compiled ICU regular expression. `NSRegularExpression` is immutable and documented as
+/// safe to use from several threads, which is what makes this small box `Sendable`.
+final class CompiledRegex: @unchecked Sendable {
+    let pattern: String
+    let regex: NSRegularExpression
+
+    private static let cache = Mutex<[String: CompiledRegex]>([:])
+
+    private init(pattern: String, regex: NSRegularExpression) {
+        self.pattern = pattern
+        self.regex = regex
+    }
+
+    /// The compiled form of `pattern`, compiled once per process.
+    ///
+    /// `\s` and `\S` are widened to Unicode White_Space (ICU's `\s` leaves out U+000B and
+    /// U+0085, which the Oniguruma engine of Hugging Face tokenizers includes).
+    /// - Throws: the ICU compile error when the pattern is invalid.
+    static func compile(_ pattern: String) throws -> CompiledRegex {
+        if let cached = cache.withLock({ $0[pattern] }) { return cached }
+        let translated = widenWhitespaceClasses(pattern)
+        let regex = try NSRegularExpression(pattern: translated, options: [])
+        let compiled = CompiledRegex(pattern: pattern, regex: regex)
+        cache.withLock { $0[pattern] = compiled }
+        return compiled
+    }
+
+    static func widenWhitespaceClasses(_ pattern: String) -> String {
+        var out = ""
+        var escaped = false
+        for c in pattern {
+            if escaped {
+                switch c {
+                case "s": out += "\\p{White_Space}"
+                case "S": out += "\\P{White_Space}"
+                default: out += "\\" + String(c)
+                }
+                escaped = false
+            } else if c == "\\" {
+                escaped = true
+            } else {
+                out.append(c)
+            }
+        }
+        if escaped { out += "\\" }
+        return out
+    }
+
+    /// The ranges of all non-overlapping matches in `text`, left to right.
+    func matches(in text: String) -> [Range<String.Index>] {
+        let ns = text as NSString
+        var ranges: [Range<String.Index>] = []
+        let utf16 = text.utf16
+        var cursor = utf16.startIndex
+        var cursorOffset = 0
+        // Walk forward through the UTF-16 view: matches may end inside a grapheme cluster
+        // (before a combining mark), where `Range(_:in:)` would give up.
+        for match in regex.matches(in: text, options: [], range: NSRange(location: 0, length: ns.length)) {
+            guard match.range.length > 0 else { continue }
+            let lower = utf16.index(cursor, offsetBy: match.range.location - cursorOffset)
+            let upper = utf16.index(lower, offsetBy: match.range.length)
+            ranges.append(lower..<upper)
+            cursor = upper
+            cursorOffset = match.range.location + match.range.length
+        }
+        return ranges
+    }
+}
+
+/// The GPT-2 pre-tokenizer pattern (`ByteLevel` with `use_regex`), also used by GGUF files
+/// whose `tokenizer.ggml.pre` is `gpt2`, `smollm` and others.
+let gpt2Pattern = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+
+/// The Llama 3 pre-tokenizer pattern (`Split` + `ByteLevel(use_regex: false)`).
+let llama3Pattern = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+/// What a `Split` pre-tokenizer or `Replace` normalizer looks for.
+enum SplitPattern: Sendable {
+    case literal(String)
+    case regex(CompiledRegex)
+    /// The GPT-2 pattern, matched by a hand-written scanner that gives the same pieces as the
+    /// regular expression (checked by the tests) several times faster.
+    case gpt2
+
+    func matches(in text: String) -> [Range<String.Index>] {
+        switch self {
+        case .literal(let needle):
+            guard !needle.isEmpty else { return [] }
+            var ranges: [Range<String.Index>] = []
+            var start = text.startIndex
+            while let found = text.range(of: needle, range: start..<text.endIndex) {
+                ranges.append(found)
+                start = found.upperBound
+            }
+            return ranges
+        case .regex(let regex):
+            return regex.matches(in: text)
+        case .gpt2:
+            return GPT2Scanner.matches(in: text)
+        }
+    }
+}
+
+/// How `Split` treats the matched delimiters (Hugging Face `SplitDelimiterBehavior`).
+enum SplitBehavior: String, Sendable {
+    case removed = "Removed"
+    case isolated = "Isolated"
+    case mergedWithPrevious = "MergedWithPrevious"
+    case mergedWithNext = "MergedWithNext"
+    case contiguous = "Contiguous"
+}
+
+/// Splits text into pieces before BPE runs on each piece separately.
+indirect enum PreTokenizer: Sendable {
+    /// Optionally prefixes a space, optionally splits with the GPT-2 pattern, then maps every
+    /// byte to its byte-level character.
+    case byteLevel(addPrefixSpace: Bool, useRegex: Bool)
+    case split(pattern: SplitPattern, behavior: SplitBehavior, invert: Bool)
+    /// Isolates digits: each on its own when `individual`, else runs of digits.
+    case digits(individual: Bool)
+    /// Splits on whitespace, dropping it (`WhitespaceSplit`).
+    case whitespaceSplit
+    case sequence([PreTokenizer])
+
+    /// Applies this pre-tokenizer to every piece.
+    func apply(_ pieces: [String]) -> [String] {
+        switch self {
+        case .byteLevel(let addPrefixSpace, let useRegex):
+            var out: [String] = []
+            out.reserveCapacity(pieces.count)
+            for piece in pieces {
+                var text = piece
+                if addPrefixSpace && !text.hasPrefix(" ") { text = " " + text }
+                if useRegex {
+                    for part in Self.split(text, at: SplitPattern.gpt2.matches(in: text), behavior: .isolated, invert: false) {
+                        out.append(ByteLevel.encode(part[...]))
+                    }
+                } else if !text.isEmpty {
+                    out.append(ByteLevel.encode(text[...]))
+                }
+            }
+            return out
+        case .split(let pattern, let behavior, let invert):
+            return pieces.flatMap { Self.split($0, at: pattern.matches(in: $0), behavior: behavior, invert: invert) }
+        case .digits(let individual):
+            return pieces.flatMap { Self.splitDigits($0, individual: individual) }
+        case .whitespaceSplit:
+            return pieces.flatMap { piece in
+                piece.split(whereSeparator: { $0.unicodeScalars.allSatisfy(\.properties.isWhitespace) }).map(String.init)
+            }
+        case .sequence(let steps):
+            return steps.reduce(pieces) { $1.apply($0) }
+        }
+    }
+
+    /// Splits `text` at `matches` the way Hugging Face's `split` with a delimiter behaviour does.
+    static func split(_ text: String, at matches: [Range<String.Index>], behavior: SplitBehavior, invert: Bool) -> [String] {
+        // (range, isDelimiter) covering the whole text.
+        var parts: [(Range<String.Index>, Bool)] = []
+        var cursor = text.startIndex
+        for match in matches {
+            if cursor < match.lowerBound { parts.append((cursor..<match.lowerBound, invert)) }
+            parts.append((match, !invert))
+            cursor = match.upperBound
+        }
+        if cursor < text.endIndex { parts.append((cursor..<text.endIndex, invert)) }
+
+        var out: [Range<String.Index>] = []
+        switch behavior {
+        case .removed:
+            out = parts.filter { !$0.1 }.map(\.0)
+        case .isolated:
+            out = parts.map(\.0)
+        case .mergedWithPrevious:
+            // A delimiter joins the piece before it, unless that piece is a delimiter too.
+            var previousWasDelimiter = false
+            for (range, isDelimiter) in parts {
+                if isDelimiter && !previousWasDelimiter, let last = out.last {
+                    out[out.count - 1] = last.lowerBound..<range.upperBound
+                } else {
+                    out.append(range)
+                }
+                previousWasDelimiter = isDelimiter
+            }
+        case .mergedWithNext:
+            // A delimiter joins the piece after it, unless that piece is a delimiter too.
+            var nextWasDelimiter = false
+            for (range, isDelimiter) in parts.reversed() {
+                if isDelimiter && !nextWasDelimiter, let last = out.last {
+                    out[out.count - 1] = range.lowerBound..<last.upperBound
+                } else {
+                    out.append(range)
+                }
+                nextWasDelimiter = isDelimiter
+            }
+            out.reverse()
+        case .contiguous:
+            var previousWasDelimiter = false
+            for (range, isDelimiter) in parts {
+                if isDelimiter == previousWasDelimiter, let last = out.last {
+                    out[out.count - 1] = last.lowerBound..<range.upperBound
+                } else {
+                    out.append(range)
+                }
+                previousWasDelimiter = isDelimiter
+            }
+        }
+        // Slice by scalars: a match may end inside a grapheme cluster (a letter, then a combining mark).
+        return out.filter { !$0.isEmpty }.map { String(text.unicodeScalars[$0]) }
+    }
+
+    static func isNumeric(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .decimalNumber, .letterNumber, .otherNumber: true
+        default: false
+        }
+    }
+
+    static func splitDigits(_ text: String, individual: Bool) -> [String] {
+        var out: [String] = []
+        var current = String.UnicodeScalarView()
+        var currentIsDigits = false
+        for scalar in text.unicodeScalars {
+            let digit = isNumeric(scalar)
+            if digit && individual {
+                if !current.isEmpty { out.append(String(current)) }
+                out.append(String(scalar))
+                current = String.UnicodeScalarView()
+                currentIsDigits = false
+                continue
+            }
+            if !current.isEmpty && digit != currentIsDigits {
+                out.append(String(current))
+                current = String.UnicodeScalarView()
+            }
+            current.append(scalar)
+            currentIsDigits = digit
+        }
+        if !current.isEmpty { out.append(String(current)) }
+        return out
+    }
+}
+
+/// Matches the GPT-2 pattern
+/// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+/// by hand, trying the alternatives in order at each position as a backtracking engine does.
+enum GPT2Scanner {
+    enum Kind { case letter, number, space, other }
+
+    @inline(__always)
+    static func kind(_ scalar: Unicode.Scalar) -> Kind {
+        if scalar.value < 0x80 {
+            let v = scalar.value
+            if (v >= 0x61 && v <= 0x7A) || (v >= 0x41 && v <= 0x5A) { return .letter }
+            if v >= 0x30 && v <= 0x39 { return .number }
+            if v == 0x20 || (v >= 0x09 && v <= 0x0D) { return .space }
+            return .other
+        }
+        let properties = scalar.properties
+        if properties.isWhitespace { return .space }
+        switch properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return .letter
+        case .decimalNumber, .letterNumber, .otherNumber: return .number
+        default: return .other
+        }
+    }
+
+    static func matches(in text: String) -> [Range<String.Index>] {
+        let view = text.unicodeScalars
+        var indices: [String.Index] = []
+        var scalars: [Unicode.Scalar] = []
+        indices.reserveCapacity(view.count + 1)
+        scalars.reserveCapacity(view.count)
+        var index = view.startIndex
+        while index < view.endIndex {
+            indices.append(index)
+            scalars.append(view[index])
+            index = view.index(after: index)
+        }
+        indices.append(view.endIndex)
+        let kinds = scalars.map(kind)
+        let n = scalars.count
+        var ranges: [Range<String.Index>] = []
+        var i = 0
+        while i < n {
+            let end = matchEnd(at: i, scalars: scalars, kinds: kinds)
+            ranges.append(indices[i]..<indices[end])
+            i = end
+        }
+        return ranges
+    }
+
+    /// The end of the match starting at `i` (every position starts a match of at least one scalar).
+    static func matchEnd(at i: Int, scalars: [Unicode.Scalar], kinds: [Kind]) -> Int {
+        let n = scalars.count
+        func run(from start: Int, of kind: Kind) -> Int {
+            var j = start
+            while j < n && kinds[j] == kind { j += 1 }
+            return j
+        }
+        // Contractions.
+        if scalars[i] == "'" && i + 1 < n {
+            let next = scalars[i + 1]
+            if next == "s" || next == "t" || next == "m" || next == "d" { return i + 2 }
+            if i + 2 < n {
+                let third = scalars[i + 2]
+                if (next == "r" && third == "e") || (next == "v" && third == "e") || (next == "l" && third == "l") {
+                    return i + 3
+                }
+            }
+        }
+        // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`
+        var start = i
+        if scalars[i] == " " && i + 1 < n && kinds[i + 1] != .space { start = i + 1 }
+        if kinds[start] != .space { return run(from: start, of: kinds[start]) }
+        // `\s+(?!\S)|\s+`
+        let end = run(from: i, of: .space)
+        if end == n || end - i == 1 { return end }
+        return end - 1
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+
+@testable import SwiftTrainer
+
+/// What transformers computed from the same GGUF file (Resources/smollm2/expected.json).
+enum SmolLM2Expected {
+    static func root() throws -> [String: Any] {
+        try #require(try FormatsFixtures.json("smollm2/expected.json") as? [String: Any])
+    }
+
+    static func config() throws -> [String: Any] {
+        try #require(try root()["config"] as? [String: Any])
+    }
+}
+
+/// The model, loaded once for all the tests that need it.
+enum SmolLM2Model {
+    static let loaded: Result<GGUFModel, any Error> = Result { try GGUFModel(url: FormatsFixtures.smolLM2) }
+}
+
+@Suite(
+    "GGUF: SmolLM2-135M-Instruct from the real file",
+    .enabled(if: FormatsFixtures.hasSmolLM2, "needs the model: run `tally models fetch smollm2-135m-instruct`"))
+struct GGUFSmolLM2Tests {
+    @Test("Config equals what transformers derives from the file")
+    func config() throws {
+        let file = try GGUFFile(url: FormatsFixtures.smolLM2)
+        let config = try GGUFLlama.config(from: file)
+        let expected = try SmolLM2Expected.config()
+        #expect(config.architecture == .llama)
+        #expect(config.vocabSize == expected["vocab_size"] as? Int)
+        #expect(config.hiddenSize == expected["hidden_size"] as? Int)
+        #expect(config.intermediateSize == expected["intermediate_size"] as? Int)
+        #expect(config.numLayers == expected["num_hidden_layers"] as? Int)
+        #expect(config.numHeads == expected["num_attention_heads"] as? Int)
+        #expect(config.numKVHeads == expected["num_key_value_heads"] as? Int)
+        #expect(config.headDim == expected["head_dim"] as? Int)
+        #expect(config.maxPositions == expected["max_position_embeddings"] as? Int)
+        #expect(config.normEps == expected["rms_norm_eps"] as? Double)
+        let rope = try #require(expected["rope_parameters"] as? [String: Any])
+        #expect(config.ropeTheta == rope["rope_theta"] as? Double)
+        #expect(config.tieWordEmbeddings == expected["tie_word_embeddings"] as? Bool)
+        #expect(config.attentionBias == expected["attention_bias"] as? Bool)
+        #expect(config.mlpBias == expected["mlp_bias"] as? Bool)
+        #expect(config.bosTokenID == expected["bos_token_id"] as? Int)
+        #expect(config.eosTokenIDs == [try #require(expected["eos_token_id"] as? Int)])
+    }
+
+    @Test("Dequantized weight probes (shape, first 8 values, sum, absolute sum) equal transformers'")
+    func weightProbes() throws {
+        let model = try SmolLM2Model.loaded.get()
+        let probes = try #require(try SmolLM2Expected.root()["dequantized_probes"] as? [String: [String: Any]])
+        #expect(probes.count == 5)
+        for (name, probe) in probes {
+            let weight = try #require(model.weights[name], "\(name) missing")
+            #expect(weight.shape == probe["shape"] as? [Int], "\(name) shape")
+            let first8 = try #require(probe["first8"] as? [Double])
+            for (got, want) in zip(weight.values.prefix(8), first8) {
+                #expect(abs(Double(got) - want) <= 1e-6, "\(name) first8: \(got) vs \(want)")
+            }
+            let sum = weight.values.reduce(0.0) { $0 + Double($1) }
+            let absSum = weight.values.reduce(0.0) { $0 + abs(Double($1)) }
+            let wantSum = try #require(probe["sum"] as? Double)
+            let wantAbs = try #require(probe["abs_sum"] as? Double)
+            #expect(abs(sum - wantSum) <= 1e-5 * wantAbs, "\(name) sum \(sum) vs \(wantSum)")
+            #expect(abs(absSum - wantAbs) <= 1e-5 * wantAbs, "\(name) abs sum \(absSum) vs \(wantAbs)")
+        }
+        #expect(model.weights.count == 2 + 30 * 9)
+        #expect(model.weights["lm_head.weight"] == nil)
+    }
+
+    @Test("The embedded tokenizer encodes and decodes every reference case as transformers does")
+    func tokenizerCases() throws {
+        let tokenizer = try BPETokenizer(gguf: try GGUFFile(url: FormatsFixtures.smolLM2))
+        let cases = try TokenizerCase.load("smollm2/expected.json", key: "tokenizer_cases")
+        #expect(cases.count >= 10)
+        for c in cases {
+            #expect(tokenizer.encode(c.text, addSpecialTokens: false) == c.ids, "ids of \(c.text.debugDescription)")
+            #expect(tokenizer.decode(c.ids, skipSpecialTokens: false) == c.decoded, "decode of \(c.text.debugDescription)")
+        }
+        #expect(tokenizer.bosTokenID == 1)
+        #expect(tokenizer.eosTokenIDs == [2])
+        // add_bos_token is false in this file: nothing is added.
+        #expect(tokenizer.encode("Hello world", addSpecialTokens: true) == [19556, 905])
+        #expect(tokenizer.decode([1, 19556, 905, 2], skipSpecialTokens: true) == "Hello world")
+    }
+}
