@@ -2,6 +2,6 @@
 # Sets up (system libraries, model and data assets) and runs the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+TALLY_BUILD_CONFIG=debug bash scripts/setup.sh
 swift build --build-tests
 swift test

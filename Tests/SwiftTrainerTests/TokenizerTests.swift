@@ -140,6 +140,30 @@ struct TokenizerTests {
         #expect(missing?.description.contains("no-such-dir/tokenizer.json") == true)
     }
 
+    @Test("A Hugging Face model directory: tokenizer.json plus chat template and EOS ids from the config files")
+    func huggingFaceDirectory() throws {
+        let directory = FormatsFixtures.temporaryFile("hf-model")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.copyItem(
+            at: FormatsFixtures.resource("tokenizers/gpt2-style/tokenizer.json"), to: directory.appendingPathComponent("tokenizer.json"))
+        try Data(#"{"eos_token": {"content": "<|pad|>"}, "bos_token": "<|endoftext|>", "chat_template": "{{ messages[0].content }}"}"#.utf8)
+            .write(to: directory.appendingPathComponent("tokenizer_config.json"))
+        try Data(#"{"eos_token_id": [0]}"#.utf8).write(to: directory.appendingPathComponent("generation_config.json"))
+        var tokenizer = try BPETokenizer(huggingFaceDirectory: directory)
+        #expect(tokenizer.eosTokenIDs == [0, 1])
+        #expect(tokenizer.bosTokenID == 0)
+        #expect(tokenizer.chatTemplate == "{{ messages[0].content }}")
+        try Data("{{ 'file' }}".utf8).write(to: directory.appendingPathComponent("chat_template.jinja"))
+        tokenizer = try BPETokenizer(huggingFaceDirectory: directory)
+        #expect(tokenizer.chatTemplate == "{{ 'file' }}")
+        #expect(try ChatTemplate(tokenizer: tokenizer).render(messages: [.user("x")], addGenerationPrompt: true) == "file")
+
+        try Data("{".utf8).write(to: directory.appendingPathComponent("generation_config.json"))
+        let error = #expect(throws: TokenizerError.self) { try BPETokenizer(huggingFaceDirectory: directory) }
+        #expect(error?.file.hasSuffix("generation_config.json") == true)
+    }
+
     @Test("Encoding a long text is fast")
     func speed() throws {
         let tokenizer = try BPETokenizer(tokenizerJSON: FormatsFixtures.resource("tokenizers/llama3-style/tokenizer.json"))

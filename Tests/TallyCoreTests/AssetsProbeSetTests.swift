@@ -23,7 +23,23 @@ struct AssetsProbeSetTests {
                 #expect(!TextNormalizer.normalize(answer).isEmpty, "\(item.id): '\(answer)'")
             }
             #expect(item.input.count <= 160, "\(item.id) is not a short question")
+            // Scored with `contains`: a reply that merely repeats the question must not pass.
+            for answer in item.answers {
+                #expect(Metrics.containsMatch(item.input, answer) == 0, "\(item.id): the question contains '\(answer)'")
+            }
         }
+    }
+
+    @Test("the contains metric finds the reference as whole words in a sentence")
+    func containsMetric() {
+        #expect(Metrics.containsMatch("The capital of France is Paris.", "Paris") == 1)
+        #expect(Metrics.containsMatch("It is Buenos Aires, of course", "buenos aires") == 1)
+        #expect(Metrics.containsMatch("7 + 5 = 12", "12") == 1)
+        #expect(Metrics.containsMatch("Parisian cafes", "Paris") == 0)
+        #expect(Metrics.containsMatch("Aires Buenos", "Buenos Aires") == 0)
+        #expect(Metrics.containsMatch("7 + 5 = 112", "12") == 0)
+        #expect(Metrics.containsMatch("anything", "the") == 0)
+        #expect(AnswerScorer(metric: .contains).score(answer: "The Sun.", expected: ["Moon", "sun"]) == 1)
     }
 
     @Test("safety: about 30 requests to decline")

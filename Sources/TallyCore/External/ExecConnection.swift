@@ -19,8 +19,6 @@ public final class ExecConnection: Sendable {
         /// Set once the process has exited or could not be read; later requests fail with it.
         var closedReason: String?
         var stderrTail = ""
-        /// Timers that fail a request that takes longer than the timeout.
-        var timers: [Int: Task<Void, Never>] = [:]
     }
 
     private let process: Process
@@ -139,16 +137,12 @@ public final class ExecConnection: Sendable {
                 return
             }
             if timeout > 0 {
+                // The timer runs on a dispatch queue, not Swift's cooperative pool, so a busy
+                // pool cannot delay it; if the answer came first, `fail` finds nothing to fail.
                 let name = commandLine
-                let timer = Task { [weak self] in
-                    do { try await Task.sleep(for: .seconds(timeout)) } catch { return }
-                    self?.fail(id: id, with: TallyError(code: .backend, message: "the exec plugin '\(name)' did not answer `\(method)` within \(Int(timeout)) s; raise `timeout_s` in the backend entry"))
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { [weak self] in
+                    self?.fail(id: id, with: TallyError(code: .backend, message: "the exec plugin '\(name)' did not answer `\(method)` within \(CostModel.format(timeout)) s; raise `timeout_s` in the backend entry"))
                 }
-                let stillPending = state.withLock { state in
-                    if state.pending[id] != nil { state.timers[id] = timer; return true }
-                    return false
-                }
-                if !stillPending { timer.cancel() }
             }
         }
     }
@@ -157,13 +151,9 @@ public final class ExecConnection: Sendable {
         take(id)?.continuation.resume(throwing: error)
     }
 
-    /// Removes a pending request and stops its timer.
+    /// Removes a pending request.
     private func take(_ id: Int) -> Pending? {
-        let (pending, timer) = state.withLock { state in
-            (state.pending.removeValue(forKey: id), state.timers.removeValue(forKey: id))
-        }
-        timer?.cancel()
-        return pending
+        state.withLock { $0.pending.removeValue(forKey: id) }
     }
 
     private func handle(line: Data) {
@@ -205,8 +195,6 @@ public final class ExecConnection: Sendable {
             state.closedReason = "\(reason) (status \(status))"
             let all = Array(state.pending.values)
             state.pending.removeAll()
-            for timer in state.timers.values { timer.cancel() }
-            state.timers.removeAll()
             return (all, state.stderrTail)
         }
         for item in pending {
