@@ -186,6 +186,7 @@ extension BPETokenizer {
         if let literal = value?["String"]?.string { return .literal(literal) }
         if let regex = value?["Regex"]?.string {
             if regex == gpt2Pattern { return .gpt2 }
+            if regex == llama3Pattern { return .llama3 }
             do {
                 return .regex(try CompiledRegex.compile(regex))
             } catch {

@@ -26,7 +26,8 @@ public final class ExecConnection: Sendable {
     private let state = Mutex(State())
     private let writeLock = Mutex(())
     private let commandLine: String
-    private let timeoutSeconds: Double
+    /// Seconds one request may take (0: no limit) unless a call says otherwise.
+    let timeoutSeconds: Double
 
     /// Starts the plugin process.
     /// - Parameters:
@@ -94,13 +95,14 @@ public final class ExecConnection: Sendable {
     ///   - method: `describe`, `generate`, `finetune`, `open_artifact` or `score`.
     ///   - params: the request's parameters.
     ///   - progress: receives the plugin's progress notifications for this request.
+    ///   - timeout: seconds this request may take; nil: the connection's timeout.
     /// - Throws: `TallyError(.backend)` with the plugin's error message, on timeout, or when
     ///   the process has exited.
     public func call<Params: Encodable & Sendable, Result: Decodable>(
         _ method: String, params: Params, as: Result.Type,
-        progress: (@Sendable (ProgressEvent) -> Void)? = nil
+        progress: (@Sendable (ProgressEvent) -> Void)? = nil, timeout: Double? = nil
     ) async throws -> Result {
-        let value = try await send(method, params: params, progress: progress)
+        let value = try await send(method, params: params, progress: progress, timeout: timeout ?? timeoutSeconds)
         do {
             let data = try JSONEncoder().encode(value)
             return try JSONDecoder().decode(Result.self, from: data)
@@ -109,8 +111,7 @@ public final class ExecConnection: Sendable {
         }
     }
 
-    private func send<Params: Encodable & Sendable>(_ method: String, params: Params, progress: (@Sendable (ProgressEvent) -> Void)?) async throws -> ExecProtocol.Value {
-        let timeout = timeoutSeconds
+    private func send<Params: Encodable & Sendable>(_ method: String, params: Params, progress: (@Sendable (ProgressEvent) -> Void)?, timeout: Double) async throws -> ExecProtocol.Value {
         return try await withCheckedThrowingContinuation { continuation in
             let registered: Result<Int, TallyError> = state.withLock { state in
                 if let reason = state.closedReason {
