@@ -2,6 +2,7 @@ import ArgumentParser
 import COpenBLAS
 import Foundation
 import SwiftTrainer
+import TallyCore
 import TallyTensor
 
 /// Measures TallyTensor/SwiftTrainer throughput on the shapes of ../shared/bench's PyTorch
@@ -12,11 +13,11 @@ struct TallyBench: ParsableCommand {
         abstract: "Benchmark the built-in trainer: forward, training step, prefill, decode or matmul throughput.")
 
     enum Config: String, ExpressibleByArgument, CaseIterable { case A, B, smollm2 }
-    enum Mode: String, ExpressibleByArgument, CaseIterable { case forward, train, prefill, decode, matmul }
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case forward, train, lora, prefill, decode, matmul }
 
     @Option(help: "Model shape: A, B (random weights, as ../shared/bench) or smollm2 (the real model).")
     var config: Config = .A
-    @Option(help: "forward | train (forward+backward+AdamW) | prefill | decode | matmul.")
+    @Option(help: "forward | train (forward+backward+AdamW, all weights) | lora (rank 8 on q/v) | prefill | decode | matmul.")
     var mode: Mode = .train
     @Option(help: "Threads for BLAS and parallel loops.")
     var threads: Int = 2
@@ -30,7 +31,7 @@ struct TallyBench: ParsableCommand {
     var warmup: Int = 3
     @Option(help: "Tokens generated per sequence in decode mode.")
     var newTokens: Int = 32
-    @Option(help: "Path of a model (GGUF file or Hugging Face directory) for --config smollm2.")
+    @Option(help: "Model for --config smollm2: a GGUF file, a Hugging Face directory or a name `tally models` knows (default smollm2-135m-instruct).")
     var model: String?
 
     struct Shape {
@@ -50,6 +51,17 @@ struct TallyBench: ParsableCommand {
             "calib_matmul_gflops": round1(calibration), "impl": "tally",
             "calib_matmul_gflops_per_cpu_thread": round1(Self.calibrationCPUGFLOPs / Double(threads)),
         ]
+        if mode == .lora || (mode == .train && config == .smollm2) {
+            // Fine-tuning through the LoRA wrapper / the real training job (FineTuneBench.swift).
+            var r = try FineTuneBench.report(
+                config: config.rawValue, mode: mode == .lora ? "lora" : "train", threads: threads, steps: steps, warmup: warmup,
+                modelPath: model)
+            r["tokens_per_s"] = r["tok_per_s_median"]
+            result.merge(r) { $1 }
+            let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
         let (lm, shape) = try makeModel()
         let B = batch ?? shape.batch, T = seq ?? shape.seq
         result["batch"] = B
@@ -61,7 +73,7 @@ struct TallyBench: ParsableCommand {
         switch mode {
         case .matmul:
             result.merge(Self.matmulReport(shape: shape, tokens: B * T)) { $1 }
-        case .forward, .train:
+        case .forward, .train, .lora:
             let ids = randomIDs(B * (T + 1))
             var x: [Int] = [], y: [Int] = []
             for b in 0..<B {
@@ -133,12 +145,20 @@ struct TallyBench: ParsableCommand {
                 normEps: 1e-5, tieWordEmbeddings: false)
             return (try ModelLoader.model(config: c, weights: ModelLoader.randomWeights(config: c, seed: 0)), s)
         }
-        guard let path = model else {
-            throw ValidationError("--config smollm2 needs --model PATH (a Hugging Face directory of SmolLM2-135M; GGUF loading comes with the formats module)")
+        // The real model: a GGUF file or Hugging Face directory, by default the cached
+        // smollm2-135m-instruct (`tally models fetch smollm2-135m-instruct`).
+        let url = try AssetCatalog.resolveModel(model ?? "smollm2-135m-instruct", relativeTo: nil)
+        let lm: any CausalLanguageModel
+        if url.pathExtension.lowercased() == "gguf" {
+            let gguf = try GGUFModel(url: url)
+            lm = try ModelLoader.model(config: gguf.config, weights: gguf.weights, source: url.path)
+        } else {
+            lm = try ModelLoader.load(huggingFaceDirectory: url)
         }
-        let lm = try ModelLoader.load(huggingFaceDirectory: URL(fileURLWithPath: path))
         let c = lm.config
-        return (lm, Shape(vocab: c.vocabSize, d: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, hidden: c.intermediateSize, seq: 128, batch: 8))
+        // Prompt processing: one 65-token prompt (a classification prompt); training: 8 x 128.
+        let prompt = mode == .prefill || mode == .decode || mode == .forward
+        return (lm, Shape(vocab: c.vocabSize, d: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, hidden: c.intermediateSize, seq: prompt ? 65 : 128, batch: prompt ? 1 : 8))
     }
 
     /// Wall-clock seconds of each timed step; CPU seconds (all threads) go to `cpuTimes`.
