@@ -8,7 +8,7 @@ import Darwin
 
 /// A read-only memory mapping of a whole file. Immutable after `init`, so sharing it across
 /// threads is safe; the mapping is released when the last reference goes away.
-final class MappedFile: @unchecked Sendable {
+final class GGUFMappedFile: @unchecked Sendable {
     let path: String
     let count: Int
     private let base: UnsafeRawPointer?
@@ -78,13 +78,13 @@ public struct GGUFFile: Sendable {
     /// File offset of the data section (the start of tensor 0's data when its offset is 0).
     public let dataOffset: Int
     private let index: [String: Int]
-    private let mapped: MappedFile
+    private let mapped: GGUFMappedFile
 
     /// Opens and parses the GGUF file at `url`.
     /// - Parameter url: a local `.gguf` file.
     /// - Throws: `GGUFError` when the file cannot be read or is not a well-formed GGUF file.
     public init(url: URL) throws {
-        let mapped = try MappedFile(url: url)
+        let mapped = try GGUFMappedFile(url: url)
         self.mapped = mapped
         path = url.path
         let parsed = try mapped.withBytes(0..<mapped.count) { bytes in
