@@ -118,6 +118,12 @@ struct BrowserReportTests {
         let data = try Data(contentsOf: png)
         #expect(data.starts(with: [0x89, 0x50, 0x4E, 0x47]), "not a PNG")
         #expect(data.count > 20_000, "screenshot is suspiciously small (\(data.count) bytes): blank page?")
+        // `TALLY_KEEP_REPORT=DIR` keeps the rendered page for a look by eye.
+        if let keep = ProcessInfo.processInfo.environment["TALLY_KEEP_REPORT"], !keep.isEmpty {
+            let url = URL(fileURLWithPath: keep).appending(path: "report.html")
+            try? FileManager.default.removeItem(at: url)
+            try FileManager.default.copyItem(at: page, to: url)
+        }
         // `TALLY_REPORT_SCREENSHOT=docs/images/report.png swift test --filter Browser` refreshes the README image.
         if let target = ProcessInfo.processInfo.environment["TALLY_REPORT_SCREENSHOT"], !target.isEmpty {
             let url = URL(fileURLWithPath: target)

@@ -29,10 +29,11 @@ import TallyTesting
         #expect(Self.count("<details class=\"data\">", in: html) == 6)
         // The tally table: one row per strategy, recommended one marked in words.
         let body = try #require(html.range(of: "<table class=\"tally\">").map { html[$0.upperBound...] })
-        let tbody = try #require(body.range(of: "</tbody>").map { body[..<$0.lowerBound] })
+        let rows = try #require(body.range(of: "<tbody>").map { body[$0.upperBound...] })
+        let tbody = try #require(rows.range(of: "</tbody>").map { rows[..<$0.lowerBound] })
         #expect(Self.count("<tr", in: String(tbody)) == 3)
-        #expect(html.contains("zero-shot <span class=\"badge\">recommended</span>"))
-        #expect(html.contains("Forgetting: knowledge") && html.contains("Forgetting: refusals"))
+        #expect(html.contains("zero-shot<div class=\"badges\"><span class=\"badge\">recommended</span>"))
+        #expect(html.contains("Forgetting<br>knowledge") && html.contains("Forgetting<br>refusals"))
         #expect(html.contains("65.0% [")) // zero-shot accuracy with its interval
         // Drill-down: all 40 examples; filters count disagreements.
         #expect(Self.count("<li class=\"example", in: html) == 40)

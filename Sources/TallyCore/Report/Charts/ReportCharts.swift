@@ -48,17 +48,13 @@ public enum ReportCharts {
         var svg = SVGFragment()
         area.drawAxes(&svg, xTicks: area.x.ticks(6), yTicks: area.y.ticks(5), xFormat: TickFormat.usd, yFormat: TickFormat.percent,
                       xLabel: "Total cost over \(CostModel.format(report.costs.horizonMonths)) months at \(CostModel.formatVolume(report.costs.requestsPerMonth)) requests/month\(useLog ? " (log scale)" : "")",
-                      yLabel: "Accuracy (\(report.metric)), 95% interval")
+                      yLabel: report.metric == "accuracy" ? "Accuracy, 95% interval" : "Score (\(report.metric)), 95% interval")
 
-        // Pareto front: a staircase through the non-dominated strategies, cheapest first.
+        // Pareto front: a dashed line through the non-dominated strategies, cheapest first.
         let front = rows.filter { report.decision.pareto.contains($0.name) }.sorted { $0.cost.totalUSD < $1.cost.totalUSD }
         if front.count > 1 {
             var points: [(Double, Double)] = []
-            for (i, s) in front.enumerated() {
-                let px = area.x(s.cost.totalUSD), py = area.y(s.accuracy.value)
-                if i > 0, let last = points.last { points.append((px, last.1)) }
-                points.append((px, py))
-            }
+            for s in front { points.append((area.x(s.cost.totalUSD), area.y(s.accuracy.value))) }
             svg.polyline(points, stroke: "#555555", width: 1.5, dash: "5 4")
         }
         if let minimum = report.constraints.minAccuracy, minimum >= area.y.low, minimum <= area.y.high {
@@ -345,7 +341,7 @@ public enum ReportCharts {
             }
             y += rowHeight
         }
-        svg.text("Drop = base score minus adapted score; right of zero means the model got worse (95% interval).", x: area.left, y: area.bottom + 38, size: 12)
+        svg.text("Drop = base minus adapted score; right of zero = worse. Whiskers: 95% interval.", x: area.left, y: area.bottom + 38, size: 12)
         let measured = items.filter { !$0.entry.byConstruction && $0.entry.drop != nil }
         var description = "Forgetting on \(probes.count) probe\(probes.count == 1 ? "" : "s"): the drop from the base model to the adapted one, with 95% intervals. "
         if let worst = measured.max(by: { ($0.entry.drop ?? 0) < ($1.entry.drop ?? 0) }), let drop = worst.entry.drop {

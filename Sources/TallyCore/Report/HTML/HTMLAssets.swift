@@ -5,7 +5,7 @@ enum HTMLAssets {
     :root { --ink: #222; --muted: #666; --line: #ddd; --accent: #0072B2; --warn: #A04000; --card: #f6f8fa; }
     * { box-sizing: border-box; }
     body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink); background: #fff; }
-    header, main, footer, nav { max-width: 1180px; margin: 0 auto; padding: 0 24px; }
+    header, main, footer, nav { max-width: 1240px; margin: 0 auto; padding: 0 24px; }
     header { padding-top: 24px; }
     h1 { font-size: 1.7rem; margin: 0 0 4px; }
     h2 { font-size: 1.3rem; margin: 32px 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
@@ -33,7 +33,11 @@ enum HTMLAssets {
     thead th { border-bottom: 2px solid var(--ink); font-size: 0.85rem; }
     td.num { text-align: right; white-space: nowrap; }
     .muted, .ci { color: var(--muted); }
-    table.tally tbody th { white-space: nowrap; }
+    table.tally { font-size: 0.9rem; }
+    table.tally th, table.tally td { padding: 6px 8px; }
+    table.tally tbody th, table.tally td { white-space: nowrap; }
+    .badges { margin-top: 2px; }
+    .badges span { margin: 0 4px 0 0; }
     table.tally tr.recommended { background: #eaf3fa; }
     table.tally tr.recommended th { border-left: 4px solid var(--accent); }
     table.tally tr.ruled-out th, table.tally tr.ruled-out td { color: #555; }

@@ -127,9 +127,9 @@ public struct HTMLRenderer: ReportRenderer {
         page.raw("<section id=\"tally\" aria-labelledby=\"tally-h\">\n<h2 id=\"tally-h\">Tally</h2>\n")
         page.raw("<div class=\"scroll\"><table class=\"tally\">\n<caption>Every strategy on \(esc(report.metric)); costs over \(esc(CostModel.format(report.costs.horizonMonths))) months at \(esc(CostModel.formatVolume(report.costs.requestsPerMonth))) requests/month. Brackets: 95% bootstrap interval.</caption>\n")
         page.raw("<thead><tr><th scope=\"col\">Strategy</th><th scope=\"col\">Kind</th><th scope=\"col\">Backend</th><th scope=\"col\">Accuracy [95% CI]</th><th scope=\"col\">Unparsed</th>")
-        page.raw("<th scope=\"col\">One-off</th><th scope=\"col\">Per 1k requests</th><th scope=\"col\">Total</th><th scope=\"col\">Latency p50 / p95 (ms)</th>")
-        for probe in probes { page.raw("<th scope=\"col\">Forgetting: \(esc(probe))</th>") }
-        page.raw("<th scope=\"col\">Data leaves machine</th></tr></thead>\n<tbody>\n")
+        page.raw("<th scope=\"col\">One-off</th><th scope=\"col\">Per 1k requests</th><th scope=\"col\">Total</th><th scope=\"col\">Latency ms<br>p50 / p95</th>")
+        for probe in probes { page.raw("<th scope=\"col\">Forgetting<br>\(esc(probe))</th>") }
+        page.raw("<th scope=\"col\">Data leaves<br>machine</th></tr></thead>\n<tbody>\n")
         let pareto = Set(report.decision.pareto)
         for s in report.strategies {
             let recommended = s.name == report.decision.recommended
@@ -140,8 +140,10 @@ public struct HTMLRenderer: ReportRenderer {
             page.raw("<tr\(classes.isEmpty ? "" : " class=\"\(classes.joined(separator: " "))\"")>")
             let style = ReportCharts.style(report, s.name)
             var nameCell = "<span class=\"swatch\" style=\"background:\(style.color)\" aria-hidden=\"true\"></span>\(esc(s.name))"
-            if recommended { nameCell += " <span class=\"badge\">recommended</span>" }
-            if pareto.contains(s.name) { nameCell += " <span class=\"tag\" title=\"On the Pareto front of accuracy against total cost\">Pareto</span>" }
+            var badges = ""
+            if recommended { badges += "<span class=\"badge\">recommended</span>" }
+            if pareto.contains(s.name) { badges += "<span class=\"tag\" title=\"On the Pareto front of accuracy against total cost\">Pareto front</span>" }
+            if !badges.isEmpty { nameCell += "<div class=\"badges\">\(badges)</div>" }
             if let ruledOut { nameCell += "<div class=\"why\">ruled out: \(esc(ruledOut.reasons.joined(separator: "; ")))</div>" }
             page.raw("<th scope=\"row\">\(nameCell)</th>")
             page.raw("<td>\(esc(s.kind))</td><td>\(esc(s.backend))</td>")
@@ -157,9 +159,9 @@ public struct HTMLRenderer: ReportRenderer {
                     continue
                 }
                 if f.byConstruction {
-                    page.raw("<td class=\"num muted\" title=\"Prompting does not change the weights\">0 (by construction)</td>")
+                    page.raw("<td class=\"num muted\" title=\"Prompting does not change the weights\">0<br><span class=\"ci\">by construction</span></td>")
                 } else if let drop = f.drop {
-                    page.raw("<td class=\"num\">\(esc(String(format: "%.3f", drop))) <span class=\"ci\">[\(esc(Cells.decimal(f.ciLow))), \(esc(Cells.decimal(f.ciHigh)))]</span></td>")
+                    page.raw("<td class=\"num\">\(esc(String(format: "%.3f", drop)))<br><span class=\"ci\">[\(esc(Cells.decimal(f.ciLow))), \(esc(Cells.decimal(f.ciHigh)))]</span></td>")
                 } else {
                     page.raw("<td class=\"num muted\">no base</td>")
                 }
