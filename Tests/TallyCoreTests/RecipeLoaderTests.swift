@@ -283,9 +283,18 @@ struct RecipeValidationTests {
         #expect(messages.contains("the recipe has no 'strategies' section."))
     }
 
-    @Test("chain-of-thought demonstrations need a rationale field that exists")
+    @Test("chain-of-thought demonstrations use an existing rationale field")
     func rationale() throws {
-        try expectError(replacing(line: 14, with: "  - {name: c, kind: chain-of-thought, backend: hosted, shots: 2}"), line: 14, token: "2}", message: "names no rationale_field")
+        // Without rationale_field, the training data's `rationale` field is used when present…
+        let url = try Fixtures.recipe(replacing(line: 14, with: "  - {name: c, kind: chain-of-thought, backend: hosted, shots: 2}"))
+        let recipe = try RecipeLoader.load(contentsOf: url, registry: Fixtures.registry(), environment: [:])
+        #expect(recipe.strategies[0].rationaleField == "rationale" && recipe.strategies[0].shots == 2)
+        // …otherwise the strategy runs zero-shot, with a warning.
+        let noRationale = replacing(line: 8, with: "  train: data/validation.jsonl", in: replacing(line: 14, with: "  - {name: c, kind: chain-of-thought, backend: hosted, shots: 2}"))
+        let (plainURL, found) = try diagnostics(noRationale)
+        #expect(found.contains { $0.severity == .warning && $0.location.line == 14 && $0.message.contains("runs as zero-shot") })
+        let plain = try RecipeLoader.load(contentsOf: plainURL, registry: Fixtures.registry(), environment: [:])
+        #expect(plain.strategies[0].rationaleField == nil && plain.strategies[0].shots == 0)
         try expectError(replacing(line: 14, with: "  - {name: c, kind: chain-of-thought, backend: hosted, rationale_field: rationle}"), line: 14, token: "rationle", message: "rationale_field 'rationle' is in no row", fix: "did you mean 'rationale'?")
     }
 

@@ -20,6 +20,13 @@ public struct ProbeItem: Sendable, Hashable {
 /// Reads forgetting-probe files (JSONL): qa rows `{"input", "output"}` (`output` may be a
 /// list of accepted answers), refusal rows `{"input"}`, drift rows `{"text"}`.
 public enum ProbeLoader {
+    /// At most `max` items, a seeded subset in file order (`run.max_examples`).
+    public static func sample(_ items: [ProbeItem], max: Int?, seed: UInt64, probe: String) -> [ProbeItem] {
+        guard let max, max < items.count else { return items }
+        var rng = SeededRandom.derived(seed: seed, label: "probe:" + probe)
+        return Array(items.indices).shuffled(using: &rng).prefix(max).sorted().map { items[$0] }
+    }
+
     /// Loads a probe file, returning its usable items and the rows it skipped.
     /// - Throws: `TallyError(.invalidData)` when the file cannot be read or has no usable item.
     public static func load(_ url: URL, kind: ProbeSpec.Kind, displayPath: String? = nil) throws -> (items: [ProbeItem], problems: [DataProblem]) {

@@ -34,6 +34,9 @@ public protocol Strategy: Sendable {
     var maxTokens: Int { get }
     /// Whether replies are chains of thought whose answer follows a final `Answer:`.
     var reasoning: Bool { get }
+    /// The generation request for one test example (default: `messages(for:)` with
+    /// `maxTokens`, greedy decoding).
+    func request(for example: Example) -> GenerationRequest
     /// The fine-tuning job this strategy needs on the model `baseIdentity`, or nil for
     /// prompting strategies.
     /// - Parameter workRoot: the directory under which job work directories live.

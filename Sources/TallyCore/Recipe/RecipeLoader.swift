@@ -138,9 +138,10 @@ final class RecipeParser {
         let costs = parseCosts(top)
         let constraints = parseConstraints(top)
         let backends = parseBackends(top)
-        let strategies = parseStrategies(top, backends: backends, task: task, run: run)
+        var strategies = parseStrategies(top, backends: backends, task: task, run: run)
         let probes = parseProbes(top)
         if let task = task?.spec, let data {
+            strategies = strategies.map { defaultRationales($0, train: data.train) }
             checkData(task: task, taskNodes: self.task, data: data, strategies: strategies)
         }
 
@@ -348,6 +349,25 @@ final class RecipeParser {
         }
     }
 
+    /// Chain-of-thought with shots but no `rationale_field` uses the training data's
+    /// `rationale` field when it has one; otherwise it runs zero-shot ("think step by
+    /// step"), with a warning.
+    func defaultRationales(_ strategies: [ParsedStrategy], train: LoadedFile) -> [ParsedStrategy] {
+        strategies.map { parsed in
+            let spec = parsed.spec
+            guard spec.kind == "chain-of-thought", spec.shots > 0, spec.rationaleField == nil, let dataset = train.dataset else { return parsed }
+            let hasRationale = dataset.fieldNames.contains("rationale")
+            if !hasRationale {
+                reader.warning(parsed.shotsNode ?? parsed.node, "strategy '\(spec.name)' asks for \(spec.shots) chain-of-thought demonstrations, but names no rationale_field and \(train.shown) has no 'rationale' field; it runs as zero-shot \"think step by step\".", fix: "add rationale_field: <the data field holding a worked rationale>, or set shots: 0")
+            }
+            let updated = StrategySpec(
+                name: spec.name, kind: spec.kind, backend: spec.backend, shots: hasRationale ? spec.shots : 0, selection: spec.selection,
+                balanced: spec.balanced, rationaleField: hasRationale ? "rationale" : nil, maxTokens: spec.maxTokens, lora: spec.lora,
+                training: spec.training, location: spec.location)
+            return ParsedStrategy(spec: updated, rationaleNode: parsed.rationaleNode, shotsNode: parsed.shotsNode, node: parsed.node)
+        }
+    }
+
     // MARK: probes
 
     func parseProbes(_ top: YAMLReader.Mapping) -> [ProbeSpec]? {
@@ -497,6 +517,7 @@ final class RecipeParser {
         let spec: StrategySpec
         let rationaleNode: Node?
         let shotsNode: Node?
+        let node: Node
     }
 
     func parseStrategies(_ top: YAMLReader.Mapping, backends: [ParsedBackend]?, task: TaskNodes?, run: RunSettings?) -> [ParsedStrategy]? {
@@ -594,10 +615,6 @@ final class RecipeParser {
         if let node = map["shots"] {
             if let value = reader.int(node, "\(path).shots", min: isFewShot ? 1 : 0) { shots = value } else { ok = false }
         }
-        if kind == "chain-of-thought", shots > 0, rationaleField == nil {
-            reader.error(map["shots"] ?? map.node, "\(label) asks for \(shots) chain-of-thought demonstrations but names no rationale_field.", fix: "add rationale_field: <the data field holding a worked rationale>, or set shots: 0 for zero-shot \"think step by step\"")
-            ok = false
-        }
         var selection = "first"
         if let node = map["selection"] {
             if let value = reader.choice(node, "\(path).selection", DemonstrationSelector.Selection.allCases.map(\.rawValue), what: "selection") { selection = value } else { ok = false }
@@ -664,7 +681,7 @@ final class RecipeParser {
         let spec = StrategySpec(
             name: name, kind: kind, backend: backendName, shots: shots, selection: selection, balanced: balanced,
             rationaleField: rationaleField, maxTokens: maxTokens, lora: lora, training: training, location: reader.location(node))
-        return ParsedStrategy(spec: spec, rationaleNode: map["rationale_field"], shotsNode: map["shots"])
+        return ParsedStrategy(spec: spec, rationaleNode: map["rationale_field"], shotsNode: map["shots"], node: node)
     }
 
     // MARK: costs, constraints, run

@@ -1,0 +1,316 @@
+import Foundation
+import GRDB
+
+/// How a run ended (or that it has not).
+public enum RunStatus: String, Codable, Sendable, Hashable {
+    case running
+    case finished
+    case cancelled
+    case budgetExceeded = "budget-exceeded"
+    case failed
+}
+
+/// One line of `tally runs`.
+public struct RunSummary: Codable, Sendable, Hashable {
+    public let runID: String
+    public let recipeName: String
+    public let recipePath: String
+    public let startedAt: Date
+    public let finishedAt: Date?
+    public let status: RunStatus
+    /// Whether the run's measurements (complete or partial) are stored.
+    public let hasMeasurements: Bool
+
+    public init(runID: String, recipeName: String, recipePath: String, startedAt: Date, finishedAt: Date?, status: RunStatus, hasMeasurements: Bool) {
+        self.runID = runID
+        self.recipeName = recipeName
+        self.recipePath = recipePath
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.status = status
+        self.hasMeasurements = hasMeasurements
+    }
+}
+
+/// A fine-tuning job as the ledger knows it.
+public struct FineTuneJob: Sendable, Hashable {
+    public enum Status: String, Sendable, Hashable {
+        /// Started and not known to have finished (interrupted, or still running).
+        case running
+        case finished
+    }
+    public let jobKey: String
+    public let strategy: String
+    public let baseIdentity: String
+    public let status: Status
+    public let outcome: FineTuneOutcome?
+    /// Identity of the fine-tuned generator, so cached predictions can be found without
+    /// reopening the model.
+    public let generatorIdentity: String?
+}
+
+/// The SQLite ledger (WAL mode): every model call and result, predictions, fine-tuning
+/// jobs, probe results and run measurements.
+///
+/// Every write is its own transaction, committed when the result arrives, and keyed so a
+/// repeated write is ignored: after a crash nothing committed is lost or duplicated, and an
+/// unchanged call is never paid for twice.
+///
+/// ```swift
+/// let ledger = try Ledger(path: home.appendingPathComponent("ledger.sqlite"))
+/// let key = try Ledger.cacheKey(identity: generator.identity, request: request)
+/// if let cached = try ledger.cachedResult(key: key) { … }
+/// ```
+public final class Ledger: Sendable {
+    public let path: URL
+    let pool: DatabasePool
+
+    /// Opens (creating if needed) the ledger at `path`, and its parent directory.
+    /// - Throws: `TallyError(.ledger)` when the file cannot be opened or migrated.
+    public init(path: URL) throws {
+        self.path = path
+        do {
+            try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(10)
+            pool = try DatabasePool(path: path.path, configuration: configuration)
+            try Ledger.migrator.migrate(pool)
+        } catch {
+            throw TallyError(code: .ledger, message: "cannot open the ledger at \(path.path); check the directory is writable (set TALLY_HOME or --home to use another)", underlying: error)
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE runs (
+                    id TEXT PRIMARY KEY, recipe_name TEXT NOT NULL, recipe_path TEXT NOT NULL,
+                    started_at REAL NOT NULL, finished_at REAL, status TEXT NOT NULL, measurements TEXT);
+                CREATE TABLE calls (
+                    key TEXT PRIMARY KEY, identity TEXT NOT NULL, request TEXT NOT NULL, result TEXT NOT NULL,
+                    prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, cached_prompt_tokens INTEGER NOT NULL,
+                    latency_s REAL NOT NULL, compute_s REAL, created_at REAL NOT NULL);
+                CREATE TABLE scores (
+                    key TEXT PRIMARY KEY, identity TEXT NOT NULL, nats REAL NOT NULL, tokens INTEGER NOT NULL, created_at REAL NOT NULL);
+                CREATE TABLE predictions (
+                    run_id TEXT NOT NULL, strategy TEXT NOT NULL, example_index INTEGER NOT NULL, example_id TEXT NOT NULL,
+                    call_key TEXT NOT NULL, prediction TEXT NOT NULL,
+                    PRIMARY KEY (run_id, strategy, example_id));
+                CREATE TABLE fine_tunes (
+                    job_key TEXT PRIMARY KEY, strategy TEXT NOT NULL, base_identity TEXT NOT NULL, status TEXT NOT NULL,
+                    outcome TEXT, generator_identity TEXT, started_at REAL NOT NULL, finished_at REAL);
+                CREATE TABLE probe_results (
+                    run_id TEXT NOT NULL, probe TEXT NOT NULL, subject TEXT NOT NULL, measurement TEXT NOT NULL,
+                    PRIMARY KEY (run_id, probe, subject));
+                """)
+        }
+        return migrator
+    }
+
+    func write<T>(_ what: String, _ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.write(body)
+        } catch let error as TallyError {
+            throw error
+        } catch {
+            throw TallyError(code: .ledger, message: "ledger \(path.path): cannot \(what)", underlying: error)
+        }
+    }
+
+    func read<T>(_ what: String, _ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.read(body)
+        } catch let error as TallyError {
+            throw error
+        } catch {
+            throw TallyError(code: .ledger, message: "ledger \(path.path): cannot \(what)", underlying: error)
+        }
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> String { try CanonicalJSON.string(value) }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String?) -> T? {
+        guard let text else { return nil }
+        return try? CanonicalJSON.decode(type, from: Data(text.utf8))
+    }
+
+    // MARK: calls
+
+    /// The cache key of a call: SHA-256 (hex) of the generator identity and the canonical
+    /// JSON of the request.
+    public static func cacheKey(identity: String, request: GenerationRequest) throws -> String {
+        SHA256.hexDigest(of: Array((identity + "\n").utf8) + Array(try CanonicalJSON.data(request)))
+    }
+
+    /// The stored result of a call, if it was made before.
+    public func cachedResult(key: String) throws -> GenerationResult? {
+        let text = try read("read a cached call") { db in
+            try String.fetchOne(db, sql: "SELECT result FROM calls WHERE key = ?", arguments: [key])
+        }
+        return Ledger.decode(GenerationResult.self, text)
+    }
+
+    /// Stores a call's result (ignored when the key is already stored).
+    public func recordCall(key: String, identity: String, request: GenerationRequest, result: GenerationResult) throws {
+        let requestJSON = try Ledger.json(request)
+        let resultJSON = try Ledger.json(result)
+        try write("store a call") { db in
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO calls (key, identity, request, result, prompt_tokens, completion_tokens,
+                        cached_prompt_tokens, latency_s, compute_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [key, identity, requestJSON, resultJSON, result.usage.promptTokens, result.usage.completionTokens,
+                            result.usage.cachedPromptTokens, result.latencySeconds, result.computeSeconds, Date().timeIntervalSince1970])
+        }
+    }
+
+    /// How many distinct calls are stored.
+    public func callCount() throws -> Int {
+        try read("count calls") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM calls") ?? 0 }
+    }
+
+    /// The key of a cross-entropy measurement of `text` under `identity`.
+    public static func scoreKey(identity: String, text: String) -> String {
+        SHA256.hexDigest(of: identity + "\ncross-entropy\n" + text)
+    }
+
+    /// A stored cross-entropy measurement.
+    public func cachedScore(key: String) throws -> (nats: Double, tokens: Int)? {
+        try read("read a cached score") { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT nats, tokens FROM scores WHERE key = ?", arguments: [key]) else { return nil }
+            return (row["nats"], row["tokens"])
+        }
+    }
+
+    /// Stores a cross-entropy measurement (ignored when already stored).
+    public func recordScore(key: String, identity: String, nats: Double, tokens: Int) throws {
+        try write("store a score") { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO scores (key, identity, nats, tokens, created_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [key, identity, nats, tokens, Date().timeIntervalSince1970])
+        }
+    }
+
+    // MARK: runs
+
+    /// Records that a run started.
+    public func beginRun(runID: String, recipeName: String, recipePath: String, startedAt: Date) throws {
+        try write("record a run") { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO runs (id, recipe_name, recipe_path, started_at, status) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [runID, recipeName, recipePath, startedAt.timeIntervalSince1970, RunStatus.running.rawValue])
+        }
+    }
+
+    /// Records how a run ended and what it measured (possibly partial).
+    public func finishRun(runID: String, status: RunStatus, measurements: RunMeasurements?) throws {
+        let json = try measurements.map(Ledger.json)
+        try write("finish a run") { db in
+            try db.execute(sql: "UPDATE runs SET status = ?, finished_at = ?, measurements = COALESCE(?, measurements) WHERE id = ?",
+                           arguments: [status.rawValue, Date().timeIntervalSince1970, json, runID])
+        }
+    }
+
+    /// Every run, newest first.
+    public func runs() throws -> [RunSummary] {
+        try read("list runs") { db in
+            try Row.fetchAll(db, sql: "SELECT id, recipe_name, recipe_path, started_at, finished_at, status, measurements IS NOT NULL AS has FROM runs ORDER BY started_at DESC, id DESC").map { row in
+                let finished: Double? = row["finished_at"]
+                return RunSummary(
+                    runID: row["id"], recipeName: row["recipe_name"], recipePath: row["recipe_path"],
+                    startedAt: Date(timeIntervalSince1970: row["started_at"]), finishedAt: finished.map(Date.init(timeIntervalSince1970:)),
+                    status: RunStatus(rawValue: row["status"]) ?? .failed, hasMeasurements: row["has"])
+            }
+        }
+    }
+
+    /// The measurements stored for a run, or nil when it has none (unknown id, or the run
+    /// died before storing any).
+    public func measurements(runID: String) throws -> RunMeasurements? {
+        let text = try read("read a run") { db in
+            try String.fetchOne(db, sql: "SELECT measurements FROM runs WHERE id = ?", arguments: [runID])
+        }
+        guard let text else { return nil }
+        do {
+            return try CanonicalJSON.decode(RunMeasurements.self, from: Data(text.utf8))
+        } catch {
+            throw TallyError(code: .ledger, message: "ledger \(path.path): the measurements of run \(runID) cannot be decoded (written by another Tally version?)", underlying: error)
+        }
+    }
+
+    /// The newest run with stored measurements, optionally only of one recipe.
+    public func latestRunID(recipeName: String? = nil) throws -> String? {
+        try read("find the latest run") { db in
+            if let recipeName {
+                return try String.fetchOne(db, sql: "SELECT id FROM runs WHERE recipe_name = ? AND measurements IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT 1", arguments: [recipeName])
+            }
+            return try String.fetchOne(db, sql: "SELECT id FROM runs WHERE measurements IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT 1")
+        }
+    }
+
+    // MARK: predictions
+
+    /// Stores one scored prediction of a run (ignored when already stored).
+    public func recordPrediction(runID: String, strategy: String, index: Int, callKey: String, prediction: Prediction) throws {
+        let json = try Ledger.json(prediction)
+        try write("store a prediction") { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO predictions (run_id, strategy, example_index, example_id, call_key, prediction) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [runID, strategy, index, prediction.exampleID, callKey, json])
+        }
+    }
+
+    /// A run's stored predictions for one strategy, in test-set order.
+    public func predictions(runID: String, strategy: String) throws -> [Prediction] {
+        try read("read predictions") { db in
+            try String.fetchAll(db, sql: "SELECT prediction FROM predictions WHERE run_id = ? AND strategy = ? ORDER BY example_index", arguments: [runID, strategy])
+        }.compactMap { Ledger.decode(Prediction.self, $0) }
+    }
+
+    // MARK: fine-tuning jobs
+
+    /// The job stored under `key`, if any.
+    public func fineTuneJob(key: String) throws -> FineTuneJob? {
+        try read("read a fine-tuning job") { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM fine_tunes WHERE job_key = ?", arguments: [key]) else { return nil }
+            return FineTuneJob(
+                jobKey: row["job_key"], strategy: row["strategy"], baseIdentity: row["base_identity"],
+                status: FineTuneJob.Status(rawValue: row["status"]) ?? .running,
+                outcome: Ledger.decode(FineTuneOutcome.self, row["outcome"]), generatorIdentity: row["generator_identity"])
+        }
+    }
+
+    /// Records that a job started (kept as is when it is already known).
+    public func recordFineTuneStarted(key: String, strategy: String, baseIdentity: String) throws {
+        try write("record a fine-tuning job") { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO fine_tunes (job_key, strategy, base_identity, status, started_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [key, strategy, baseIdentity, FineTuneJob.Status.running.rawValue, Date().timeIntervalSince1970])
+        }
+    }
+
+    /// Records a finished job's outcome and the identity of the generator it produced.
+    public func recordFineTuneFinished(key: String, outcome: FineTuneOutcome, generatorIdentity: String) throws {
+        let json = try Ledger.json(outcome)
+        try write("finish a fine-tuning job") { db in
+            try db.execute(sql: "UPDATE fine_tunes SET status = ?, outcome = ?, generator_identity = ?, finished_at = ? WHERE job_key = ? AND status != ?",
+                           arguments: [FineTuneJob.Status.finished.rawValue, json, generatorIdentity, Date().timeIntervalSince1970, key, FineTuneJob.Status.finished.rawValue])
+        }
+    }
+
+    // MARK: probes
+
+    /// Stores a probe result of a run (ignored when already stored).
+    public func recordProbe(runID: String, measurement: ProbeMeasurement) throws {
+        let json = try Ledger.json(measurement)
+        try write("store a probe result") { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO probe_results (run_id, probe, subject, measurement) VALUES (?, ?, ?, ?)",
+                           arguments: [runID, measurement.probe, measurement.subject, json])
+        }
+    }
+
+    /// A run's stored probe results.
+    public func probes(runID: String) throws -> [ProbeMeasurement] {
+        try read("read probe results") { db in
+            try String.fetchAll(db, sql: "SELECT measurement FROM probe_results WHERE run_id = ? ORDER BY rowid", arguments: [runID])
+        }.compactMap { Ledger.decode(ProbeMeasurement.self, $0) }
+    }
+}

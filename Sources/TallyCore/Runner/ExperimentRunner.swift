@@ -1,0 +1,466 @@
+import Foundation
+import Synchronization
+
+/// Runs a recipe: loads the data, builds each backend once, fine-tunes where a strategy
+/// asks for it, evaluates every strategy on the test set and every forgetting probe on the
+/// base and adapted models, and returns what it measured.
+///
+/// Every model call goes through the ledger: a call made before (same model identity, same
+/// request) is read back instead of paid for again, so rerunning an unchanged recipe makes
+/// no backend call, and a run killed half-way resumes where it stopped.
+///
+/// ```swift
+/// let runner = ExperimentRunner(recipe: recipe, registry: registry, ledger: ledger, environment: env, home: home)
+/// let measurements = try await runner.run { event in print(event) }
+/// ```
+public struct ExperimentRunner: Sendable {
+    public let recipe: Recipe
+    public let registry: PluginRegistry
+    public let ledger: Ledger
+    public let environment: [String: String]
+    /// TALLY_HOME: fine-tuning work directories live under `home/work/`.
+    public let home: URL
+    public let strategies: StrategyCatalog
+
+    /// - Parameters:
+    ///   - recipe: a validated recipe.
+    ///   - registry: plugins that serve the recipe's backends.
+    ///   - ledger: where calls, predictions, jobs and measurements are stored.
+    ///   - environment: passed to plugins (API keys are read from it by name).
+    ///   - home: the Tally home directory.
+    ///   - strategies: the strategy kinds the recipe may use.
+    public init(recipe: Recipe, registry: PluginRegistry, ledger: Ledger, environment: [String: String], home: URL, strategies: StrategyCatalog = .builtIn) {
+        self.recipe = recipe
+        self.registry = registry
+        self.ledger = ledger
+        self.environment = environment
+        self.home = home
+        self.strategies = strategies
+    }
+
+    /// Runs every strategy and probe of the recipe.
+    ///
+    /// - Parameter progress: receives phase events (`started`, `advanced`, `finished`) and notes.
+    /// - Returns: the measurements, also stored in the ledger under a new run id.
+    /// - Throws: `CancellationError` when the task is cancelled (calls in flight finish and
+    ///   are stored first); `TallyError(.budgetExceeded)` before a call or training job
+    ///   that would exceed `constraints.budget_usd` (what was done is stored); `TallyError`
+    ///   for data, backend and ledger failures.
+    public func run(progress: @escaping @Sendable (ProgressEvent) -> Void) async throws -> RunMeasurements {
+        let startedAt = Date()
+        let runID = Self.makeRunID(date: startedAt)
+        try ledger.beginRun(runID: runID, recipeName: recipe.name, recipePath: recipePath, startedAt: startedAt)
+        let state = RunState()
+        let execution = Execution(runner: self, runID: runID, progress: progress, state: state)
+        do {
+            try await execution.execute()
+            let measurements = assemble(runID: runID, startedAt: startedAt, finishedAt: Date(), state: state)
+            try ledger.finishRun(runID: runID, status: .finished, measurements: measurements)
+            return measurements
+        } catch {
+            let status: RunStatus
+            if error is CancellationError {
+                status = .cancelled
+            } else if let error = error as? TallyError, error.code == .budgetExceeded {
+                status = .budgetExceeded
+            } else {
+                status = .failed
+            }
+            let partial = assemble(runID: runID, startedAt: startedAt, finishedAt: nil, state: state)
+            try? ledger.finishRun(runID: runID, status: status, measurements: partial)
+            throw error
+        }
+    }
+
+    var recipePath: String { recipe.file.relativePath.isEmpty ? recipe.file.path : recipe.file.relativePath }
+
+    func assemble(runID: String, startedAt: Date, finishedAt: Date?, state: RunState) -> RunMeasurements {
+        let (strategies, probes) = state.snapshot
+        return RunMeasurements(
+            runID: runID, recipeName: recipe.name, recipePath: recipePath, startedAt: startedAt, finishedAt: finishedAt,
+            costs: recipe.costs, constraints: recipe.constraints, metric: recipe.task.metric, seed: recipe.run.seed,
+            bootstrapSamples: recipe.run.bootstrapSamples, strategies: strategies, baseProbes: probes)
+    }
+
+    /// `YYYYMMDD-HHMMSS-xxxx` in UTC, with 4 random hex digits.
+    static func makeRunID(date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        let suffix = String(UInt16.random(in: 0...UInt16.max), radix: 16)
+        return formatter.string(from: date) + "-" + String(repeating: "0", count: 4 - suffix.count) + suffix
+    }
+}
+
+/// What a run has measured so far (read back when it stops early).
+final class RunState: Sendable {
+    private let state = Mutex<(strategies: [StrategyMeasurement], probes: [ProbeMeasurement])>(([], []))
+    func add(_ strategy: StrategyMeasurement) { state.withLock { $0.strategies.append(strategy) } }
+    func add(_ probe: ProbeMeasurement) { state.withLock { $0.probes.append(probe) } }
+    var snapshot: ([StrategyMeasurement], [ProbeMeasurement]) { state.withLock { ($0.strategies, $0.probes) } }
+}
+
+/// Opens a generator at most once, and only when a call needs it.
+actor GeneratorHandle {
+    private var generator: (any TextGenerator)?
+    private let open: @Sendable () async throws -> any TextGenerator
+
+    init(_ generator: any TextGenerator) {
+        self.generator = generator
+        self.open = { generator }
+    }
+
+    init(open: @escaping @Sendable () async throws -> any TextGenerator) {
+        self.open = open
+    }
+
+    func get() async throws -> any TextGenerator {
+        if let generator { return generator }
+        let opened = try await open()
+        generator = opened
+        return opened
+    }
+}
+
+/// One run's work, step by step.
+final class Execution: Sendable {
+    let runner: ExperimentRunner
+    let runID: String
+    let progress: @Sendable (ProgressEvent) -> Void
+    let state: RunState
+    let budget: BudgetTracker
+    let computeEstimates = Mutex<[String: (total: Double, count: Int)]>([:])
+
+    init(runner: ExperimentRunner, runID: String, progress: @escaping @Sendable (ProgressEvent) -> Void, state: RunState) {
+        self.runner = runner
+        self.runID = runID
+        self.progress = progress
+        self.state = state
+        self.budget = BudgetTracker(limit: runner.recipe.constraints.budgetUSD)
+    }
+
+    var recipe: Recipe { runner.recipe }
+    var ledger: Ledger { runner.ledger }
+
+    // MARK: the run
+
+    func execute() async throws {
+        let task = recipe.task
+        let scorer = try AnswerScorer(task: task)
+
+        progress(.started(phase: "load data", total: nil))
+        var needed = PromptTemplate(task.input).fields
+        if let context = task.context { needed += PromptTemplate(context).fields }
+        needed.append(task.target)
+        let train = try loadData(recipe.data.train, needing: needed).sample(recipe.run.maxTrainExamples, seed: recipe.run.seed, label: "train")
+        let test = try loadData(recipe.data.test, needing: needed).sample(recipe.run.maxExamples, seed: recipe.run.seed, label: "test")
+        let validation = try recipe.data.validation.map { try loadData($0, needing: needed) }
+        var probeItems: [String: [ProbeItem]] = [:]
+        for probe in recipe.probes {
+            let loaded = try ProbeLoader.load(probe.data, kind: probe.kind)
+            note(problems: loaded.problems)
+            probeItems[probe.name] = sampleItems(loaded.items, probe: probe.name)
+        }
+        progress(.finished(phase: "load data"))
+        progress(.note("\(test.examples.count) test, \(train.examples.count) train\(validation.map { ", \($0.examples.count) validation" } ?? "") examples"))
+
+        // Backends, each made once.
+        var backends: [String: Backend] = [:]
+        for name in recipe.strategies.map(\.backend) where backends[name] == nil {
+            try Task.checkCancellation()
+            guard let config = recipe.backend(named: name) else {
+                throw TallyError(code: .invalidRecipe, message: "backend '\(name)' is not defined in the recipe", location: SourceLocation(file: runner.recipePath))
+            }
+            progress(.started(phase: "backend \(name)", total: nil))
+            let plugin = try runner.registry.backendPlugin(named: config.plugin)
+            do {
+                backends[name] = try await plugin.makeBackend(config, environment: runner.environment)
+            } catch let error as TallyError {
+                throw error
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                throw TallyError(code: .backend, message: "backend '\(name)' (plugin \(config.plugin)) could not start: \(error.localizedDescription)", underlying: error)
+            }
+            progress(.finished(phase: "backend \(name)"))
+        }
+
+        // Probes on each base model that some strategy adapts.
+        let adaptedBackends = recipe.strategies.filter { (try? runner.strategies.entry(kind: $0.kind).adaptsWeights) ?? $0.adaptsWeights }.map(\.backend)
+        var seen = Set<String>()
+        for name in adaptedBackends where seen.insert(name).inserted && !recipe.probes.isEmpty {
+            guard let backend = backends[name], let config = recipe.backend(named: name) else { continue }
+            let handle = GeneratorHandle(backend.generator)
+            for probe in recipe.probes {
+                if let measurement = try await evaluateProbe(probe, items: probeItems[probe.name] ?? [], subject: name, identity: backend.generator.identity, handle: handle, backend: backend, price: config.price, fineTuned: false) {
+                    state.add(measurement)
+                    try ledger.recordProbe(runID: runID, measurement: measurement)
+                }
+            }
+        }
+
+        // Strategies, in recipe order.
+        for spec in recipe.strategies {
+            try Task.checkCancellation()
+            guard let backend = backends[spec.backend], let config = recipe.backend(named: spec.backend) else { continue }
+            let entry = try runner.strategies.entry(kind: spec.kind)
+            let strategy = try entry.make(spec, StrategyContext(task: task, train: train.examples, validation: validation?.examples ?? [], seed: recipe.run.seed))
+            var identity = backend.generator.identity
+            var handle = GeneratorHandle(backend.generator)
+            var outcome: FineTuneOutcome?
+            if entry.adaptsWeights {
+                let trained = try await fineTune(strategy, backend: backend, config: config)
+                identity = trained.identity
+                handle = trained.handle
+                outcome = trained.outcome
+            }
+            let predictions = try await evaluate(strategy, examples: test.examples, scorer: scorer, identity: identity, handle: handle, backend: backend, price: config.price, fineTuned: entry.adaptsWeights)
+            var probes: [ProbeMeasurement] = []
+            if entry.adaptsWeights {
+                for probe in recipe.probes {
+                    if let measurement = try await evaluateProbe(probe, items: probeItems[probe.name] ?? [], subject: spec.name, identity: identity, handle: handle, backend: backend, price: config.price, fineTuned: true) {
+                        probes.append(measurement)
+                        try ledger.recordProbe(runID: runID, measurement: measurement)
+                    }
+                }
+            }
+            state.add(StrategyMeasurement(
+                name: spec.name, kind: spec.kind, backend: spec.backend, model: identity,
+                dataLeavesMachine: backend.dataLeavesMachine, adaptsWeights: entry.adaptsWeights, pricing: config.price,
+                predictions: predictions, training: outcome, probes: probes))
+        }
+    }
+
+    // MARK: data
+
+    func loadData(_ url: URL, needing fields: [String]) throws -> Dataset {
+        let dataset = try DatasetLoader.load(url, displayPath: displayPath(url)).requiring(fields)
+        note(problems: dataset.problems)
+        guard !dataset.examples.isEmpty else {
+            throw TallyError(code: .invalidData, message: "\(displayPath(url)) has no row with all of the fields \(fields.joined(separator: ", ")); run `tally validate` for details", location: SourceLocation(file: displayPath(url)))
+        }
+        return dataset
+    }
+
+    func displayPath(_ url: URL) -> String {
+        let directory = recipe.directory.standardizedFileURL.path
+        let path = url.standardizedFileURL.path
+        guard path.hasPrefix(directory + "/") else { return path }
+        let relative = String(path.dropFirst(directory.count + 1))
+        let recipeDir = (runner.recipePath as NSString).deletingLastPathComponent
+        return recipeDir.isEmpty ? relative : (recipeDir as NSString).appendingPathComponent(relative)
+    }
+
+    func note(problems: [DataProblem]) {
+        for problem in problems.prefix(5) { progress(.note("skipped row \(problem)")) }
+        if problems.count > 5 { progress(.note("… and \(problems.count - 5) more skipped rows (run `tally validate` to list them)")) }
+    }
+
+    func sampleItems(_ items: [ProbeItem], probe: String) -> [ProbeItem] {
+        ProbeLoader.sample(items, max: recipe.run.maxExamples, seed: recipe.run.seed, probe: probe)
+    }
+
+    // MARK: fine-tuning
+
+    func fineTune(_ strategy: any Strategy, backend: Backend, config: BackendConfig) async throws -> (identity: String, handle: GeneratorHandle, outcome: FineTuneOutcome) {
+        let spec = strategy.spec
+        guard let tuner = backend.fineTuner else {
+            throw TallyError(code: .backend, message: "strategy '\(spec.name)' needs fine-tuning, but backend '\(config.name)' (plugin \(config.plugin)) has no fine-tuner; use a backend that can fine-tune", location: spec.location)
+        }
+        let workRoot = runner.home.appendingPathComponent("work", isDirectory: true)
+        guard let request = try strategy.fineTuneRequest(baseIdentity: backend.generator.identity, workRoot: workRoot) else {
+            throw TallyError(code: .invalidRecipe, message: "strategy '\(spec.name)' of kind \(spec.kind) adapts weights but produced no fine-tuning job", location: spec.location)
+        }
+        let computePrice = recipe.costs.computeUSDPerHour
+        if let job = try ledger.fineTuneJob(key: request.jobKey), job.status == .finished, let outcome = job.outcome, let identity = job.generatorIdentity {
+            progress(.note("\(spec.name): reusing finished fine-tuning job \(request.jobKey.prefix(12)) from the ledger"))
+            budget.add(CallPricing.trainingUSD(outcome, price: config.price, computeUSDPerHour: computePrice))
+            return (identity, GeneratorHandle { try await tuner.generator(for: outcome) }, outcome)
+        }
+        let estimate = estimatedTrainingUSD(request, price: config.price)
+        guard budget.fits(estimate) else {
+            throw budgetError(next: "the fine-tuning job of '\(spec.name)'", estimate: estimate)
+        }
+        try ledger.recordFineTuneStarted(key: request.jobKey, strategy: spec.name, baseIdentity: backend.generator.identity)
+        try FileManager.default.createDirectory(at: request.workDirectory, withIntermediateDirectories: true)
+        let phase = "train \(spec.name)"
+        progress(.started(phase: phase, total: nil))
+        let outcome = try await tuner.fineTune(request, progress: progress)
+        let generator = try await tuner.generator(for: outcome)
+        try ledger.recordFineTuneFinished(key: request.jobKey, outcome: outcome, generatorIdentity: generator.identity)
+        budget.add(CallPricing.trainingUSD(outcome, price: config.price, computeUSDPerHour: computePrice))
+        progress(.finished(phase: phase))
+        return (generator.identity, GeneratorHandle(generator), outcome)
+    }
+
+    func estimatedTrainingUSD(_ request: FineTuneRequest, price: Pricing) -> Double {
+        guard let perMTok = price.trainingPerMTok, perMTok > 0 else { return 0 }
+        let tokens = request.train.reduce(0) { $0 + CallPricing.estimatedPromptTokens($1.messages) + CallPricing.estimatedTokens($1.completion) }
+        return Double(tokens) * request.options.epochs * perMTok / 1_000_000
+    }
+
+    func budgetError(next: String, estimate: Double) -> TallyError {
+        let limit = budget.limit ?? 0
+        return TallyError(
+            code: .budgetExceeded,
+            message: String(format: "stopped before exceeding constraints.budget_usd (%.2f USD): %.4f USD spent so far and %@ would cost about %.4f USD. Everything finished is saved in the ledger; raise budget_usd or lower run.max_examples and run again (finished calls are reused, not paid again).", limit, budget.spent, next, estimate))
+    }
+
+    // MARK: calls
+
+    /// Runs `requests` through the ledger cache with bounded concurrency; `handle(index,
+    /// key, result, cached)` is called once per request as its result is stored.
+    func runCalls(_ requests: [GenerationRequest], phase: String, identity: String, handle: GeneratorHandle, backend: Backend, price: Pricing, fineTuned: Bool, what: String,
+                  onResult: (Int, String, GenerationResult, Bool) throws -> Void) async throws {
+        progress(.started(phase: phase, total: requests.count))
+        let computePrice = recipe.costs.computeUSDPerHour
+        let keys = try requests.map { try Ledger.cacheKey(identity: identity, request: $0) }
+        var pending: [Int] = []
+        var completed = 0
+        for index in requests.indices {
+            if let cached = try ledger.cachedResult(key: keys[index]) {
+                budget.add(CallPricing.usd(usage: cached.usage, computeSeconds: cached.computeSeconds, price: price, fineTuned: fineTuned, computeUSDPerHour: computePrice))
+                try onResult(index, keys[index], cached, true)
+                completed += 1
+            } else {
+                pending.append(index)
+            }
+        }
+        if completed > 0 {
+            progress(.advanced(phase: phase, completed: completed, total: requests.count, detail: "\(completed) cached"))
+        }
+        if pending.isEmpty {
+            progress(.finished(phase: phase))
+            return
+        }
+        try Task.checkCancellation()
+        let generator = try await handle.get()
+        let limit = max(1, min(recipe.run.concurrency, backend.maxConcurrency))
+        var stopReason: (any Error)?
+        try await withThrowingTaskGroup(of: (Int, Double, Result<GenerationResult, any Error>).self) { group in
+            var next = 0
+            var inFlight = 0
+            while true {
+                while stopReason == nil, inFlight < limit, next < pending.count {
+                    if Task.isCancelled { stopReason = CancellationError(); break }
+                    let index = pending[next]
+                    let request = requests[index]
+                    let estimate = estimatedUSD(request, identity: identity, price: price, fineTuned: fineTuned)
+                    guard budget.reserve(estimate) else {
+                        stopReason = budgetError(next: "the next call (\(what))", estimate: estimate)
+                        break
+                    }
+                    group.addTask {
+                        // An unstructured task does not inherit cancellation: a call in flight
+                        // completes (and is stored) even when the run is interrupted.
+                        let result = await Task { () -> Result<GenerationResult, any Error> in
+                            do { return .success(try await generator.generate(request)) } catch { return .failure(error) }
+                        }.value
+                        return (index, estimate, result)
+                    }
+                    next += 1
+                    inFlight += 1
+                }
+                guard inFlight > 0, let (index, estimate, result) = try await group.next() else { break }
+                inFlight -= 1
+                switch result {
+                case .success(let value):
+                    try ledger.recordCall(key: keys[index], identity: identity, request: requests[index], result: value)
+                    budget.commit(reserved: estimate, actual: CallPricing.usd(usage: value.usage, computeSeconds: value.computeSeconds, price: price, fineTuned: fineTuned, computeUSDPerHour: computePrice))
+                    if let seconds = value.computeSeconds { recordCompute(seconds, identity: identity) }
+                    try onResult(index, keys[index], value, false)
+                    completed += 1
+                    progress(.advanced(phase: phase, completed: completed, total: requests.count, detail: nil))
+                case .failure(let error):
+                    budget.commit(reserved: estimate, actual: 0)
+                    if stopReason == nil {
+                        stopReason = error is CancellationError ? error : TallyError(code: .backend, message: "\(what): the backend failed: \(error.localizedDescription)", underlying: error)
+                    }
+                }
+                if stopReason == nil, Task.isCancelled { stopReason = CancellationError() }
+            }
+        }
+        if let stopReason { throw stopReason }
+        progress(.finished(phase: phase))
+    }
+
+    /// Upper-bound estimate of a call: prompt characters / 4, `maxTokens` completion tokens,
+    /// and the mean compute time of this model's calls so far.
+    func estimatedUSD(_ request: GenerationRequest, identity: String, price: Pricing, fineTuned: Bool) -> Double {
+        let usage = TokenUsage(promptTokens: CallPricing.estimatedPromptTokens(request.messages), completionTokens: request.maxTokens)
+        let compute = computeEstimates.withLock { table in table[identity].map { $0.total / Double(max(1, $0.count)) } }
+        return CallPricing.usd(usage: usage, computeSeconds: compute, price: price, fineTuned: fineTuned, computeUSDPerHour: recipe.costs.computeUSDPerHour)
+    }
+
+    func recordCompute(_ seconds: Double, identity: String) {
+        computeEstimates.withLock { table in
+            let current = table[identity] ?? (0, 0)
+            table[identity] = (current.total + seconds, current.count + 1)
+        }
+    }
+
+    // MARK: evaluation
+
+    func evaluate(_ strategy: any Strategy, examples: [Example], scorer: AnswerScorer, identity: String, handle: GeneratorHandle, backend: Backend, price: Pricing, fineTuned: Bool) async throws -> [Prediction] {
+        let name = strategy.spec.name
+        let requests = examples.map { strategy.request(for: $0) }
+        let results = Mutex<[Prediction?]>(Array(repeating: nil, count: examples.count))
+        try await runCalls(requests, phase: "evaluate \(name)", identity: identity, handle: handle, backend: backend, price: price, fineTuned: fineTuned, what: "strategy '\(name)'") { index, key, result, cached in
+            let example = examples[index]
+            let expected = strategy.expected(for: example)
+            let (answer, score) = scorer.evaluate(output: result.text, expected: [expected], reasoning: strategy.reasoning)
+            let prediction = Prediction(
+                exampleID: example.id, input: PromptBuilder.inputText(task: strategy.task, example: example), expected: expected,
+                output: result.text, answer: answer, score: score, usage: result.usage, latencySeconds: result.latencySeconds,
+                computeSeconds: result.computeSeconds, cached: cached)
+            try ledger.recordPrediction(runID: runID, strategy: name, index: index, callKey: key, prediction: prediction)
+            results.withLock { $0[index] = prediction }
+        }
+        return results.withLock { $0.compactMap { $0 } }
+    }
+
+    func evaluateProbe(_ probe: ProbeSpec, items: [ProbeItem], subject: String, identity: String, handle: GeneratorHandle, backend: Backend, price: Pricing, fineTuned: Bool) async throws -> ProbeMeasurement? {
+        let phase = "probe \(probe.name) on \(subject)"
+        switch probe.kind {
+        case .qa, .refusal:
+            let requests = items.map { GenerationRequest(messages: [.user($0.input)], maxTokens: probe.maxTokens) }
+            let scorer = AnswerScorer(metric: MetricKind(rawValue: probe.metric) ?? .exactMatch)
+            let scores = Mutex<[Double]>(Array(repeating: 0, count: items.count))
+            try await runCalls(requests, phase: phase, identity: identity, handle: handle, backend: backend, price: price, fineTuned: fineTuned, what: "probe '\(probe.name)' on \(subject)") { index, _, result, _ in
+                let score = probe.kind == .qa
+                    ? scorer.evaluate(output: result.text, expected: items[index].answers).score
+                    : (RefusalDetector.isRefusal(result.text) ? 1 : 0)
+                scores.withLock { $0[index] = score }
+            }
+            return ProbeMeasurement(probe: probe.name, kind: probe.kind, subject: subject, scores: scores.withLock { $0 })
+        case .drift:
+            progress(.started(phase: phase, total: items.count))
+            var scores: [Double] = []
+            var scorer: (any TextScorer)?
+            for (index, item) in items.enumerated() {
+                let key = Ledger.scoreKey(identity: identity, text: item.input)
+                if let cached = try ledger.cachedScore(key: key) {
+                    scores.append(cached.nats)
+                } else {
+                    try Task.checkCancellation()
+                    if scorer == nil {
+                        guard let candidate = try await handle.get() as? any TextScorer else {
+                            progress(.note("probe '\(probe.name)' skipped on \(subject): its model cannot score text (drift needs a local model)"))
+                            progress(.finished(phase: phase))
+                            return nil
+                        }
+                        scorer = candidate
+                    }
+                    guard let scorer else { return nil }
+                    let measured = try await scorer.crossEntropy(of: item.input)
+                    try ledger.recordScore(key: key, identity: identity, nats: measured.nats, tokens: measured.tokens)
+                    scores.append(measured.nats)
+                }
+                progress(.advanced(phase: phase, completed: index + 1, total: items.count, detail: nil))
+            }
+            progress(.finished(phase: phase))
+            return ProbeMeasurement(probe: probe.name, kind: probe.kind, subject: subject, scores: scores)
+        }
+    }
+}

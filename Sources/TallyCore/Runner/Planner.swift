@@ -1,0 +1,187 @@
+import Foundation
+
+/// What `tally plan` prints: per strategy, how many requests, tokens, seconds and dollars a
+/// run would take. Every number is an estimate, and `assumptions` says how it was made.
+public struct PlanEstimate: Codable, Sendable {
+    /// One strategy's (or one base model's probes') estimate.
+    public struct Item: Codable, Sendable, Hashable {
+        public let name: String
+        /// The strategy kind, or `probes` for probes on a base model.
+        public let kind: String
+        public let backend: String
+        /// Model calls (test examples plus probe items on adapted models).
+        public let requests: Int
+        public let promptTokens: Int
+        public let completionTokens: Int
+        /// Tokens processed by training (all epochs); 0 for prompting.
+        public let trainingTokens: Int
+        public let estimatedSeconds: Double
+        public let estimatedUSD: Double
+        /// Whether the backend is treated as local (no token prices) for the time estimate.
+        public let local: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case name, kind, backend, requests, local
+            case promptTokens = "prompt_tokens"
+            case completionTokens = "completion_tokens"
+            case trainingTokens = "training_tokens"
+            case estimatedSeconds = "estimated_s"
+            case estimatedUSD = "estimated_usd"
+        }
+    }
+
+    public let recipeName: String
+    public let testExamples: Int
+    public let trainExamples: Int
+    public let items: [Item]
+    /// How tokens, time and dollars were estimated, in words.
+    public let assumptions: [String]
+    /// `constraints.budget_usd`, if set.
+    public let budgetUSD: Double?
+
+    public var totalUSD: Double { items.reduce(0) { $0 + $1.estimatedUSD } }
+    public var totalSeconds: Double { items.reduce(0) { $0 + $1.estimatedSeconds } }
+    public var totalRequests: Int { items.reduce(0) { $0 + $1.requests } }
+
+    enum CodingKeys: String, CodingKey {
+        case items, assumptions
+        case recipeName = "recipe"
+        case testExamples = "test_examples"
+        case trainExamples = "train_examples"
+        case budgetUSD = "budget_usd"
+    }
+}
+
+/// Estimates a recipe's requests, tokens, time and dollars without calling any model.
+public enum Planner {
+    /// Assumed speeds for the time estimate (nothing is measured by `plan`).
+    public static let localPromptTokensPerSecond = 200.0
+    public static let localCompletionTokensPerSecond = 20.0
+    public static let localTrainingTokensPerSecond = 300.0
+    public static let hostedSecondsPerRequest = 0.5
+    public static let hostedCompletionTokensPerSecond = 50.0
+
+    /// Estimates every strategy of `recipe`.
+    /// - Parameters:
+    ///   - strategies: the strategy kinds the recipe may use.
+    ///   - countTokens: a tokenizer's count of a text, when one is available; without it
+    ///     tokens are estimated as characters / 4.
+    /// - Throws: `TallyError` when a data file cannot be read or a strategy cannot be built.
+    public static func estimate(recipe: Recipe, strategies: StrategyCatalog = .builtIn, countTokens: (@Sendable (String) -> Int)? = nil) throws -> PlanEstimate {
+        func tokens(_ text: String) -> Int { countTokens?(text) ?? CallPricing.estimatedTokens(text) }
+        func promptTokens(_ messages: [ChatMessage]) -> Int { messages.reduce(0) { $0 + tokens($1.content) + 4 } }
+        let task = recipe.task
+        var needed = PromptTemplate(task.input).fields
+        if let context = task.context { needed += PromptTemplate(context).fields }
+        needed.append(task.target)
+        let train = try DatasetLoader.load(recipe.data.train).requiring(needed).sample(recipe.run.maxTrainExamples, seed: recipe.run.seed, label: "train")
+        let test = try DatasetLoader.load(recipe.data.test).requiring(needed).sample(recipe.run.maxExamples, seed: recipe.run.seed, label: "test")
+        let validation = try recipe.data.validation.map { try DatasetLoader.load($0).requiring(needed).examples } ?? []
+        var probes: [(spec: ProbeSpec, items: [ProbeItem])] = []
+        for probe in recipe.probes {
+            let items = try ProbeLoader.load(probe.data, kind: probe.kind).items
+            probes.append((probe, ProbeLoader.sample(items, max: recipe.run.maxExamples, seed: recipe.run.seed, probe: probe.name)))
+        }
+        let computePrice = recipe.costs.computeUSDPerHour
+
+        func isLocal(_ config: BackendConfig) -> Bool {
+            config.price.inputPerMTok == 0 && config.price.outputPerMTok == 0
+        }
+        func concurrency(_ config: BackendConfig) -> Double {
+            let backendLimit = config.settings["max_concurrency"].flatMap(Int.init) ?? recipe.run.concurrency
+            return Double(max(1, min(recipe.run.concurrency, backendLimit)))
+        }
+        /// Seconds of one call, and its dollars.
+        func call(prompt: Int, completion: Int, config: BackendConfig, fineTuned: Bool) -> (seconds: Double, usd: Double) {
+            let local = isLocal(config)
+            let seconds = local
+                ? Double(prompt) / localPromptTokensPerSecond + Double(completion) / localCompletionTokensPerSecond
+                : hostedSecondsPerRequest + Double(completion) / hostedCompletionTokensPerSecond
+            let usd = CallPricing.usd(usage: TokenUsage(promptTokens: prompt, completionTokens: completion), computeSeconds: local ? seconds : nil, price: config.price, fineTuned: fineTuned, computeUSDPerHour: computePrice)
+            return (seconds, usd)
+        }
+        func probeCalls(config: BackendConfig, fineTuned: Bool) -> (requests: Int, prompt: Int, completion: Int, seconds: Double, usd: Double) {
+            var total = (requests: 0, prompt: 0, completion: 0, seconds: 0.0, usd: 0.0)
+            for probe in probes {
+                for item in probe.items {
+                    if probe.spec.kind == .drift {
+                        let count = tokens(item.input)
+                        total.prompt += count
+                        total.seconds += isLocal(config) ? Double(count) / localPromptTokensPerSecond : 0
+                        continue
+                    }
+                    let prompt = promptTokens([.user(item.input)])
+                    let completion = probe.spec.maxTokens
+                    let cost = call(prompt: prompt, completion: completion, config: config, fineTuned: fineTuned)
+                    total.requests += 1
+                    total.prompt += prompt
+                    total.completion += completion
+                    total.seconds += cost.seconds
+                    total.usd += cost.usd
+                }
+            }
+            total.seconds /= concurrency(config)
+            return total
+        }
+
+        var items: [PlanEstimate.Item] = []
+        var probedBackends = Set<String>()
+        for spec in recipe.strategies {
+            guard let config = recipe.backend(named: spec.backend) else { continue }
+            let entry = try strategies.entry(kind: spec.kind)
+            if entry.adaptsWeights, !probes.isEmpty, probedBackends.insert(spec.backend).inserted {
+                let base = probeCalls(config: config, fineTuned: false)
+                items.append(PlanEstimate.Item(name: "probes on \(spec.backend)", kind: "probes", backend: spec.backend, requests: base.requests, promptTokens: base.prompt, completionTokens: base.completion, trainingTokens: 0, estimatedSeconds: base.seconds, estimatedUSD: base.usd, local: isLocal(config)))
+            }
+            let strategy = try entry.make(spec, StrategyContext(task: task, train: train.examples, validation: validation, seed: recipe.run.seed))
+            var prompt = 0, completion = 0
+            var seconds = 0.0, usd = 0.0
+            for example in test.examples {
+                let request = strategy.request(for: example)
+                let p = promptTokens(request.messages)
+                let c = strategy.reasoning ? request.maxTokens : min(request.maxTokens, tokens(strategy.expected(for: example)) + 1)
+                let cost = call(prompt: p, completion: c, config: config, fineTuned: entry.adaptsWeights)
+                prompt += p
+                completion += c
+                seconds += cost.seconds
+                usd += cost.usd
+            }
+            seconds /= concurrency(config)
+            var requests = test.examples.count
+            var trainingTokens = 0
+            if entry.adaptsWeights, let job = try strategy.fineTuneRequest(baseIdentity: config.model, workRoot: URL(fileURLWithPath: "/")) {
+                let perEpoch = job.train.reduce(0) { $0 + promptTokens($1.messages) + tokens($1.completion) }
+                var epochs = job.options.epochs
+                if let steps = job.options.maxSteps, !job.train.isEmpty {
+                    let stepsPerEpoch = max(1.0, (Double(job.train.count) / Double(job.options.batchSize * job.options.gradientAccumulation)).rounded(.up))
+                    epochs = min(epochs, Double(steps) / stepsPerEpoch)
+                }
+                trainingTokens = Int((Double(perEpoch) * epochs).rounded())
+                let trainSeconds = isLocal(config) ? Double(trainingTokens) / localTrainingTokensPerSecond : 0
+                seconds += trainSeconds
+                if let perMTok = config.price.trainingPerMTok, perMTok > 0 {
+                    usd += Double(trainingTokens) * perMTok / 1_000_000
+                } else {
+                    usd += trainSeconds * computePrice / 3600
+                }
+                let adapted = probeCalls(config: config, fineTuned: true)
+                requests += adapted.requests
+                prompt += adapted.prompt
+                completion += adapted.completion
+                seconds += adapted.seconds
+                usd += adapted.usd
+            }
+            items.append(PlanEstimate.Item(name: spec.name, kind: spec.kind, backend: spec.backend, requests: requests, promptTokens: prompt, completionTokens: completion, trainingTokens: trainingTokens, estimatedSeconds: seconds, estimatedUSD: usd, local: isLocal(config)))
+        }
+        let assumptions = [
+            countTokens == nil
+                ? "tokens are estimated as characters / 4 (plus 4 per chat message), not counted by a tokenizer"
+                : "tokens are counted by the model's tokenizer (plus 4 per chat message for the chat template)",
+            "completion tokens: the target's length + 1 for direct answers, max_tokens for chain-of-thought and probes",
+            "backends without token prices are treated as local: \(Int(localPromptTokensPerSecond)) prompt and \(Int(localCompletionTokensPerSecond)) generated tokens/s, training \(Int(localTrainingTokensPerSecond)) tokens/s, billed at costs.compute_usd_per_hour",
+            "hosted calls: \(hostedSecondsPerRequest) s + \(Int(hostedCompletionTokensPerSecond)) generated tokens/s, with run.concurrency calls in flight",
+            "calls already in the ledger are not subtracted: a rerun costs less",
+        ]
+        return PlanEstimate(recipeName: recipe.name, testExamples: test.examples.count, trainExamples: train.examples.count, items: items, assumptions: assumptions, budgetUSD: recipe.constraints.budgetUSD)
+    }
+}

@@ -1,0 +1,207 @@
+import Foundation
+import Synchronization
+import TallyCore
+import TallyTesting
+import Testing
+
+/// A workspace with the sentiment recipe (optionally edited) and a fresh home.
+private struct Setup {
+    let recipe: Recipe
+    let home: URL
+    let ledger: Ledger
+    let log: CallLog
+    let registry: PluginRegistry
+
+    init(edit: (String) -> String = { $0 }, log: CallLog = CallLog(), home: URL? = nil) throws {
+        let workspace = try Fixtures.workspace()
+        let text = try String(contentsOf: try Fixtures.resource("recipes/sentiment.yaml"), encoding: .utf8)
+        try FileManager.default.createDirectory(at: workspace.appendingPathComponent("recipes"), withIntermediateDirectories: true)
+        let url = workspace.appendingPathComponent("recipes/sentiment.yaml")
+        try edit(text).write(to: url, atomically: true, encoding: .utf8)
+        self.log = log
+        self.registry = Fixtures.registry(log: log)
+        self.recipe = try RecipeLoader.load(contentsOf: url, registry: registry, environment: [:])
+        self.home = home ?? workspace.appendingPathComponent("home")
+        self.ledger = try Ledger(path: self.home.appendingPathComponent("ledger.sqlite"))
+    }
+
+    func runner() -> ExperimentRunner {
+        ExperimentRunner(recipe: recipe, registry: registry, ledger: ledger, environment: [:], home: home)
+    }
+
+    func run() async throws -> RunMeasurements {
+        try await runner().run { _ in }
+    }
+}
+
+/// Collects progress events.
+private final class Events: Sendable {
+    let events = Mutex<[ProgressEvent]>([])
+    func add(_ event: ProgressEvent) { events.withLock { $0.append(event) } }
+    var all: [ProgressEvent] { events.withLock { $0 } }
+}
+
+@Suite("Experiment runner")
+struct RunnerTests {
+    @Test("a full run measures every strategy and probe; a rerun makes zero backend calls")
+    func endToEndAndRerun() async throws {
+        let setup = try Setup()
+        let events = Events()
+        let first = try await setup.runner().run { events.add($0) }
+        #expect(first.strategies.map(\.name) == ["zero-shot", "few-shot-2", "cot", "lora-r4", "full"])
+        #expect(first.strategies.allSatisfy { $0.predictions.count == 6 })
+        #expect(first.strategies.allSatisfy { $0.predictions.allSatisfy { !$0.cached } })
+        #expect(first.finishedAt != nil && first.recipeName == "sentiment" && first.seed == 7)
+        // The fake answers by keywords: every test review names its sentiment.
+        let zeroShot = first.strategies[0]
+        #expect(zeroShot.predictions.map(\.score) == [1, 1, 1, 1, 1, 1])
+        #expect(zeroShot.predictions.map(\.answer) == ["positive", "negative", "positive", "negative", "positive", "negative"])
+        #expect(zeroShot.predictions[1].input == "Review: Terrible and boring.")
+        #expect(zeroShot.predictions[1].exampleID == "t2")
+        #expect(zeroShot.dataLeavesMachine && !zeroShot.adaptsWeights && zeroShot.model == "fake:hosted-model")
+        #expect(first.strategies[2].predictions[0].output.hasSuffix("Answer: positive"))
+        // Fine-tuned strategies: trained once each, with outcomes and adapted probes.
+        let lora = first.strategies[3]
+        #expect(lora.adaptsWeights && !lora.dataLeavesMachine)
+        #expect(lora.training?.steps == 2)  // 6 rows x 2 epochs / batch 8, rounded up
+        #expect(lora.model.hasPrefix("fake:local-model+fake-artifact-lora-"))
+        #expect(setup.log.fineTuneCount == 2)
+        // Probes: base model keeps knowledge and refuses; the fake fine-tune forgets.
+        let base = Dictionary(uniqueKeysWithValues: first.baseProbes.map { ($0.probe, $0) })
+        #expect(first.baseProbes.allSatisfy { $0.subject == "local" })
+        #expect(base["knowledge"]?.scores == [1, 1, 1])
+        #expect(base["safety"]?.scores == [1, 1])
+        let adapted = Dictionary(uniqueKeysWithValues: lora.probes.map { ($0.probe, $0) })
+        #expect(adapted["knowledge"]?.scores == [1, 0, 1])
+        #expect(adapted["safety"]?.scores == [0, 0])
+        let baseDrift = try #require(base["general-text"]?.scores)
+        let adaptedDrift = try #require(adapted["general-text"]?.scores)
+        #expect(zip(baseDrift, adaptedDrift).allSatisfy { abs($1 - $0 - 0.3) < 1e-9 })
+        #expect(first.strategies[0].probes.isEmpty)
+        // Calls: 3 hosted strategies x 6, base probes 5, two adapted strategies x (6 + 5).
+        #expect(setup.log.generationCount == 18 + 5 + 22)
+        #expect(try setup.ledger.callCount() == 45)
+        #expect(try setup.ledger.measurements(runID: first.runID)?.strategies.count == 5)
+        #expect(try setup.ledger.predictions(runID: first.runID, strategy: "cot").count == 6)
+        // Progress: phases start and finish.
+        let started = events.all.compactMap { if case .started(let phase, _) = $0 { phase } else { nil } }
+        #expect(started.contains("evaluate zero-shot") && started.contains("train lora-r4") && started.contains("probe knowledge on local"))
+
+        // Rerun: everything from the ledger; no training, no reopening, no calls.
+        let second = try await setup.run()
+        #expect(setup.log.generationCount == 45)
+        #expect(setup.log.fineTuneCount == 2)
+        #expect(setup.log.reopenCount == 2)  // only the generators opened right after training
+        #expect(setup.log.scoreCount == 6)  // 2 drift texts on the base model and on each adapted model, first run only
+        #expect(second.strategies.allSatisfy { $0.predictions.allSatisfy(\.cached) })
+        #expect(second.strategies.map { $0.predictions.map(\.score) } == first.strategies.map { $0.predictions.map(\.score) })
+        #expect(second.runID != first.runID)
+        #expect(try setup.ledger.runs().count == 2)
+        #expect(try setup.ledger.latestRunID(recipeName: "sentiment") == second.runID)
+    }
+
+    @Test("concurrency is bounded by run.concurrency and the backend's limit")
+    func boundedConcurrency() async throws {
+        let setup = try Setup(edit: {
+            $0.replacingOccurrences(of: "model: hosted-model", with: "model: hosted-model\n    latency_ms: 30\n    max_concurrency: 3")
+                .replacingOccurrences(of: "concurrency: 4", with: "concurrency: 8")
+                .replacingOccurrences(of: "  - {name: lora-r4", with: "#").replacingOccurrences(of: "  - {name: full,", with: "#")
+        })
+        _ = try await setup.run()
+        #expect(setup.log.maxConcurrentGenerations <= 3)
+        #expect(setup.log.maxConcurrentGenerations >= 2)
+    }
+
+    @Test("the budget stops the run before the call that would exceed it, and keeps what was done")
+    func budgetStop() async throws {
+        let setup = try Setup(edit: { $0.replacingOccurrences(of: "budget_usd: 20", with: "budget_usd: 0.2") })
+        let error = try await #require(throws: TallyError.self) { try await setup.run() }
+        #expect(error.code == .budgetExceeded)
+        #expect(error.message.contains("stopped before exceeding constraints.budget_usd (0.20 USD)"))
+        #expect(error.message.contains("raise budget_usd"))
+        let made = setup.log.generationCount
+        #expect(made > 0)
+        #expect(try setup.ledger.callCount() == made)
+        let run = try #require(try setup.ledger.runs().first)
+        #expect(run.status == .budgetExceeded && run.hasMeasurements)
+        // What was spent stays under the budget: every call costs at least its prompt.
+        let measured = try #require(try setup.ledger.measurements(runID: run.runID))
+        #expect(measured.finishedAt == nil)
+
+        // With a larger budget the rerun pays only for what is missing.
+        let richer = try Setup(edit: { $0.replacingOccurrences(of: "budget_usd: 20", with: "budget_usd: 50") }, log: setup.log, home: setup.home)
+        _ = try await richer.run()
+        #expect(setup.log.generationCount == 45)
+    }
+
+    @Test("cancellation lets calls in flight finish and persist; the rerun resumes without duplicates")
+    func cancellation() async throws {
+        let setup = try Setup(edit: {
+            $0.replacingOccurrences(of: "model: hosted-model", with: "model: hosted-model\n    latency_ms: 40\n    max_concurrency: 2")
+        })
+        let events = Events()
+        let runner = setup.runner()
+        let task = Task { try await runner.run { events.add($0) } }
+        // Wait until some calls are done, then interrupt.
+        while setup.log.generationCount < 3 { try await Task.sleep(for: .milliseconds(5)) }
+        task.cancel()
+        await #expect(throws: CancellationError.self) { try await task.value }
+        let made = setup.log.generationCount
+        #expect(made < 45)
+        #expect(try setup.ledger.callCount() == made)  // nothing lost: every call made is stored
+        #expect(try setup.ledger.runs().first?.status == .cancelled)
+
+        _ = try await setup.run()
+        #expect(setup.log.generationCount == 45)  // nothing paid twice
+        #expect(try setup.ledger.callCount() == 45)
+    }
+
+    @Test("a finished fine-tuning job is never re-run; its model is reopened only for missing predictions")
+    func fineTuneCache() async throws {
+        let setup = try Setup(edit: { $0.replacingOccurrences(of: "run: {seed: 7, concurrency: 4}", with: "run: {seed: 7, concurrency: 4, max_examples: 3}") })
+        let first = try await setup.run()
+        #expect(first.strategies[0].predictions.count == 3)
+        #expect(setup.log.fineTuneCount == 2 && setup.log.reopenCount == 2)
+
+        let full = try Setup(log: setup.log, home: setup.home)
+        let second = try await full.run()
+        #expect(second.strategies[3].predictions.count == 6)
+        #expect(setup.log.fineTuneCount == 2)  // same job keys: not trained again
+        #expect(setup.log.reopenCount == 4)    // each job reopened once, to answer the 3 new examples
+        #expect(second.strategies[3].predictions.filter(\.cached).count == 3)
+        #expect(second.strategies[3].training == first.strategies[3].training)
+    }
+
+    @Test("the planner estimates requests, tokens and dollars from the recipe alone")
+    func plan() throws {
+        let setup = try Setup()
+        let plan = try Planner.estimate(recipe: setup.recipe)
+        #expect(plan.items.map(\.name) == ["zero-shot", "few-shot-2", "cot", "probes on local", "lora-r4", "full"])
+        #expect(plan.items.map(\.requests) == [6, 6, 6, 5, 11, 11])
+        #expect(setup.log.generationCount == 0)
+        let zeroShot = plan.items[0]
+        // Targets "positive"/"negative": 8 characters -> 2 tokens, + 1.
+        #expect(zeroShot.completionTokens == 18)
+        // Hosted price: 1000 USD / 1M input tokens, 2000 / 1M output tokens.
+        #expect(abs(zeroShot.estimatedUSD - (Double(zeroShot.promptTokens) * 1000 + 18 * 2000) / 1_000_000) < 1e-12)
+        #expect(!zeroShot.local && plan.items[4].local)
+        #expect(plan.items[2].completionTokens == 6 * 256)
+        #expect(plan.items[4].trainingTokens > 0)
+        #expect(plan.items[4].trainingTokens == 2 * plan.items[5].trainingTokens)  // 2 epochs vs 1
+        #expect(plan.assumptions.contains { $0.contains("characters / 4") })
+        #expect(plan.budgetUSD == 20 && plan.testExamples == 6 && plan.trainExamples == 6)
+    }
+}
+
+@Suite("Planner")
+struct PlannerTests {
+    @Test("a tokenizer, when offered, replaces the characters / 4 estimate")
+    func tokenizer() throws {
+        let setup = try Setup()
+        let words = try Planner.estimate(recipe: setup.recipe) { text in text.split(separator: " ").count }
+        let chars = try Planner.estimate(recipe: setup.recipe)
+        #expect(words.items[0].promptTokens != chars.items[0].promptTokens)
+        #expect(words.items[0].completionTokens == 12)  // one word per target, + 1
+        #expect(words.assumptions[0].contains("tokenizer"))
+    }
+}
