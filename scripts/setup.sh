@@ -2,7 +2,8 @@
 # Prepares this machine for Tally and brings in the default assets. Idempotent: run it again
 # at any time; finished steps are skipped.
 #   1. installs the system packages Tally needs (Debian/Ubuntu; asks for sudo when not root);
-#   2. builds the `tally` CLI in release mode (.build/release/tally);
+#   2. builds the `tally` CLI (release mode, .build/release/tally; TALLY_BUILD_CONFIG=debug
+#      builds .build/debug/tally instead, as scripts/test.sh does to avoid a second build);
 #   3. fetches the default model (SmolLM2-135M-Instruct) and data set (VADER movie reviews)
 #      into the asset cache: $TALLY_CACHE, else $XDG_CACHE_HOME/tally, else ~/.cache/tally.
 # Set TALLY_SETUP_SKIP_ASSETS=1 to stop after the build.
@@ -32,9 +33,14 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-echo "setup: building tally (release)"
-swift build -c release --product tally
-tally=".build/release/tally"
+config="${TALLY_BUILD_CONFIG:-release}"
+case "$config" in
+  release|debug) ;;
+  *) echo "setup: TALLY_BUILD_CONFIG must be release or debug, not '$config'" >&2; exit 1 ;;
+esac
+echo "setup: building tally ($config)"
+swift build -c "$config" --product tally
+tally=".build/$config/tally"
 
 if [ "${TALLY_SETUP_SKIP_ASSETS:-0}" = "1" ]; then
   echo "setup: skipping model and data (TALLY_SETUP_SKIP_ASSETS=1)"

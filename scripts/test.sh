@@ -2,7 +2,7 @@
 # Sets up (system libraries, model and data assets) and runs the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+TALLY_BUILD_CONFIG=debug bash scripts/setup.sh
 # Headless Chromium for the HTML report's browser tests (they are skipped without it).
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -103,6 +103,9 @@ struct RecipeLoadingTests {
     func collectsAll() throws {
         var yaml = replacing(line: 3, with: "  instrution: Classify.")
         yaml = replacing(line: 14, with: "  - {name: zs, kind: zero-shoot, backend: hosed}", in: yaml)
+        yaml = replacing(line: 4, with: "  input: \"Review: {txt}\"", in: yaml)
+        yaml = replacing(line: 6, with: "  metric: acuracy", in: yaml)
+        yaml = replacing(line: 9, with: "  test: data/tset.jsonl", in: yaml)
         let url = try Fixtures.recipe(yaml)
         let error = try #require(throws: RecipeValidationError.self) {
             try RecipeLoader.load(contentsOf: url, registry: Fixtures.registry(), environment: [:])
@@ -111,7 +114,13 @@ struct RecipeLoadingTests {
         #expect(messages.contains { $0.contains("unknown key 'instrution'") })
         #expect(messages.contains { $0.contains("'task' has no 'instruction'") })
         #expect(messages.contains { $0.contains("unknown strategy kind 'zero-shoot'") })
-        #expect(error.errors.count >= 3)
+        #expect(messages.contains { $0.contains("'task.input' uses field 'txt'") })
+        #expect(messages.contains { $0.contains("unknown metric 'acuracy'") })
+        #expect(messages.contains { $0.contains("data file 'data/tset.jsonl' does not exist") })
+        #expect(error.errors.count >= 6)
+        // In file order.
+        let lines = error.errors.compactMap(\.location.line)
+        #expect(lines == lines.sorted())
         #expect(error.description.contains("recipe.yaml:3:3: error: unknown key 'instrution' in 'task'. Fix: did you mean 'instruction'?"))
     }
 

@@ -205,3 +205,34 @@ struct PlannerTests {
         #expect(words.assumptions[0].contains("tokenizer"))
     }
 }
+
+@Suite("Experiment runner failures")
+struct RunnerFailureTests {
+    @Test("a backend failure stops the run with an error naming the strategy; finished calls are kept")
+    func backendFailure() async throws {
+        let setup = try Setup(edit: {
+            $0.replacingOccurrences(of: "model: hosted-model", with: "model: hosted-model\n    fail_on: Wonderful")
+                .replacingOccurrences(of: "concurrency: 4", with: "concurrency: 1")
+        })
+        let error = try await #require(throws: TallyError.self) { try await setup.run() }
+        #expect(error.code == .backend)
+        #expect(error.message.contains("strategy 'zero-shot': the backend failed"))
+        #expect(error.message.contains("refuses requests containing 'Wonderful'"))
+        let run = try #require(try setup.ledger.runs().first)
+        #expect(run.status == .failed)
+        // Base probes (5) and the 4 zero-shot answers before the failing example are stored.
+        #expect(try setup.ledger.callCount() == 9)
+    }
+
+    @Test("drift probes are skipped, with a note, on models that cannot score text")
+    func driftSkipped() async throws {
+        let setup = try Setup(edit: { $0.replacingOccurrences(of: "model: local-model,", with: "model: local-model, can_score: false,") })
+        let events = Events()
+        let result = try await setup.runner().run { events.add($0) }
+        #expect(!result.baseProbes.contains { $0.kind == .drift })
+        #expect(result.baseProbes.count == 2)
+        #expect(result.strategies[3].probes.map(\.probe) == ["knowledge", "safety"])
+        let notes = events.all.compactMap { if case .note(let text) = $0 { text } else { nil } }
+        #expect(notes.contains { $0.contains("probe 'general-text' skipped on local") })
+    }
+}

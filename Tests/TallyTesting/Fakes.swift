@@ -56,6 +56,7 @@ public struct FakeTextGenerator: TextGenerator, TextScorer {
     let computeSeconds: Double?
     let log: CallLog
     let crossEntropyOffset: Double
+    let failOn: String?
 
     /// - Parameters:
     ///   - identity: the model identity (part of ledger cache keys).
@@ -63,7 +64,9 @@ public struct FakeTextGenerator: TextGenerator, TextScorer {
     ///   - latency: simulated time per call (slept, cancellation-insensitive).
     ///   - computeSeconds: reported local compute per call; nil for a "hosted" fake.
     ///   - crossEntropyOffset: added to every `crossEntropy` result (drift probes).
-    public init(identity: String, fineTuned: Bool = false, latency: Duration = .zero, computeSeconds: Double? = nil, crossEntropyOffset: Double = 0, log: CallLog = CallLog(), responder: @escaping FakeResponder) {
+    ///   - failOn: calls whose last message contains this text throw `TallyError(.backend)`.
+    public init(identity: String, fineTuned: Bool = false, latency: Duration = .zero, computeSeconds: Double? = nil, crossEntropyOffset: Double = 0, failOn: String? = nil, log: CallLog = CallLog(), responder: @escaping FakeResponder) {
+        self.failOn = failOn
         self.identity = identity
         self.fineTuned = fineTuned
         self.responder = responder
@@ -79,6 +82,9 @@ public struct FakeTextGenerator: TextGenerator, TextScorer {
         if latency > .zero {
             // Sleep without honouring cancellation: a real request in flight also completes.
             try? await Task.sleep(for: latency)
+        }
+        if let failOn, request.messages.last?.content.contains(failOn) ?? false {
+            throw TallyError(code: .backend, message: "fake backend refuses requests containing '\(failOn)'")
         }
         let text = responder(request, fineTuned)
         let promptChars = request.messages.reduce(0) { $0 + $1.content.count }
@@ -104,8 +110,10 @@ public struct FakeFineTuner: FineTuner {
     let billedUSD: Double?
     let computeSeconds: Double?
     let crossEntropyOffset: Double
+    let canScore: Bool
 
-    public init(baseIdentity: String, wallSeconds: Double = 12, billedUSD: Double? = nil, computeSeconds: Double? = nil, crossEntropyOffset: Double = 0.3, log: CallLog, responder: @escaping FakeResponder) {
+    public init(baseIdentity: String, wallSeconds: Double = 12, billedUSD: Double? = nil, computeSeconds: Double? = nil, crossEntropyOffset: Double = 0.3, canScore: Bool = true, log: CallLog, responder: @escaping FakeResponder) {
+        self.canScore = canScore
         self.baseIdentity = baseIdentity
         self.responder = responder
         self.log = log
@@ -134,7 +142,8 @@ public struct FakeFineTuner: FineTuner {
 
     public func generator(for outcome: FineTuneOutcome) async throws -> any TextGenerator {
         log.reopened(outcome.artifact)
-        return FakeTextGenerator(identity: baseIdentity + "+" + outcome.artifact, fineTuned: true, computeSeconds: computeSeconds, crossEntropyOffset: crossEntropyOffset, log: log, responder: responder)
+        let tuned = FakeTextGenerator(identity: baseIdentity + "+" + outcome.artifact, fineTuned: true, computeSeconds: computeSeconds, crossEntropyOffset: crossEntropyOffset, log: log, responder: responder)
+        return canScore ? tuned : NonScoringGenerator(tuned)
     }
 }
 
@@ -143,7 +152,9 @@ public struct FakeFineTuner: FineTuner {
 public struct FakeBackendPlugin: BackendPlugin {
     public let name: String
     public let summary = "deterministic fake backend for tests"
-    public let settingKeys: Set<String> = ["max_concurrency", "latency_ms", "compute_s"]
+    /// `fail_on`: calls whose last message contains this text throw; `can_score: false`:
+    /// its models cannot score text (like a hosted API).
+    public let settingKeys: Set<String> = ["max_concurrency", "latency_ms", "compute_s", "fail_on", "can_score"]
     public let fineTuningMethods: Set<String>
     public let log: CallLog
     let responder: FakeResponder
@@ -173,8 +184,19 @@ public struct FakeBackendPlugin: BackendPlugin {
         let latency = Duration.milliseconds(Int(config.settings["latency_ms"] ?? "0") ?? 0)
         let compute = config.settings["compute_s"].flatMap(Double.init) ?? (local ? 0.5 : nil)
         let identity = "fake:\(config.model)"
-        let generator = FakeTextGenerator(identity: identity, latency: latency, computeSeconds: compute, log: log, responder: responder)
-        let tuner = fineTuningMethods.isEmpty ? nil : FakeFineTuner(baseIdentity: identity, billedUSD: local ? nil : 0.5, computeSeconds: compute, log: log, responder: responder)
+        let failOn = config.settings["fail_on"]
+        let canScore = config.settings["can_score"] != "false"
+        let fake = FakeTextGenerator(identity: identity, latency: latency, computeSeconds: compute, failOn: failOn, log: log, responder: responder)
+        let generator: any TextGenerator = canScore ? fake : NonScoringGenerator(fake)
+        let tuner = fineTuningMethods.isEmpty ? nil : FakeFineTuner(baseIdentity: identity, billedUSD: local ? nil : 0.5, computeSeconds: compute, canScore: canScore, log: log, responder: responder)
         return Backend(generator: generator, fineTuner: tuner, dataLeavesMachine: !local, maxConcurrency: Int(config.settings["max_concurrency"] ?? "") ?? 4)
     }
+}
+
+/// Hides a generator's `TextScorer` conformance, as a hosted API would not have one.
+public struct NonScoringGenerator: TextGenerator {
+    let base: any TextGenerator
+    public init(_ base: any TextGenerator) { self.base = base }
+    public var identity: String { base.identity }
+    public func generate(_ request: GenerationRequest) async throws -> GenerationResult { try await base.generate(request) }
 }

@@ -73,6 +73,11 @@ public final class Ledger: Sendable {
             try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
+            // WAL with synchronous=NORMAL: a committed transaction survives the process being
+            // killed (kill -9); only a power loss can drop the last few commits.
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            }
             pool = try DatabasePool(path: path.path, configuration: configuration)
             try Ledger.migrator.migrate(pool)
         } catch {

@@ -80,6 +80,8 @@ public struct AnswerScorer: Sendable {
                 value = Metrics.tokenF1(answer, reference)
             case .rougeL:
                 value = Metrics.rougeL(answer, reference)
+            case .contains:
+                value = Metrics.containsMatch(answer, reference)
             case .numeric:
                 if let a = Metrics.numbers(in: answer).last, let r = Metrics.numbers(in: reference).last {
                     value = Metrics.numericMatch(a, r)

@@ -14,6 +14,10 @@ public enum MetricKind: String, CaseIterable, Sendable, Codable, Hashable {
     case rougeL = "rouge_l"
     /// `task.answer_pattern` extracts the answer (first capture group), then exact match.
     case regex
+    /// The normalised reference appears in the normalised answer as a run of whole words
+    /// (for knowledge probes: small chat models answer in sentences, "The capital of France
+    /// is Paris.").
+    case contains
 
     /// One line for docs and `tally plugins`.
     public var summary: String {
@@ -24,6 +28,7 @@ public enum MetricKind: String, CaseIterable, Sendable, Codable, Hashable {
         case .numeric: "the number in the answer equals the reference number"
         case .rougeL: "ROUGE-L F-measure (longest common subsequence of words)"
         case .regex: "answer_pattern extracts the answer, then exact match"
+        case .contains: "the reply contains the reference as whole words (case, punctuation, articles ignored)"
         }
     }
 }
@@ -33,6 +38,18 @@ public enum Metrics {
     /// 1 when the normalised texts are equal.
     public static func exactMatch(_ answer: String, _ reference: String) -> Double {
         TextNormalizer.normalize(answer) == TextNormalizer.normalize(reference) ? 1 : 0
+    }
+
+    /// 1 when the normalised reference's words occur contiguously, in order, among the
+    /// normalised answer's words (`"The capital is Paris."` contains `"paris"`, but
+    /// `"Parisian"` does not). An empty reference never matches.
+    public static func containsMatch(_ answer: String, _ reference: String) -> Double {
+        let a = TextNormalizer.tokens(answer), r = TextNormalizer.tokens(reference)
+        guard !r.isEmpty, a.count >= r.count else { return 0 }
+        for start in 0...(a.count - r.count) where a[start..<(start + r.count)].elementsEqual(r) {
+            return 1
+        }
+        return 0
     }
 
     /// SQuAD-style token F1 (articles and punctuation ignored). Two empty texts score 1.

@@ -141,14 +141,14 @@ final class RecipeParser {
         var strategies = parseStrategies(top, backends: backends, task: task, run: run)
         let probes = parseProbes(top)
         if let task = task?.spec, let data {
-            strategies = strategies.map { defaultRationales($0, train: data.train) }
+            if let train = data.train { strategies = strategies.map { defaultRationales($0, train: train) } }
             checkData(task: task, taskNodes: self.task, data: data, strategies: strategies)
         }
 
-        guard !reader.hasErrors, let task, let data, let run, let costs, let constraints, let backends, let strategies, let probes else { return nil }
+        guard !reader.hasErrors, let task, let train = data?.train, let test = data?.test, let run, let costs, let constraints, let backends, let strategies, let probes else { return nil }
         return Recipe(
             name: name, file: file, task: task.spec,
-            data: DataSpec(train: data.train.url, test: data.test.url, validation: data.validation?.url),
+            data: DataSpec(train: train.url, test: test.url, validation: data?.validation?.url),
             probes: probes, backends: backends.map(\.config), strategies: strategies.map(\.spec),
             costs: costs, constraints: constraints, run: run)
     }
@@ -239,8 +239,10 @@ final class RecipeParser {
         }
         var maxTokens = 16
         if let node = map["max_tokens"] { maxTokens = reader.int(node, "task.max_tokens", min: 1) ?? maxTokens }
-        guard let instruction, let input, let target, let metric else { return nil }
-        let spec = TaskSpec(instruction: instruction, input: input, context: context, target: target, labels: labels, metric: metric, answerPattern: pattern, maxAnswerTokens: maxTokens)
+        // A missing instruction or an invalid metric is already reported; keep going so the
+        // data checks still run (the recipe is not built while there are errors).
+        guard let input, let target else { return nil }
+        let spec = TaskSpec(instruction: instruction ?? "", input: input, context: context, target: target, labels: labels, metric: metric ?? defaultMetric, answerPattern: pattern, maxAnswerTokens: maxTokens)
         let nodes = TaskNodes(spec: spec, input: map["input"], context: map["context"], target: map["target"], labels: map["labels"])
         task = nodes
         return nodes
@@ -255,9 +257,10 @@ final class RecipeParser {
         let dataset: Dataset?
     }
 
+    /// The data files that could be located (missing ones are already reported).
     struct LoadedData {
-        let train: LoadedFile
-        let test: LoadedFile
+        let train: LoadedFile?
+        let test: LoadedFile?
         let validation: LoadedFile?
     }
 
@@ -270,7 +273,6 @@ final class RecipeParser {
         let train = dataFile(map, "train", required: true)
         let test = dataFile(map, "test", required: true)
         let validation = dataFile(map, "validation", required: false)
-        guard let train, let test else { return nil }
         return LoadedData(train: train, test: test, validation: validation)
     }
 
@@ -317,7 +319,7 @@ final class RecipeParser {
             for field in PromptTemplate(context).fields { needs.append((field, taskNodes?.context, "task.context")) }
         }
         needs.append((task.target, taskNodes?.target, "task.target"))
-        let files = [data.test, data.train] + (data.validation.map { [$0] } ?? [])
+        let files = [data.test, data.train, data.validation].compactMap { $0 }
         for file in files {
             guard let dataset = file.dataset else { continue }
             let available = dataset.fieldNames
@@ -337,14 +339,14 @@ final class RecipeParser {
                 reportProblems(outside.map { DataProblem(location: $0.location, message: "target '\($0[task.target] ?? "")' is not one of task.labels (\(labels.joined(separator: ", "))); no answer can be scored correct on this row.") })
             }
         }
-        guard let strategies, let train = data.train.dataset else { return }
+        guard let strategies, let trainFile = data.train, let train = trainFile.dataset else { return }
         for strategy in strategies {
             if let field = strategy.spec.rationaleField, !train.fieldNames.contains(field) {
                 let near = nearestName(to: field, among: train.fieldNames)
-                reader.error(strategy.rationaleNode, "strategy '\(strategy.spec.name)': rationale_field '\(field)' is in no row of \(data.train.shown) (its fields: \(train.fieldNames.joined(separator: ", "))).", fix: near.map { "did you mean '\($0)'?" } ?? "add a rationale to the training rows or remove rationale_field")
+                reader.error(strategy.rationaleNode, "strategy '\(strategy.spec.name)': rationale_field '\(field)' is in no row of \(trainFile.shown) (its fields: \(train.fieldNames.joined(separator: ", "))).", fix: near.map { "did you mean '\($0)'?" } ?? "add a rationale to the training rows or remove rationale_field")
             }
             if strategy.spec.shots > train.examples.count {
-                reader.warning(strategy.shotsNode, "strategy '\(strategy.spec.name)' asks for \(strategy.spec.shots) demonstrations but \(data.train.shown) has only \(train.examples.count) usable row(s); it will show at most that many.", fix: "lower shots or add training rows")
+                reader.warning(strategy.shotsNode, "strategy '\(strategy.spec.name)' asks for \(strategy.spec.shots) demonstrations but \(trainFile.shown) has only \(train.examples.count) usable row(s); it will show at most that many.", fix: "lower shots or add training rows")
             }
         }
     }

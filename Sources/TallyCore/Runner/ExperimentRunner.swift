@@ -278,6 +278,9 @@ final class Execution: Sendable {
             budget.add(CallPricing.trainingUSD(outcome, price: config.price, computeUSDPerHour: computePrice))
             return (identity, GeneratorHandle { try await tuner.generator(for: outcome) }, outcome)
         }
+        if try ledger.fineTuneJob(key: request.jobKey)?.status == .running {
+            progress(.note("\(spec.name): fine-tuning job \(request.jobKey.prefix(12)) was interrupted; resuming it in \(request.workDirectory.path)"))
+        }
         let estimate = estimatedTrainingUSD(request, price: config.price)
         guard budget.fits(estimate) else {
             throw budgetError(next: "the fine-tuning job of '\(spec.name)'", estimate: estimate)
