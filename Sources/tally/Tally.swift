@@ -11,7 +11,11 @@ struct Tally: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             // Each subcommand lives in Commands/<Name>Command.swift.
+            RunCommand.self,
+            PlanCommand.self,
             ValidateCommand.self,
+            ReportCommand.self,
+            RunsCommand.self,
             PluginsCommand.self,
             InitCommand.self,
             ModelsCommand.self,

@@ -49,4 +49,14 @@ enum FormatsFixtures {
     static func temporaryFile(_ name: String) -> URL {
         FileManager.default.temporaryDirectory.appendingPathComponent("tally-formats-\(UUID().uuidString)-\(name)")
     }
+
+    /// Runs CPU-heavy test work on its own thread, so it does not hold a thread of Swift's
+    /// cooperative pool (two threads here) that other tests' timers and tasks need.
+    static func offCooperativePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try body() }) }
+            thread.stackSize = 16 << 20
+            thread.start()
+        }
+    }
 }

@@ -48,8 +48,8 @@ struct GGUFSmolLM2Tests {
     }
 
     @Test("Dequantized weight probes (shape, first 8 values, sum, absolute sum) equal transformers'")
-    func weightProbes() throws {
-        let model = try SmolLM2Model.loaded.get()
+    func weightProbes() async throws {
+        let model = try await FormatsFixtures.offCooperativePool { try SmolLM2Model.loaded.get() }
         let probes = try #require(try SmolLM2Expected.root()["dequantized_probes"] as? [String: [String: Any]])
         #expect(probes.count == 5)
         for (name, probe) in probes {
@@ -84,5 +84,59 @@ struct GGUFSmolLM2Tests {
         // add_bos_token is false in this file: nothing is added.
         #expect(tokenizer.encode("Hello world", addSpecialTokens: true) == [19556, 905])
         #expect(tokenizer.decode([1, 19556, 905, 2], skipSpecialTokens: true) == "Hello world")
+    }
+}
+
+@Suite(
+    "SmolLM2-135M-Instruct end to end: GGUF weights, tokenizer and chat template through the Llama model",
+    .enabled(if: FormatsFixtures.hasSmolLM2, "needs the model: run `tally models fetch smollm2-135m-instruct`"))
+struct SmolLM2EndToEndTests {
+    struct ChatResult: Sendable {
+        let prompt: [Int]
+        let referenceIDs: [Int]
+        let logitShapeOK: Bool
+        let worstLogitDifference: Float
+        let greedy: [Int]
+    }
+
+    @Test("Last-three-position logits match transformers (1e-3) and both 20-token greedy continuations are identical")
+    func logitsAndGreedy() async throws {
+        let chats = try ReferenceChat.load()
+        let results = try await FormatsFixtures.offCooperativePool { () throws -> [ChatResult] in
+            let loaded = try SmolLM2Model.loaded.get()
+            let model = try ModelLoader.model(config: loaded.config, weights: loaded.weights, source: FormatsFixtures.smolLM2.path, trainable: false)
+            let tokenizer = loaded.tokenizer
+            let template = ChatTemplate(tokenizer: tokenizer)
+            let vocab = loaded.config.vocabSize
+            return try chats.enumerated().map { i, chat in
+                let reference = try SafeTensorsFile(contentsOf: FormatsFixtures.resource("smollm2/chat\(i)-last3.safetensors"))
+                let ids = try reference.integers("input_ids").values.map(Int.init)
+                let prompt = tokenizer.encode(try template.render(messages: chat.messages, addGenerationPrompt: true), addSpecialTokens: false)
+                let positions = try reference.integers("positions").values.map(Int.init)
+                let expected = try reference.tensor("last_logits")
+                let logits = model.logits(TokenBatch(rows: [prompt])).values
+                var worst: Float = 0
+                for (k, position) in positions.enumerated() where position < prompt.count {
+                    for v in 0..<vocab {
+                        worst = max(worst, abs(logits[position * vocab + v] - expected.values[k * vocab + v]))
+                    }
+                }
+                let outputs = try Generator(model: model).generate(
+                    prompts: [prompt], options: GenerationOptions(maxNewTokens: 20, stopTokenIDs: Set(tokenizer.eosTokenIDs)))
+                return ChatResult(
+                    prompt: prompt, referenceIDs: ids,
+                    logitShapeOK: expected.shape == [positions.count, vocab] && positions.allSatisfy { $0 < prompt.count },
+                    worstLogitDifference: worst, greedy: outputs.first?.tokens ?? [])
+            }
+        }
+        let tokenizer = try SmolLM2Model.loaded.get().tokenizer
+        #expect(results.count == 2)
+        for (i, (result, chat)) in zip(results, chats).enumerated() {
+            #expect(result.prompt == result.referenceIDs, "chat \(i) prompt ids")
+            #expect(result.logitShapeOK)
+            #expect(result.worstLogitDifference <= 1e-3, "chat \(i): largest logit difference \(result.worstLogitDifference)")
+            #expect(result.greedy == chat.greedyIDs, "chat \(i) greedy ids")
+            #expect(tokenizer.decode(result.greedy, skipSpecialTokens: false) == chat.greedyText)
+        }
     }
 }

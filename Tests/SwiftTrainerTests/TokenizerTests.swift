@@ -51,15 +51,25 @@ struct TokenizerTests {
 
     @Test("The hand-written GPT-2 scanner splits exactly as the GPT-2 regular expression")
     func gpt2ScannerMatchesRegex() throws {
-        let regex = try CompiledRegex.compile(gpt2Pattern)
+        try scannerMatchesRegex(pattern: gpt2Pattern, scanner: .gpt2)
+    }
+
+    @Test("The hand-written Llama 3 scanner splits exactly as the Llama 3 regular expression")
+    func llama3ScannerMatchesRegex() throws {
+        try scannerMatchesRegex(pattern: llama3Pattern, scanner: .llama3)
+    }
+
+    func scannerMatchesRegex(pattern: String, scanner: SplitPattern) throws {
+        let regex = try CompiledRegex.compile(pattern)
         var texts = try TokenizerCase.load("tokenizers/gpt2-style/cases.json", key: "cases").map(\.text)
         texts += [
             "It's  ok'S 'll '  '", "a\u{0301}b e\u{301}\u{301}", "x\u{0B}y\u{85}z\u{A0} \u{3000}end",
             "   leading", "trailing   ", "\n\n\t \n", "mixed123abc ٣٤ Ⅻ ½", "'", " '", "'re'", "a  \u{1F600}  b",
-            "tab\t\tword", "  \n  x",
+            "tab\t\tword", "  \n  x", "I'M HE'LL 'Re 'ſ x'", "12345678 ab1234", "a.\n\nb  \r\n c", "!!\n\n x", "\t\nword",
+            " \n \n  y", "x\u{0301}\u{0301}y", "-5 +7 (a)", "end\n", " ", "\r", ".\r\n",
         ]
         for text in texts {
-            let fast = GPT2Scanner.matches(in: text).map { String(text.unicodeScalars[$0]) }
+            let fast = scanner.matches(in: text).map { String(text.unicodeScalars[$0]) }
             let slow = regex.matches(in: text).map { String(text.unicodeScalars[$0]) }
             #expect(fast == slow, "pieces of \(text.debugDescription)")
             #expect(fast.joined() == text)
@@ -138,6 +148,30 @@ struct TokenizerTests {
             try BPETokenizer(tokenizerJSON: URL(fileURLWithPath: "no-such-dir/tokenizer.json"))
         }
         #expect(missing?.description.contains("no-such-dir/tokenizer.json") == true)
+    }
+
+    @Test("A Hugging Face model directory: tokenizer.json plus chat template and EOS ids from the config files")
+    func huggingFaceDirectory() throws {
+        let directory = FormatsFixtures.temporaryFile("hf-model")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.copyItem(
+            at: FormatsFixtures.resource("tokenizers/gpt2-style/tokenizer.json"), to: directory.appendingPathComponent("tokenizer.json"))
+        try Data(#"{"eos_token": {"content": "<|pad|>"}, "bos_token": "<|endoftext|>", "chat_template": "{{ messages[0].content }}"}"#.utf8)
+            .write(to: directory.appendingPathComponent("tokenizer_config.json"))
+        try Data(#"{"eos_token_id": [0]}"#.utf8).write(to: directory.appendingPathComponent("generation_config.json"))
+        var tokenizer = try BPETokenizer(huggingFaceDirectory: directory)
+        #expect(tokenizer.eosTokenIDs == [0, 1])
+        #expect(tokenizer.bosTokenID == 0)
+        #expect(tokenizer.chatTemplate == "{{ messages[0].content }}")
+        try Data("{{ 'file' }}".utf8).write(to: directory.appendingPathComponent("chat_template.jinja"))
+        tokenizer = try BPETokenizer(huggingFaceDirectory: directory)
+        #expect(tokenizer.chatTemplate == "{{ 'file' }}")
+        #expect(try ChatTemplate(tokenizer: tokenizer).render(messages: [.user("x")], addGenerationPrompt: true) == "file")
+
+        try Data("{".utf8).write(to: directory.appendingPathComponent("generation_config.json"))
+        let error = #expect(throws: TokenizerError.self) { try BPETokenizer(huggingFaceDirectory: directory) }
+        #expect(error?.file.hasSuffix("generation_config.json") == true)
     }
 
     @Test("Encoding a long text is fast")

@@ -104,7 +104,7 @@ import Testing
         let workspace = try Workspace()
         let result = try await workspace.run(["--help"])
         #expect(result.status == 0)
-        for command in ["validate", "plugins", "init"] {
+        for command in ["run", "plan", "validate", "report", "runs", "plugins", "init"] {
             #expect(result.stdout.contains("  \(command)"), "--help does not list \(command)")
         }
     }
@@ -129,6 +129,138 @@ import Testing
         let result = try await workspace.run(["validate", "sentiment.yaml"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("OK"))
+    }
+
+    @Test func runWritesTheReportAndRerunMakesNoCalls() async throws {
+        let workspace = try Workspace()
+        let out = workspace.root.appending(path: "out")
+        let first = try await workspace.run(["run", "sentiment.yaml", "--out", out.path])
+        #expect(first.status == 0, "\(first.stderr)")
+        let calls = workspace.calls()
+        #expect(calls.contains { $0.hasPrefix("finetune") })
+        #expect(calls.count == Set(calls).count, "a request was sent twice")
+
+        let report = try workspace.reportJSON(in: out)
+        #expect(report["schema_version"] as? Int == 1)
+        let strategies = try #require(report["strategies"] as? [[String: Any]])
+        #expect(strategies.map { $0["name"] as? String } == ["zero-shot", "few-shot-4", "cot", "lora-r8", "full"])
+        for strategy in strategies {
+            let accuracy = try #require(strategy["accuracy"] as? [String: Any])
+            #expect(accuracy["n"] as? Int == 10)
+            for key in ["value", "ci_low", "ci_high", "unparsed"] { #expect(accuracy[key] != nil) }
+            let cost = try #require(strategy["cost"] as? [String: Any])
+            for key in ["one_off_usd", "per_1k_requests_usd", "total_usd"] { #expect(cost[key] is Double) }
+            let latency = try #require(strategy["latency_ms"] as? [String: Any])
+            #expect(latency["p50"] is Double && latency["p95"] is Double)
+            #expect(strategy["data_leaves_machine"] as? Bool == false)
+            let forgetting = try #require(strategy["forgetting"] as? [[String: Any]])
+            #expect(Set(forgetting.compactMap { $0["probe"] as? String }) == ["knowledge", "refusals"])
+        }
+        // The test backend learns the made-up words only by fine-tuning: lora beats zero-shot.
+        let accuracy = { (name: String) in ((strategies.first { $0["name"] as? String == name }?["accuracy"] as? [String: Any])?["value"] as? Double) ?? -1 }
+        #expect(accuracy("zero-shot") < accuracy("lora-r8"))
+        let zeroShot = try #require(strategies.first { $0["name"] as? String == "zero-shot" })
+        #expect(((zeroShot["accuracy"] as? [String: Any])?["unparsed"] as? Int ?? 0) >= 5, "the made-up words leave zero-shot without an answer")
+        // Fine-tuned models lose some probe items; prompting forgets nothing by construction.
+        let lora = try #require(strategies.first { $0["name"] as? String == "lora-r8" })
+        #expect(lora["training"] != nil)
+        let decision = try #require(report["decision"] as? [String: Any])
+        for key in ["recommended", "reason", "pareto", "break_even"] { #expect(decision[key] != nil) }
+        #expect(FileManager.default.fileExists(atPath: out.appending(path: "report.md").path))
+        #expect(first.stdout.contains("Recommended:"))
+
+        // Rerun: everything comes from the ledger.
+        let second = try await workspace.run(["run", "sentiment.yaml", "--quiet", "--json"])
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(workspace.calls().count == calls.count, "the rerun called the backend")
+        let rerun = try #require(try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [String: Any])
+        #expect((rerun["decision"] as? [String: Any])?["recommended"] as? String == decision["recommended"] as? String)
+    }
+
+    @Test func aKilledRunResumesWithoutDuplicates() async throws {
+        let workspace = try Workspace()
+        let slow = ["TALLY_TEST_BACKEND_DELAY_MS": "150"]
+        let running = try workspace.start(["run", "sentiment.yaml", "--quiet"], environment: slow)
+        try await workspace.waitUntil { workspace.calls().count >= 8 }
+        kill(running.process.processIdentifier, SIGKILL)
+        _ = try await running.wait()
+        // The backend process may finish the request it was answering.
+        try await Task.sleep(for: .milliseconds(300))
+        let beforeResume = workspace.calls()
+
+        let resumed = try await workspace.run(["run", "sentiment.yaml", "--quiet", "--json"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let all = workspace.calls()
+        // Only requests in flight at the kill (at most `concurrency` = 2) may be repeated.
+        #expect(all.count - Set(all).count <= 2, "persisted calls were repeated after resume")
+        #expect(all.count > beforeResume.count)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(resumed.stdout.utf8)) as? [String: Any])
+        let strategies = try #require(report["strategies"] as? [[String: Any]])
+        #expect(strategies.allSatisfy { ($0["accuracy"] as? [String: Any])?["n"] as? Int == 10 })
+
+        let again = try await workspace.run(["run", "sentiment.yaml", "--quiet"])
+        #expect(again.status == 0)
+        #expect(workspace.calls().count == all.count)
+    }
+
+    @Test func ctrlCFinishesInFlightWorkAndExits130() async throws {
+        let workspace = try Workspace()
+        let running = try workspace.start(["run", "sentiment.yaml"], environment: ["TALLY_TEST_BACKEND_DELAY_MS": "150"])
+        try await workspace.waitUntil { workspace.calls().count >= 5 }
+        kill(running.process.processIdentifier, SIGINT)
+        let interrupted = try await running.wait()
+        #expect(interrupted.status == 130, "\(interrupted.stderr)")
+        #expect(interrupted.stderr.contains("interrupted"))
+        #expect(!interrupted.stderr.contains("Stack dump"))
+        let done = workspace.calls()
+        #expect(!done.isEmpty)
+
+        let resumed = try await workspace.run(["run", "sentiment.yaml", "--quiet"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let all = workspace.calls()
+        // In-flight calls finished and were saved before exiting: nothing is asked twice.
+        #expect(all.count == Set(all).count, "a call finished before Ctrl-C was repeated")
+        #expect(all.count > done.count)
+    }
+
+    @Test func runStopsAtTheBudget() async throws {
+        let workspace = try Workspace()
+        let result = try await workspace.run(["run", "priced.yaml", "--quiet"])
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.stderr.lowercased().contains("budget"))
+        // 20 requests at about 0.02-0.2 USD each would exceed 0.1 USD: the run stopped early.
+        #expect(workspace.calls().count < 20)
+        #expect(!result.stderr.contains("Stack dump"))
+    }
+
+    @Test func planEstimatesBeforeSpending() async throws {
+        let workspace = try Workspace()
+        let result = try await workspace.run(["plan", "sentiment.yaml"])
+        #expect(result.status == 0, "\(result.stderr)")
+        for name in ["zero-shot", "few-shot-4", "cot", "lora-r8", "full"] { #expect(result.stdout.contains(name)) }
+        #expect(result.stdout.lowercased().contains("estimate"))
+        #expect(workspace.calls().isEmpty)
+    }
+
+    @Test func reportAndRunsReadTheLedger() async throws {
+        let workspace = try Workspace()
+        let run = try await workspace.run(["run", "sentiment.yaml", "--quiet", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        let runID = try #require(report["run_id"] as? String)
+
+        let runs = try await workspace.run(["runs"])
+        #expect(runs.status == 0)
+        #expect(runs.stdout.contains(runID))
+
+        let again = try await workspace.run(["report", runID, "--format", "json"])
+        #expect(again.status == 0, "\(again.stderr)")
+        let rerendered = try #require(try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any])
+        #expect((rerendered["decision"] as? [String: Any])?["reason"] as? String == (report["decision"] as? [String: Any])?["reason"] as? String)
+
+        let missing = try await workspace.run(["report", "no-such-run"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("no-such-run"))
     }
 
     @Test func pluginsListsBackendsAndKinds() async throws {

@@ -72,6 +72,14 @@ import Testing
         #expect(decision.reason.contains("not significantly different in accuracy from the runner-up y (exact McNemar p = 0.69, n = 50)"))
     }
 
+    @Test func unevaluatedStrategiesAreNeverChosen() {
+        let free = DecisionCandidate(name: "stopped", accuracy: ConfidenceInterval(value: 0, low: 0, high: 0), cost: cost(oneOff: 0, per1k: 0), maxForgetting: 0, latencyP95Ms: nil, evaluated: 0)
+        let decision = DecisionMaker.decide(candidates: [free, candidate("done", 0.7, per1k: 0.01)], costs: costs, constraints: Constraints(), compare: { _, _ in nil })
+        #expect(decision.recommended == "done")
+        #expect(decision.pareto == ["done"])
+        #expect(decision.infeasible.first?.reasons.first?.hasPrefix("not evaluated") == true)
+    }
+
     @Test func noFeasibleStrategyRecommendsNone() {
         let decision = DecisionMaker.decide(
             candidates: [candidate("a", 0.5, per1k: 0.01), candidate("b", 0.6, per1k: 0.02)],

@@ -12,8 +12,7 @@ extension BPETokenizer {
             // Digits one by one, then the GPT-2 pattern.
             return .sequence([.digits(individual: true), gpt2])
         case "llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral", "dbrx", "smaug-bpe":
-            guard let regex = try? CompiledRegex.compile(llama3Pattern) else { return nil }
-            return .sequence([.split(pattern: .regex(regex), behavior: .isolated, invert: false), .byteLevel(addPrefixSpace: false, useRegex: false)])
+            return .sequence([.split(pattern: .llama3, behavior: .isolated, invert: false), .byteLevel(addPrefixSpace: false, useRegex: false)])
         case "qwen2", "deepseek-r1-qwen", "megrez", "hunyuan":
             let pattern = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
             guard let regex = try? CompiledRegex.compile(pattern) else { return nil }

@@ -186,6 +186,7 @@ extension BPETokenizer {
         if let literal = value?["String"]?.string { return .literal(literal) }
         if let regex = value?["Regex"]?.string {
             if regex == gpt2Pattern { return .gpt2 }
+            if regex == llama3Pattern { return .llama3 }
             do {
                 return .regex(try CompiledRegex.compile(regex))
             } catch {
@@ -275,6 +276,57 @@ extension BPETokenizer {
             return .sequence(steps)
         default:
             throw TokenizerError(file: file, "\(path) has type '\(type)', which Tally does not support (supported: ByteLevel, TemplateProcessing, Sequence)")
+        }
+    }
+}
+
+extension BPETokenizer {
+    /// Loads the tokenizer of a Hugging Face model directory: `tokenizer.json`, plus the BOS /
+    /// EOS tokens and chat template from `tokenizer_config.json`, `chat_template.jinja` and
+    /// `generation_config.json` when present.
+    /// - Parameter directory: the model directory.
+    /// - Throws: `TokenizerError` naming the file that is missing or malformed.
+    public init(huggingFaceDirectory directory: URL) throws {
+        let fm = FileManager.default
+        func json(_ name: String) throws -> JSONValue? {
+            let url = directory.appendingPathComponent(name)
+            guard fm.fileExists(atPath: url.path) else { return nil }
+            do {
+                return try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: url))
+            } catch {
+                throw TokenizerError(file: url.path, "is not valid JSON (\(error))")
+            }
+        }
+        func tokenText(_ value: JSONValue?) -> String? {
+            value?.string ?? value?["content"]?.string
+        }
+        let config = try json("tokenizer_config.json")
+        var template: String?
+        let templateFile = directory.appendingPathComponent("chat_template.jinja")
+        if fm.fileExists(atPath: templateFile.path) {
+            do {
+                template = try String(contentsOf: templateFile, encoding: .utf8)
+            } catch {
+                throw TokenizerError(file: templateFile.path, "cannot be read as UTF-8 text (\(error))")
+            }
+        } else if let value = config?["chat_template"] {
+            if let text = value.string {
+                template = text
+            } else if let named = value.array {
+                // A list of {name, template}: use the default one.
+                template = named.first(where: { $0["name"]?.string == "default" })?["template"]?.string ?? named.first?["template"]?.string
+            }
+        }
+        let eosText = tokenText(config?["eos_token"])
+        try self.init(
+            tokenizerJSON: directory.appendingPathComponent("tokenizer.json"),
+            eosTokens: eosText.map { [$0] } ?? [], bosToken: tokenText(config?["bos_token"]), chatTemplate: template)
+        // generation_config.json lists every id that ends generation (Llama 3: several).
+        if let generation = try json("generation_config.json"), let value = generation["eos_token_id"] {
+            let ids = value.int.map { [$0] } ?? value.array?.compactMap(\.int) ?? []
+            var all = ids
+            for id in eosTokenIDs where !all.contains(id) { all.append(id) }
+            if !all.isEmpty { eosTokenIDs = all }
         }
     }
 }

@@ -107,10 +107,11 @@ public struct BPETokenizer: Tokenizer {
     let decoder: TokenDecoder
     let cache = BPECache()
 
-    public let bosTokenID: Int?
-    public let eosTokenIDs: [Int]
-    /// The chat template the tokenizer's file ships (`tokenizer.chat_template` in GGUF), if any.
-    public let chatTemplate: String?
+    public internal(set) var bosTokenID: Int?
+    public internal(set) var eosTokenIDs: [Int]
+    /// The chat template the model ships (`tokenizer.chat_template` in GGUF,
+    /// `chat_template` in `tokenizer_config.json`), if any.
+    public internal(set) var chatTemplate: String?
 
     /// Assembles a tokenizer; `file` names the source in errors.
     /// - Throws: `TokenizerError` when a merge names a token that is not in the vocabulary.

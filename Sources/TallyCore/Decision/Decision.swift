@@ -9,9 +9,12 @@ public struct DecisionCandidate: Sendable, Hashable {
     public let maxForgetting: Double
     /// 95th percentile latency in milliseconds, when measured.
     public let latencyP95Ms: Double?
+    /// Test examples scored; a strategy with none (the run stopped first) cannot be chosen.
+    public let evaluated: Int
 
-    public init(name: String, accuracy: ConfidenceInterval, cost: StrategyCost, maxForgetting: Double, latencyP95Ms: Double?) {
+    public init(name: String, accuracy: ConfidenceInterval, cost: StrategyCost, maxForgetting: Double, latencyP95Ms: Double?, evaluated: Int = 1) {
         self.name = name
+        self.evaluated = evaluated
         self.accuracy = accuracy
         self.cost = cost
         self.maxForgetting = maxForgetting
@@ -132,7 +135,8 @@ public enum DecisionMaker {
 
     /// Names of candidates not dominated on (higher accuracy, lower total cost), in input order.
     public static func pareto(_ candidates: [DecisionCandidate]) -> [String] {
-        candidates.filter { a in
+        let candidates = candidates.filter { $0.evaluated > 0 }
+        return candidates.filter { a in
             !candidates.contains { b in
                 b.name != a.name && b.accuracy.value >= a.accuracy.value && b.cost.totalUSD <= a.cost.totalUSD
                     && (b.accuracy.value > a.accuracy.value || b.cost.totalUSD < a.cost.totalUSD)
@@ -142,6 +146,9 @@ public enum DecisionMaker {
 
     static func violations(of candidate: DecisionCandidate, constraints: Constraints) -> [String] {
         var reasons: [String] = []
+        if candidate.evaluated == 0 {
+            return ["not evaluated: the run stopped before it answered any test example"]
+        }
         if let minimum = constraints.minAccuracy, candidate.accuracy.value < minimum {
             reasons.append("accuracy \(percent(candidate.accuracy.value)) is below min_accuracy \(percent(minimum))")
         }
@@ -189,7 +196,7 @@ public enum DecisionMaker {
     static func relaxations(infeasible: [InfeasibleStrategy], candidates: [DecisionCandidate], constraints: Constraints, best: DecisionCandidate?) -> [String] {
         var flips: [String] = []
         for entry in infeasible {
-            guard let candidate = candidates.first(where: { $0.name == entry.name }) else { continue }
+            guard let candidate = candidates.first(where: { $0.name == entry.name }), candidate.evaluated > 0 else { continue }
             if let best, candidate.cost.totalUSD >= best.cost.totalUSD { continue }
             var changes: [String] = []
             if let minimum = constraints.minAccuracy, candidate.accuracy.value < minimum {

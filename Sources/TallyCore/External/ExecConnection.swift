@@ -19,8 +19,6 @@ public final class ExecConnection: Sendable {
         /// Set once the process has exited or could not be read; later requests fail with it.
         var closedReason: String?
         var stderrTail = ""
-        /// Timers that fail a request that takes longer than the timeout.
-        var timers: [Int: Task<Void, Never>] = [:]
     }
 
     private let process: Process
@@ -28,7 +26,8 @@ public final class ExecConnection: Sendable {
     private let state = Mutex(State())
     private let writeLock = Mutex(())
     private let commandLine: String
-    private let timeoutSeconds: Double
+    /// Seconds one request may take (0: no limit) unless a call says otherwise.
+    let timeoutSeconds: Double
 
     /// Starts the plugin process.
     /// - Parameters:
@@ -96,13 +95,14 @@ public final class ExecConnection: Sendable {
     ///   - method: `describe`, `generate`, `finetune`, `open_artifact` or `score`.
     ///   - params: the request's parameters.
     ///   - progress: receives the plugin's progress notifications for this request.
+    ///   - timeout: seconds this request may take; nil: the connection's timeout.
     /// - Throws: `TallyError(.backend)` with the plugin's error message, on timeout, or when
     ///   the process has exited.
     public func call<Params: Encodable & Sendable, Result: Decodable>(
         _ method: String, params: Params, as: Result.Type,
-        progress: (@Sendable (ProgressEvent) -> Void)? = nil
+        progress: (@Sendable (ProgressEvent) -> Void)? = nil, timeout: Double? = nil
     ) async throws -> Result {
-        let value = try await send(method, params: params, progress: progress)
+        let value = try await send(method, params: params, progress: progress, timeout: timeout ?? timeoutSeconds)
         do {
             let data = try JSONEncoder().encode(value)
             return try JSONDecoder().decode(Result.self, from: data)
@@ -111,8 +111,7 @@ public final class ExecConnection: Sendable {
         }
     }
 
-    private func send<Params: Encodable & Sendable>(_ method: String, params: Params, progress: (@Sendable (ProgressEvent) -> Void)?) async throws -> ExecProtocol.Value {
-        let timeout = timeoutSeconds
+    private func send<Params: Encodable & Sendable>(_ method: String, params: Params, progress: (@Sendable (ProgressEvent) -> Void)?, timeout: Double) async throws -> ExecProtocol.Value {
         return try await withCheckedThrowingContinuation { continuation in
             let registered: Result<Int, TallyError> = state.withLock { state in
                 if let reason = state.closedReason {
@@ -139,16 +138,12 @@ public final class ExecConnection: Sendable {
                 return
             }
             if timeout > 0 {
+                // The timer runs on a dispatch queue, not Swift's cooperative pool, so a busy
+                // pool cannot delay it; if the answer came first, `fail` finds nothing to fail.
                 let name = commandLine
-                let timer = Task { [weak self] in
-                    do { try await Task.sleep(for: .seconds(timeout)) } catch { return }
-                    self?.fail(id: id, with: TallyError(code: .backend, message: "the exec plugin '\(name)' did not answer `\(method)` within \(Int(timeout)) s; raise `timeout_s` in the backend entry"))
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { [weak self] in
+                    self?.fail(id: id, with: TallyError(code: .backend, message: "the exec plugin '\(name)' did not answer `\(method)` within \(CostModel.format(timeout)) s; raise `timeout_s` in the backend entry"))
                 }
-                let stillPending = state.withLock { state in
-                    if state.pending[id] != nil { state.timers[id] = timer; return true }
-                    return false
-                }
-                if !stillPending { timer.cancel() }
             }
         }
     }
@@ -157,13 +152,9 @@ public final class ExecConnection: Sendable {
         take(id)?.continuation.resume(throwing: error)
     }
 
-    /// Removes a pending request and stops its timer.
+    /// Removes a pending request.
     private func take(_ id: Int) -> Pending? {
-        let (pending, timer) = state.withLock { state in
-            (state.pending.removeValue(forKey: id), state.timers.removeValue(forKey: id))
-        }
-        timer?.cancel()
-        return pending
+        state.withLock { $0.pending.removeValue(forKey: id) }
     }
 
     private func handle(line: Data) {
@@ -205,8 +196,6 @@ public final class ExecConnection: Sendable {
             state.closedReason = "\(reason) (status \(status))"
             let all = Array(state.pending.values)
             state.pending.removeAll()
-            for timer in state.timers.values { timer.cancel() }
-            state.timers.removeAll()
             return (all, state.stderrTail)
         }
         for item in pending {

@@ -42,7 +42,9 @@ public struct ExecPlugin: BackendPlugin {
             workingDirectory: config.recipeDirectory, timeoutSeconds: timeout)
         let description = try await connection.call(
             "describe", params: ExecProtocol.DescribeParams(model: config.model, settings: config.settings),
-            as: ExecProtocol.Description.self)
+            as: ExecProtocol.Description.self,
+            // Starting up may load a model: allow at least a minute whatever timeout_s says.
+            timeout: max(timeout, 60))
         let identity = "exec:\(description.name)@\(description.version ?? "0"):\(config.model)"
         let generator = ExecGenerator(connection: connection, model: config.model, artifact: nil, identity: identity)
         let methods = Set(description.fineTuningMethods ?? [])
@@ -175,7 +177,8 @@ public struct ExecFineTuner: FineTuner {
             model: model, method: request.method.kind, lora: lora, options: request.options,
             train: request.train, validation: request.validation,
             workDirectory: request.workDirectory.path, jobKey: request.jobKey)
-        let result = try await connection.call("finetune", params: params, as: ExecProtocol.FineTuneResult.self, progress: progress)
+        // Training takes as long as it takes: no timeout (0 disables it).
+        let result = try await connection.call("finetune", params: params, as: ExecProtocol.FineTuneResult.self, progress: progress, timeout: 0)
         return FineTuneOutcome(
             artifact: result.artifact, wallSeconds: result.wallS ?? 0, trainedTokens: result.trainedTokens ?? 0,
             steps: result.steps ?? 0, trainLoss: result.trainLoss ?? [], validationLoss: result.validationLoss ?? [],
@@ -183,7 +186,7 @@ public struct ExecFineTuner: FineTuner {
     }
 
     public func generator(for outcome: FineTuneOutcome) async throws -> any TextGenerator {
-        let opened = try await connection.call("open_artifact", params: ExecProtocol.OpenArtifactParams(model: model, artifact: outcome.artifact), as: ExecProtocol.OpenedArtifact.self)
+        let opened = try await connection.call("open_artifact", params: ExecProtocol.OpenArtifactParams(model: model, artifact: outcome.artifact), as: ExecProtocol.OpenedArtifact.self, timeout: max(connection.timeoutSeconds, 60))
         return ExecGenerator(connection: connection, model: model, artifact: outcome.artifact, identity: "\(baseIdentity)+\(opened.identity)")
     }
 }

@@ -171,7 +171,7 @@ extension Report {
         let candidates = rows.map {
             DecisionCandidate(
                 name: $0.name, accuracy: ConfidenceInterval(value: $0.accuracy.value, low: $0.accuracy.ciLow, high: $0.accuracy.ciHigh),
-                cost: $0.cost, maxForgetting: $0.maxForgetting, latencyP95Ms: $0.latencyMs.p95)
+                cost: $0.cost, maxForgetting: $0.maxForgetting, latencyP95Ms: $0.latencyMs.p95, evaluated: $0.accuracy.n)
         }
         let decision = DecisionMaker.decide(candidates: candidates, costs: m.costs, constraints: m.constraints, compare: compare)
         return Report(

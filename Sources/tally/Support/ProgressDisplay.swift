@@ -13,8 +13,8 @@ final class ProgressDisplay: Sendable {
         var total: Int?
         var detail: String?
         let started: ContinuousClock.Instant
-        /// Plain-line mode: the last tenth reported.
-        var lastTenth: Int
+        /// Plain-line mode: when progress was last printed.
+        var lastLine: ContinuousClock.Instant
     }
 
     struct State {
@@ -39,7 +39,7 @@ final class ProgressDisplay: Sendable {
             switch event {
             case .started(let phase, let total):
                 if let index = state.phases.firstIndex(where: { $0.name == phase }) { state.phases.remove(at: index) }
-                state.phases.append(Phase(name: phase, completed: 0, total: total, detail: nil, started: .now, lastTenth: 0))
+                state.phases.append(Phase(name: phase, completed: 0, total: total, detail: nil, started: .now, lastLine: .now))
                 if mode == .lines { permanent += "\(phase): started\(total.map { " (\($0) to do)" } ?? "")\n" }
                 force = true
             case .advanced(let phase, let completed, let total, let detail):
@@ -48,14 +48,14 @@ final class ProgressDisplay: Sendable {
                     state.phases[index].total = total ?? state.phases[index].total
                     state.phases[index].detail = detail
                 } else {
-                    state.phases.append(Phase(name: phase, completed: completed, total: total, detail: detail, started: .now, lastTenth: 0))
+                    state.phases.append(Phase(name: phase, completed: completed, total: total, detail: detail, started: .now, lastLine: .now))
                 }
-                if mode == .lines, let index = state.phases.firstIndex(where: { $0.name == phase }), let total = state.phases[index].total, total > 0 {
-                    let tenth = completed * 10 / total
-                    if tenth > state.phases[index].lastTenth && completed < total {
-                        state.phases[index].lastTenth = tenth
-                        permanent += "\(phase): \(completed)/\(total)\(detail.map { " \($0)" } ?? "")\n"
-                    }
+                // Plain lines: at most one progress line per phase every five seconds.
+                if mode == .lines, let index = state.phases.firstIndex(where: { $0.name == phase }),
+                   ContinuousClock.now - state.phases[index].lastLine >= .seconds(5) {
+                    state.phases[index].lastLine = .now
+                    let total = state.phases[index].total.map { "/\($0)" } ?? ""
+                    permanent += "\(phase): \(completed)\(total)\(detail.map { " \($0)" } ?? "")\n"
                 }
             case .finished(let phase):
                 if let index = state.phases.firstIndex(where: { $0.name == phase }) {

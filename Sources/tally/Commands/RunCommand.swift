@@ -1,0 +1,152 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Synchronization
+import TallyCore
+
+/// `tally run RECIPE`: runs every strategy, persists every call, writes the reports.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run every strategy in a recipe and report accuracy, cost and forgetting.",
+        discussion: """
+        Every model call is cached in the ledger (TALLY_HOME/ledger.sqlite): rerunning an unchanged recipe makes no backend calls, and an interrupted run resumes where it stopped. Reports go to TALLY_HOME/runs/<run-id>/ (or --out).
+        Ctrl-C finishes the calls in flight, saves them and exits 130. Exit 2: invalid recipe; 3: stopped at constraints.budget_usd.
+        """)
+
+    @Argument(help: "The recipe file (YAML).")
+    var recipe: String
+
+    @Option(help: "Write report.md and report.json here instead of TALLY_HOME/runs/<run-id>/.")
+    var out: String?
+
+    @Option(help: "Tally's home: ledger and run directories (default: $TALLY_HOME or ./.tally).")
+    var home: String?
+
+    @Flag(help: "No progress output; only the result.")
+    var quiet = false
+
+    @Flag(help: "Print report.json to stdout instead of the table.")
+    var json = false
+
+    func run() async throws {
+        try await reportingErrors {
+            let registry = Registry.makeRegistry()
+            let recipe = try loadRecipeOrExit(self.recipe, registry: registry)
+            let home = tallyHome(self.home)
+            let ledger = try openLedger(home: home)
+            let display = ProgressDisplay(mode: quiet ? .quiet : (Console.stderrIsTerminal ? .bars : .lines))
+            let runner = ExperimentRunner(recipe: recipe, registry: registry, ledger: ledger, environment: ProcessInfo.processInfo.environment, home: home)
+
+            let task = Task { try await runner.run(progress: display.handler) }
+            let interrupts = InterruptHandler {
+                display.handle(.note("Interrupted: finishing the calls in flight and saving them (Ctrl-C again to quit at once)."))
+                task.cancel()
+            }
+            defer { interrupts.stop() }
+
+            let measurements: RunMeasurements
+            do {
+                measurements = try await task.value
+            } catch {
+                display.clear()
+                let partial = try? savePartialReport(ledger: ledger, recipe: recipe, home: home)
+                if error is CancellationError || (error as? TallyError)?.code == .cancelled {
+                    Console.err("tally: interrupted; everything finished so far is saved\(partial.map { " (partial report: \(displayPath($0))/)" } ?? ""). Run `tally run \(self.recipe)` again to resume.")
+                    throw ExitCode(ExitStatus.interrupted)
+                }
+                if let error = error as? TallyError, error.code == .budgetExceeded {
+                    Console.err("error: \(error.description)")
+                    if let partial { Console.err("partial report: \(displayPath(partial))/") }
+                    throw ExitCode(ExitStatus.budgetExceeded)
+                }
+                throw error
+            }
+            display.clear()
+            let report = Report.build(from: measurements)
+            let directory = try writeReports(report, to: out.map(fileURL) ?? runDirectory(home: home, runID: measurements.runID))
+            if json {
+                Console.out(try JSONRenderer().render(report))
+            } else {
+                Console.out(try TerminalRenderer().render(report))
+                Console.out("Reports: \(displayPath(directory))/")
+            }
+        }
+    }
+
+    /// Writes what the ledger holds of the interrupted run, so it can be inspected.
+    func savePartialReport(ledger: Ledger, recipe: Recipe, home: URL) throws -> URL? {
+        guard let runID = try ledger.latestRunID(recipeName: recipe.name), let measurements = try ledger.measurements(runID: runID) else { return nil }
+        return try writeReports(Report.build(from: measurements), to: out.map(fileURL) ?? runDirectory(home: home, runID: runID))
+    }
+}
+
+/// Opens (creating) the ledger in `home`.
+func openLedger(home: URL) throws -> Ledger {
+    do {
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+    } catch {
+        throw TallyError(code: .io, message: "cannot create Tally's home directory \(home.path); pass --home or set TALLY_HOME", underlying: error)
+    }
+    return try Ledger(path: home.appending(path: "ledger.sqlite"))
+}
+
+func runDirectory(home: URL, runID: String) -> URL {
+    home.appending(path: "runs").appending(path: runID)
+}
+
+/// Writes every report file into `directory`.
+@discardableResult
+func writeReports(_ report: Report, to directory: URL) throws -> URL {
+    do {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for renderer in Registry.reportRenderers() {
+            try renderer.render(report).write(to: directory.appending(path: renderer.fileName), atomically: true, encoding: .utf8)
+        }
+    } catch let error as TallyError {
+        throw error
+    } catch {
+        throw TallyError(code: .io, message: "cannot write the reports to \(directory.path)", underlying: error)
+    }
+    return directory
+}
+
+/// A path relative to the current directory when it is inside it.
+func displayPath(_ url: URL) -> String {
+    let cwd = FileManager.default.currentDirectoryPath
+    let path = url.standardizedFileURL.path
+    return path.hasPrefix(cwd + "/") ? String(path.dropFirst(cwd.count + 1)) : path
+}
+
+/// Turns SIGINT into a callback (first Ctrl-C) and an immediate exit 130 (second), using a
+/// dispatch signal source rather than polling.
+final class InterruptHandler {
+    private let source: any DispatchSourceSignal
+
+    init(_ onFirst: @escaping @Sendable () -> Void) {
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: DispatchQueue(label: "tally.sigint"))
+        let count = InterruptCount()
+        source.setEventHandler {
+            if count.increment() == 1 {
+                onFirst()
+            } else {
+                FileHandle.standardError.write(Data("tally: interrupted again; quitting now\n".utf8))
+                exit(ExitStatus.interrupted)
+            }
+        }
+        source.resume()
+        self.source = source
+    }
+
+    func stop() {
+        source.cancel()
+        signal(SIGINT, SIG_DFL)
+    }
+}
+
+/// How many interrupts arrived.
+final class InterruptCount: Sendable {
+    private let value = Mutex(0)
+    func increment() -> Int { value.withLock { $0 += 1; return $0 } }
+}
