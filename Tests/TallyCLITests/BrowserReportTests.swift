@@ -133,3 +133,68 @@ struct BrowserReportTests {
         }
     }
 }
+
+/// A report produced by a real `tally run` (test backend, all five strategy kinds), and
+/// `tally compare` on two runs: the files exist, and the pages load cleanly in Chromium.
+@Suite(.serialized) struct BrowserRunReportTests {
+    @Test func realRunWritesHTMLAndChartsThatLoad() async throws {
+        let workspace = try CLITests.Workspace()
+        let out = workspace.root.appending(path: "out")
+        let run = try await workspace.run(["run", "sentiment.yaml", "--quiet", "--out", out.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        let html = try String(contentsOf: out.appending(path: "report.html"), encoding: .utf8)
+        #expect(!html.contains("http://") && !html.contains("https://"))
+        // Five strategies in the table; loss curves because two of them fine-tune.
+        #expect(html.contains("<section id=\"loss-curves\""))
+        let markdown = try String(contentsOf: out.appending(path: "report.md"), encoding: .utf8)
+        for chart in ["accuracy-vs-cost", "cost-vs-traffic", "sensitivity", "forgetting", "loss-curves"] {
+            #expect(markdown.contains("](charts/\(chart).svg)"), "report.md does not link \(chart)")
+            #expect(FileManager.default.fileExists(atPath: out.appending(path: "charts/\(chart).svg").path), "charts/\(chart).svg missing")
+        }
+        guard Chromium.path != nil else { return }
+        let result = try Chromium.run(["--dump-dom", out.appending(path: "report.html").absoluteString], in: workspace.root)
+        #expect(result.status == 0, "chromium exited \(result.status)")
+        let consoleLines = result.stderr.split(separator: "\n").filter { $0.contains("CONSOLE") || $0.contains("Uncaught") }
+        #expect(consoleLines.isEmpty, "console output: \(consoleLines.joined(separator: "\n"))")
+        #expect(result.stdout.matches(of: /<svg[^>]*role="img"/).count >= 5)
+        let tbody = try #require(result.stdout.firstMatch(of: /<table class="tally">[\s\S]*?<tbody>([\s\S]*?)<\/tbody>/)?.1)
+        #expect(tbody.matches(of: /<tr/).count == 5)
+        #expect(result.stdout.contains(" of 10 shown"), "the page's script did not run")
+    }
+
+    @Test func compareShowsTwoRunsSideBySide() async throws {
+        let workspace = try CLITests.Workspace()
+        let first = try await workspace.run(["run", "sentiment.yaml", "--quiet", "--json"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let firstReport = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])
+        let runID = try #require(firstReport["run_id"] as? String)
+        // The second run: same calls (all cached), ten times the traffic, written to a directory.
+        var recipe = try String(contentsOf: workspace.root.appending(path: "sentiment.yaml"), encoding: .utf8)
+        recipe = recipe.replacingOccurrences(of: "requests_per_month: 100000", with: "requests_per_month: 1000000")
+        try recipe.write(to: workspace.root.appending(path: "busier.yaml"), atomically: true, encoding: .utf8)
+        let out = workspace.root.appending(path: "busier")
+        let second = try await workspace.run(["run", "busier.yaml", "--quiet", "--out", out.path])
+        #expect(second.status == 0, "\(second.stderr)")
+
+        // A run id (from the ledger) against a run directory (its report.json).
+        let page = workspace.root.appending(path: "compare.html")
+        let compare = try await workspace.run(["compare", runID, "busier", "--html", page.path])
+        #expect(compare.status == 0, "\(compare.stderr)")
+        #expect(compare.stdout.contains("requests/month: 100,000 -> 1.0M"))
+        #expect(compare.stdout.contains("zero-shot"))
+        #expect(compare.stdout.contains("p = 1 (not significant), n = 10"), "identical answers: the paired test finds no difference")
+        let html = try String(contentsOf: page, encoding: .utf8)
+        #expect(html.matches(of: /<svg role="img"/).count == 2)
+
+        let missing = try await workspace.run(["compare", runID, "no-such-run"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("no run no-such-run"))
+        #expect(missing.stderr.contains("tally runs"))
+
+        guard Chromium.path != nil else { return }
+        let result = try Chromium.run(["--dump-dom", page.absoluteString], in: workspace.root)
+        #expect(result.status == 0)
+        #expect(result.stdout.matches(of: /<svg[^>]*role="img"/).count == 2)
+        #expect(!result.stderr.contains("Uncaught"))
+    }
+}
