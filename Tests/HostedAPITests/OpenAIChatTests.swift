@@ -47,7 +47,7 @@ struct OpenAIChatTests {
         let generator = try await backend(service, settings: ["max_concurrency": "4"], events: events).generator
         service.server.inject([
             .status(429, retryAfter: "1"), .status(500, retryAfter: nil), .status(503, retryAfter: nil),
-            .stall(seconds: 3), .resetMidBody, .malformedJSON, .wrongContentType, .oversized(bytes: 200_000),
+            .stall(seconds: 30), .resetMidBody, .malformedJSON, .wrongContentType, .oversized(bytes: 200_000),
             .status(408, retryAfter: nil), .status(409, retryAfter: nil),
         ], path: "/v1/chat/completions")
         let requests = prompts(24)
@@ -105,16 +105,17 @@ struct OpenAIChatTests {
         let service = try FakeService()
         defer { service.server.stop() }
         let events = EventLog()
-        let generator = try await backend(service, events: events).generator
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        service.server.inject([.status(503, retryAfter: formatter.string(from: Date().addingTimeInterval(2)))])
-        _ = try await generator.generate(prompts(1)[0])
+        // The server dates its Retry-After 60 s ahead; the policy caps waits at 1.5 s, so the
+        // wait is 1.5 s (+ jitter) if the date was read, and at most 0.01 s (the backoff) if not.
+        let policy = RetryPolicy(maxRetries: 2, baseDelay: 0.01, maxDelay: 0.01, maxRetryAfter: 1.5)
+        let client = HTTPClient(provider: "test", configuration: .init(totalTimeout: 5, retry: policy), key: nil, observer: { events.record($0) })
+        service.server.inject([.statusRetryAt(503, secondsAhead: 60)])
+        let url = try #require(URL(string: service.openAIBase + "/fine_tuning/jobs"))
+        let request = HTTPRequest(method: "GET", url: url, headers: [("Authorization", "Bearer \(service.key)")])
+        let status = try await client.send(request) { response in (response.status, nil) }
+        #expect(status == 200)
         let retry = try #require(events.retries.first)
-        // Whole-second dates: between 1 and 2 seconds from now, plus jitter.
-        #expect(retry.delay >= 0.9 && retry.delay <= 2.3)
+        #expect(retry.delay >= 1.5 && retry.delay <= 1.7, "\(retry.delay)")
     }
 
     @Test("A stall past timeout_s is abandoned and retried")
@@ -122,12 +123,13 @@ struct OpenAIChatTests {
         let service = try FakeService()
         defer { service.server.stop() }
         let events = EventLog()
-        let generator = try await backend(service, settings: ["timeout_s": "0.5"], events: events).generator
-        service.server.inject([.stall(seconds: 5)])
+        let generator = try await backend(service, settings: ["timeout_s": "1"], events: events).generator
+        service.server.inject([.stall(seconds: 30)])
         let clock = ContinuousClock()
         let start = clock.now
         let result = try await generator.generate(prompts(1)[0])
-        #expect(start.duration(to: clock.now) < .seconds(3))
+        // Without the timeout the server would hold the request for 30 s.
+        #expect(start.duration(to: clock.now) < .seconds(25))
         #expect(result.text == FakeProviders.answer(to: prompts(1)[0].messages[1].content))
         #expect(events.retries.first?.reason.contains("no answer within") == true)
     }
@@ -227,15 +229,16 @@ struct OpenAIChatTests {
     func cancellation() async throws {
         let service = try FakeService()
         defer { service.server.stop() }
-        let generator = try await backend(service, settings: ["timeout_s": "30"]).generator
-        service.server.inject([.stall(seconds: 20)])
+        let generator = try await backend(service, settings: ["timeout_s": "60"]).generator
+        service.server.inject([.stall(seconds: 30)])
         let task = Task { try await generator.generate(prompts(1)[0]) }
         try await Task.sleep(for: .milliseconds(300))
         let clock = ContinuousClock()
         let start = clock.now
         task.cancel()
         await #expect(throws: CancellationError.self) { try await task.value }
-        #expect(start.duration(to: clock.now) < .seconds(3))
+        // Without aborting the transfer it would last until the server gives up (30 s).
+        #expect(start.duration(to: clock.now) < .seconds(25))
     }
 
     @Test("Loopback base URLs keep data on the machine; others do not")

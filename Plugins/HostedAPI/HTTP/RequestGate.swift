@@ -69,6 +69,14 @@ actor RequestGate {
     /// Number of requests currently admitted (for tests and progress).
     var admitted: Int { inFlight }
 
+    /// How long a request of `tokens` tokens would wait for the rate limits now (nil: not at
+    /// all); ignores the concurrency limit.
+    func rateDelay(tokens: Int) -> Duration? {
+        let now = clock.now
+        window.removeAll { $0.at.advanced(by: minute) <= now }
+        return earliestAdmission(tokens: tokens, now: now).map { now.duration(to: $0) }
+    }
+
     /// When a request of `tokens` tokens could be admitted, or nil if now.
     private func earliestAdmission(tokens: Int, now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         var wake: ContinuousClock.Instant?

@@ -22,9 +22,11 @@ struct FakeService {
     /// `http://127.0.0.1:PORT/v1`, as an OpenAI-compatible `base_url`.
     var openAIBase: String { server.baseURL.absoluteString + "/v1" }
 
-    /// A backend entry for the server; short timeouts and backoff keep fault tests fast.
+    /// A backend entry for the server. Backoff is short to keep fault tests fast; the timeout
+    /// is generous so a loaded machine does not time out answers the server already sent
+    /// (tests of the timeout itself set their own).
     func config(plugin: String = "openai", model: String = "gpt-4o-mini-2024-07-18", base: String? = nil, settings: [String: String] = [:], price: Pricing = Pricing(inputPerMTok: 0.15, outputPerMTok: 0.6, trainingPerMTok: 3.0)) -> BackendConfig {
-        var merged = ["timeout_s": "1", "retry_base_s": "0.01", "max_retries": "6", "max_response_bytes": "65536"]
+        var merged = ["timeout_s": "5", "retry_base_s": "0.01", "max_retries": "6", "max_response_bytes": "65536"]
         if plugin == "openai" { merged["poll_interval_s"] = "0.01" }
         merged.merge(settings) { $1 }
         return BackendConfig(

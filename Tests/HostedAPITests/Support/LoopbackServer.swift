@@ -40,6 +40,9 @@ final class LoopbackServer: Sendable {
     enum Fault: Sendable, Hashable, CustomStringConvertible {
         /// An error status with a JSON error body and, optionally, a `Retry-After` header.
         case status(Int, retryAfter: String?)
+        /// An error status whose `Retry-After` is an HTTP-date this many seconds after the
+        /// moment the response is sent.
+        case statusRetryAt(Int, secondsAhead: Int)
         /// Reads the request and says nothing for this long, then closes.
         case stall(seconds: Double)
         /// Sends the headers and half the promised body, then resets the connection.
@@ -54,6 +57,7 @@ final class LoopbackServer: Sendable {
         var description: String {
             switch self {
             case .status(let code, let retryAfter): "status \(code)" + (retryAfter.map { " retry-after \($0)" } ?? "")
+            case .statusRetryAt(let code, let ahead): "status \(code) retry-after date +\(ahead)s"
             case .stall(let seconds): "stall \(seconds)s"
             case .resetMidBody: "reset mid-body"
             case .malformedJSON: "malformed JSON"
@@ -213,10 +217,17 @@ final class LoopbackServer: Sendable {
     /// Misbehaves; returns whether the connection stays usable.
     private func perform(_ fault: Fault, request: Request, fd: Int32) -> Bool {
         switch fault {
-        case .status(let code, let retryAfter):
+        case .status(let code, _), .statusRetryAt(let code, _):
             record(request, fault: fault, status: code)
             var headers: [(String, String)] = []
-            if let retryAfter { headers.append(("Retry-After", retryAfter)) }
+            if case .status(_, let retryAfter?) = fault { headers.append(("Retry-After", retryAfter)) }
+            if case .statusRetryAt(_, let ahead) = fault {
+                let formatter = DateFormatter()
+                formatter.locale = Locale(identifier: "en_US_POSIX")
+                formatter.timeZone = TimeZone(identifier: "GMT")
+                formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+                headers.append(("Retry-After", formatter.string(from: Date().addingTimeInterval(Double(ahead)))))
+            }
             let body: [String: Any] = ["error": ["message": "injected \(code)", "type": code == 429 ? "rate_limit_exceeded" : "server_error", "param": NSNull(), "code": NSNull()]]
             return write(.json(body, status: code, headers: headers), to: fd)
         case .stall(let seconds):
