@@ -236,3 +236,22 @@ struct RunnerFailureTests {
         #expect(notes.contains { $0.contains("probe 'general-text' skipped on local") })
     }
 }
+
+@Suite("Experiment runner batching")
+struct RunnerBatchTests {
+    @Test("backends that prefer batches get generate(batch:) with at most that many requests")
+    func batches() async throws {
+        let setup = try Setup(edit: {
+            $0.replacingOccurrences(of: "model: local-model,", with: "model: local-model, batch_size: 4,")
+        })
+        let result = try await setup.run()
+        // Local model: base probes (3 qa + 2 refusal) and, per adapted strategy, 6 test rows
+        // and 5 probe items, in batches of at most 4.
+        // base: qa 3, refusal 2; each adapted: test 4 + 2, qa 3, refusal 2.
+        let sizes: [Int] = setup.log.batchSizes.sorted()
+        #expect(sizes == [2, 2, 2, 2, 2, 3, 3, 3, 4, 4])
+        #expect(sizes.reduce(0, +) == 27)  // 5 base probe items + 2 x (6 test rows + 5 probe items)
+        #expect(setup.log.generationCount == 45)
+        #expect(result.strategies[3].predictions.map(\.exampleID) == ["t1", "t2", "t3", "t4", "t5", "t6"])
+    }
+}

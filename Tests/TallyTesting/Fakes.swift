@@ -11,6 +11,7 @@ public final class CallLog: Sendable {
         var fineTunes: [String] = []    // job keys
         var reopened: [String] = []     // artifacts reopened with generator(for:)
         var scored = 0
+        var batches: [Int] = []
         var inFlight = 0
         var maxInFlight = 0
     }
@@ -25,6 +26,8 @@ public final class CallLog: Sendable {
     public var fineTuneCount: Int { state.withLock { $0.fineTunes.count } }
     /// Number of `generator(for:)` calls.
     public var reopenCount: Int { state.withLock { $0.reopened.count } }
+    /// Sizes of the `generate(batch:)` calls, in call order.
+    public var batchSizes: [Int] { state.withLock { $0.batches } }
     /// Number of `crossEntropy` calls.
     public var scoreCount: Int { state.withLock { $0.scored } }
     /// The most `generate` calls that were running at once.
@@ -38,6 +41,7 @@ public final class CallLog: Sendable {
         }
     }
     func end() { state.withLock { $0.inFlight -= 1 } }
+    func batched(_ size: Int) { state.withLock { $0.batches.append(size) } }
     func fineTuned(_ key: String) { state.withLock { $0.fineTunes.append(key) } }
     func reopened(_ artifact: String) { state.withLock { $0.reopened.append(artifact) } }
     func scoredOnce() { state.withLock { $0.scored += 1 } }
@@ -91,6 +95,14 @@ public struct FakeTextGenerator: TextGenerator, TextScorer {
         let usage = TokenUsage(promptTokens: max(1, promptChars / 4), completionTokens: max(1, text.count / 4))
         let seconds = Double(latency.components.seconds) + Double(latency.components.attoseconds) / 1e18
         return GenerationResult(text: text, usage: usage, latencySeconds: seconds, computeSeconds: computeSeconds)
+    }
+
+    /// Answers a batch (recorded in the log), one request after the other.
+    public func generate(batch requests: [GenerationRequest]) async throws -> [GenerationResult] {
+        log.batched(requests.count)
+        var results: [GenerationResult] = []
+        for request in requests { results.append(try await generate(request)) }
+        return results
     }
 
     /// Cross-entropy that depends only on the text length (and the offset).
@@ -154,7 +166,7 @@ public struct FakeBackendPlugin: BackendPlugin {
     public let summary = "deterministic fake backend for tests"
     /// `fail_on`: calls whose last message contains this text throw; `can_score: false`:
     /// its models cannot score text (like a hosted API).
-    public let settingKeys: Set<String> = ["max_concurrency", "latency_ms", "compute_s", "fail_on", "can_score"]
+    public let settingKeys: Set<String> = ["max_concurrency", "latency_ms", "compute_s", "fail_on", "can_score", "batch_size"]
     public let fineTuningMethods: Set<String>
     public let log: CallLog
     let responder: FakeResponder
@@ -189,7 +201,7 @@ public struct FakeBackendPlugin: BackendPlugin {
         let fake = FakeTextGenerator(identity: identity, latency: latency, computeSeconds: compute, failOn: failOn, log: log, responder: responder)
         let generator: any TextGenerator = canScore ? fake : NonScoringGenerator(fake)
         let tuner = fineTuningMethods.isEmpty ? nil : FakeFineTuner(baseIdentity: identity, billedUSD: local ? nil : 0.5, computeSeconds: compute, canScore: canScore, log: log, responder: responder)
-        return Backend(generator: generator, fineTuner: tuner, dataLeavesMachine: !local, maxConcurrency: Int(config.settings["max_concurrency"] ?? "") ?? 4)
+        return Backend(generator: generator, fineTuner: tuner, dataLeavesMachine: !local, maxConcurrency: Int(config.settings["max_concurrency"] ?? "") ?? 4, preferredBatchSize: Int(config.settings["batch_size"] ?? "") ?? 1)
     }
 }
 

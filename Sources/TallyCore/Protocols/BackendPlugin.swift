@@ -71,12 +71,16 @@ public struct Backend: Sendable {
     public let dataLeavesMachine: Bool
     /// How many requests the runner may have in flight at once on this backend.
     public let maxConcurrency: Int
+    /// How many requests the runner hands to `generate(batch:)` at once (local models that
+    /// decode a batch together); 1 means one `generate(_:)` call per request.
+    public let preferredBatchSize: Int
 
-    public init(generator: any TextGenerator, fineTuner: (any FineTuner)?, dataLeavesMachine: Bool, maxConcurrency: Int) {
+    public init(generator: any TextGenerator, fineTuner: (any FineTuner)?, dataLeavesMachine: Bool, maxConcurrency: Int, preferredBatchSize: Int = 1) {
         self.generator = generator
         self.fineTuner = fineTuner
         self.dataLeavesMachine = dataLeavesMachine
         self.maxConcurrency = maxConcurrency
+        self.preferredBatchSize = max(1, preferredBatchSize)
     }
 }
 

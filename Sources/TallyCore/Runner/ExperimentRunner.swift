@@ -340,41 +340,58 @@ final class Execution: Sendable {
         try Task.checkCancellation()
         let generator = try await handle.get()
         let limit = max(1, min(recipe.run.concurrency, backend.maxConcurrency))
+        // Units of work: single requests, or batches for backends that decode together.
+        let batchSize = backend.preferredBatchSize
+        let units: [[Int]] = stride(from: 0, to: pending.count, by: batchSize).map { Array(pending[$0..<min($0 + batchSize, pending.count)]) }
         var stopReason: (any Error)?
-        try await withThrowingTaskGroup(of: (Int, Double, Result<GenerationResult, any Error>).self) { group in
+        try await withThrowingTaskGroup(of: ([Int], Double, Result<[GenerationResult], any Error>).self) { group in
             var next = 0
             var inFlight = 0
             while true {
-                while stopReason == nil, inFlight < limit, next < pending.count {
+                while stopReason == nil, inFlight < limit, next < units.count {
                     if Task.isCancelled { stopReason = CancellationError(); break }
-                    let index = pending[next]
-                    let request = requests[index]
-                    let estimate = estimatedUSD(request, identity: identity, price: price, fineTuned: fineTuned)
+                    let unit = units[next]
+                    let unitRequests = unit.map { requests[$0] }
+                    let estimate = unitRequests.reduce(0) { $0 + estimatedUSD($1, identity: identity, price: price, fineTuned: fineTuned) }
                     guard budget.reserve(estimate) else {
-                        stopReason = budgetError(next: "the next call (\(what))", estimate: estimate)
+                        stopReason = budgetError(next: unit.count == 1 ? "the next call (\(what))" : "the next batch of \(unit.count) calls (\(what))", estimate: estimate)
                         break
                     }
                     group.addTask {
                         // An unstructured task does not inherit cancellation: a call in flight
                         // completes (and is stored) even when the run is interrupted.
-                        let result = await Task { () -> Result<GenerationResult, any Error> in
-                            do { return .success(try await generator.generate(request)) } catch { return .failure(error) }
+                        let result = await Task { () -> Result<[GenerationResult], any Error> in
+                            do {
+                                if unitRequests.count == 1 { return .success([try await generator.generate(unitRequests[0])]) }
+                                return .success(try await generator.generate(batch: unitRequests))
+                            } catch {
+                                return .failure(error)
+                            }
                         }.value
-                        return (index, estimate, result)
+                        return (unit, estimate, result)
                     }
                     next += 1
                     inFlight += 1
                 }
-                guard inFlight > 0, let (index, estimate, result) = try await group.next() else { break }
+                guard inFlight > 0, let (unit, estimate, result) = try await group.next() else { break }
                 inFlight -= 1
                 switch result {
-                case .success(let value):
-                    try ledger.recordCall(key: keys[index], identity: identity, request: requests[index], result: value)
-                    budget.commit(reserved: estimate, actual: CallPricing.usd(usage: value.usage, computeSeconds: value.computeSeconds, price: price, fineTuned: fineTuned, computeUSDPerHour: computePrice))
-                    if let seconds = value.computeSeconds { recordCompute(seconds, identity: identity) }
-                    try onResult(index, keys[index], value, false)
-                    completed += 1
+                case .success(let values) where values.count == unit.count:
+                    var actual = 0.0
+                    for (index, value) in zip(unit, values) {
+                        try ledger.recordCall(key: keys[index], identity: identity, request: requests[index], result: value)
+                        actual += CallPricing.usd(usage: value.usage, computeSeconds: value.computeSeconds, price: price, fineTuned: fineTuned, computeUSDPerHour: computePrice)
+                        if let seconds = value.computeSeconds { recordCompute(seconds, identity: identity) }
+                        try onResult(index, keys[index], value, false)
+                        completed += 1
+                    }
+                    budget.commit(reserved: estimate, actual: actual)
                     progress(.advanced(phase: phase, completed: completed, total: requests.count, detail: nil))
+                case .success(let values):
+                    budget.commit(reserved: estimate, actual: 0)
+                    if stopReason == nil {
+                        stopReason = TallyError(code: .backend, message: "\(what): the backend returned \(values.count) results for a batch of \(unit.count) requests")
+                    }
                 case .failure(let error):
                     budget.commit(reserved: estimate, actual: 0)
                     if stopReason == nil {
