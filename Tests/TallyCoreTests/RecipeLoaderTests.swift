@@ -153,6 +153,16 @@ struct RecipeValidationTests {
         #expect(error.location.column != nil)
     }
 
+    @Test("an empty recipe, or one that is not a mapping, is one clear error")
+    func emptyOrNotMapping() throws {
+        let (_, empty) = try diagnostics("")
+        #expect(empty.map(\.description).contains { $0.hasSuffix("recipe.yaml:1:1: error: the recipe is empty. Fix: write a recipe (run `tally init` for a commented starter)") })
+        let (_, list) = try diagnostics("- a\n- b\n")
+        #expect(list.count == 1 && list[0].message.contains("'recipe' must be a mapping"))
+        try expectError(base + "\nprobes: knowledge", line: 15, token: "knowledge", message: "'probes' must be a list of probes")
+        try expectError(replacing(line: 14, with: "  - zero-shot"), line: 14, token: "zero-shot", message: "'strategies[0]' must be a mapping")
+    }
+
     @Test("duplicate keys are reported")
     func duplicateKeys() throws {
         let yaml = replacing(line: 5, with: "  target: label\n  target: text")
