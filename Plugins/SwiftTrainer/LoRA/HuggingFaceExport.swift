@@ -1,0 +1,73 @@
+import Foundation
+import TallyCore
+import TallyTensor
+
+/// Writes a model as a Hugging Face directory (`config.json`, `model.safetensors`, and the
+/// tokenizer files when available) that `AutoModelForCausalLM.from_pretrained` and
+/// ``ModelLoader/load(huggingFaceDirectory:trainable:)`` open.
+public enum HuggingFaceExport {
+    /// `config.json` contents for `config`.
+    public static func configJSON(_ c: TransformerConfig) -> [String: Any] {
+        var out: [String: Any] = ["vocab_size": c.vocabSize, "tie_word_embeddings": c.tieWordEmbeddings, "dtype": "float32", "use_cache": true]
+        if let bos = c.bosTokenID { out["bos_token_id"] = bos }
+        if c.eosTokenIDs.count == 1 { out["eos_token_id"] = c.eosTokenIDs[0] } else if !c.eosTokenIDs.isEmpty { out["eos_token_id"] = c.eosTokenIDs }
+        switch c.architecture {
+        case .gpt2:
+            out["architectures"] = ["GPT2LMHeadModel"]
+            out["model_type"] = "gpt2"
+            out["n_embd"] = c.hiddenSize
+            out["n_layer"] = c.numLayers
+            out["n_head"] = c.numHeads
+            out["n_inner"] = c.intermediateSize
+            out["n_positions"] = c.maxPositions
+            out["layer_norm_epsilon"] = c.normEps
+            out["activation_function"] = "gelu_new"
+        case .llama:
+            let qwen2 = c.attentionBias && !c.attentionOutputBias
+            out["architectures"] = [qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"]
+            out["model_type"] = qwen2 ? "qwen2" : "llama"
+            out["hidden_size"] = c.hiddenSize
+            out["intermediate_size"] = c.intermediateSize
+            out["num_hidden_layers"] = c.numLayers
+            out["num_attention_heads"] = c.numHeads
+            out["num_key_value_heads"] = c.numKVHeads
+            out["head_dim"] = c.headDim
+            out["max_position_embeddings"] = c.maxPositions
+            out["rms_norm_eps"] = c.normEps
+            out["rope_theta"] = c.ropeTheta
+            out["rope_parameters"] = ["rope_theta": c.ropeTheta, "rope_type": "default"] as [String: Any]
+            out["hidden_act"] = "silu"
+            if !qwen2 { out["attention_bias"] = c.attentionBias }
+            out["mlp_bias"] = c.mlpBias
+        }
+        return out
+    }
+
+    /// Writes `model`'s current weights (a tied embedding once, as transformers saves it).
+    /// - Parameters:
+    ///   - model: the model; adapters must be merged and unloaded first for a merged model.
+    ///   - directory: created if needed.
+    ///   - tokenizerFiles: files to copy beside the weights (`tokenizer.json`,
+    ///     `tokenizer_config.json`, ...), skipped when missing.
+    /// - Throws: `TallyError` (`io`) if a file cannot be written.
+    public static func save(_ model: any CausalLanguageModel, to directory: URL, tokenizerFiles: [URL] = []) throws {
+        let fm = FileManager.default
+        do {
+            try fm.createDirectory(at: directory, withIntermediateDirectories: true)
+            let json = try JSONSerialization.data(withJSONObject: configJSON(model.config), options: [.prettyPrinted, .sortedKeys])
+            try json.write(to: directory.appendingPathComponent("config.json"), options: .atomic)
+        } catch {
+            throw TallyError(code: .io, message: "cannot write config.json: \(error.localizedDescription)", location: SourceLocation(file: directory.path), underlying: error)
+        }
+        try SafeTensorsFile.write(model.stateDict(), metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
+        for file in tokenizerFiles where fm.fileExists(atPath: file.path) {
+            let dest = directory.appendingPathComponent(file.lastPathComponent)
+            do {
+                if fm.fileExists(atPath: dest.path) { try fm.removeItem(at: dest) }
+                try fm.copyItem(at: file, to: dest)
+            } catch {
+                throw TallyError(code: .io, message: "cannot copy \(file.lastPathComponent): \(error.localizedDescription)", location: SourceLocation(file: dest.path), underlying: error)
+            }
+        }
+    }
+}
