@@ -1,4 +1,5 @@
 import Foundation
+import TallyCore
 import Testing
 
 @testable import SwiftTrainer
@@ -235,7 +236,7 @@ struct GGUFTests {
         #expect(throws: GGUFError.self) { try dequantize(GGMLType(rawValue: 16), [UInt8](repeating: 0, count: 100), count: 256) }
     }
 
-    func expectError(_ bytes: [UInt8], code: GGUFError.Code, mentioning words: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func expectError(_ bytes: [UInt8], code: GGUFError.Code, mentioning words: [String], sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
         let url = FormatsFixtures.temporaryFile("bad.gguf")
         try Data(bytes).write(to: url)
         let error = #expect(throws: GGUFError.self, sourceLocation: sourceLocation) { try GGUFFile(url: url) }
@@ -344,6 +345,10 @@ struct GGUFLlamaTests {
         b.add("llama.attention.layer_norm_rms_epsilon", .float32(1e-6))
         b.add("tokenizer.ggml.bos_token_id", .uint32(1))
         b.add("tokenizer.ggml.eos_token_id", .uint32(2))
+        b.add("tokenizer.ggml.model", .string("gpt2"))
+        b.add("tokenizer.ggml.tokens", .array(["<unk>", "<s>", "</s>", "a", "b", "ab", "Ġ", "Ġab", "1", "2"].map { .string($0) }))
+        b.add("tokenizer.ggml.token_type", .array([3, 3, 3, 1, 1, 1, 1, 1, 1, 1].map { .int32($0) }))
+        b.add("tokenizer.ggml.merges", .array(["a b", "Ġ ab"].map { .string($0) }))
         let hfQ = values(hidden * hidden, seed: 1)
         let hfK = values(kvHeads * headDim * hidden, seed: 2)
         var tensors: [(String, [Int], [Float])] = [
@@ -401,6 +406,35 @@ struct GGUFLlamaTests {
         let untiedConfig = try GGUFLlama.config(from: untied)
         #expect(!untiedConfig.tieWordEmbeddings)
         #expect(try GGUFLlama.weights(from: untied, config: untiedConfig)["lm_head.weight"]?.shape == [10, 8])
+    }
+
+    @Test("ModelFiles loads a GGUF file or a Hugging Face directory, with tokenizer and template")
+    func modelFiles() throws {
+        let (url, hfQ, _) = try Self.tinyLlama()
+        let gguf = try ModelFiles.load(url)
+        #expect(gguf.config.numLayers == 1)
+        #expect(gguf.weights["model.layers.0.self_attn.q_proj.weight"]?.values == hfQ)
+        #expect(gguf.tokenizer.encode("ab ab</s>") == [5, 7, 2])
+        #expect(gguf.chatTemplate.isFallback)
+        _ = try ModelLoader.model(config: gguf.config, weights: gguf.weights, source: url.path, trainable: false)
+
+        let directory = FormatsFixtures.temporaryFile("hf-llama")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for name in ["tiny-llama/config.json", "tiny-llama/model.safetensors", "tokenizers/llama3-style/tokenizer.json"] {
+            try FileManager.default.copyItem(at: FormatsFixtures.resource(name), to: directory.appendingPathComponent(URL(fileURLWithPath: name).lastPathComponent))
+        }
+        let hf = try ModelFiles.load(directory)
+        #expect(hf.config.architecture == .llama && hf.config.numLayers == 2)
+        #expect(hf.tokenizer.encode("Hello world") == [41, 70, 403, 80, 280, 264, 77, 69])
+
+        let notModel = FormatsFixtures.temporaryFile("notes.txt")
+        try Data("hello".utf8).write(to: notModel)
+        let error = #expect(throws: TallyError.self) { try ModelFiles.load(notModel) }
+        #expect(error?.code == .invalidModel)
+        #expect(error?.location?.file == notModel.path)
+        let missing = #expect(throws: TallyError.self) { try ModelFiles.load(directory.appendingPathComponent("nothing.gguf")) }
+        #expect(missing?.code == .io)
     }
 
     @Test("Missing tensors, wrong shapes and unknown architectures are reported clearly")
