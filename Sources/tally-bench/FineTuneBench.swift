@@ -36,7 +36,8 @@ enum FineTuneBench {
     static func report(config: String, mode: String, threads: Int, steps: Int, warmup: Int, modelPath: String?) throws -> [String: Any] {
         Threading.setThreadCount(threads)
         guard mode == "lora" || mode == "train" else { throw TallyError(code: .invalidRecipe, message: "mode must be lora or train") }
-        var out: [String: Any] = ["impl": "tally", "config": config, "mode": mode == "lora" ? "lora" : "full", "threads": threads]
+        var out: [String: Any] = ["impl": "tally", "config": config, "mode": mode == "lora" ? "lora" : "full", "threads": threads,
+                                  "calib_matmul_gflops": calibrate()]
         let model: any CausalLanguageModel
         var step: () -> Double
         var tokensPerStep: Int
@@ -121,6 +122,24 @@ enum FineTuneBench {
         out["final_loss"] = (loss * 1000).rounded() / 1000
         out["peak_rss_mib"] = (TrainingJob.peakMemoryBytes() ?? 0) / (1 << 20)
         return out
+    }
+
+    /// GFLOP/s of a 2048x256 by 256x768 matmul, as the PyTorch script calibrates (it shows
+    /// how busy the machine's cores are).
+    static func calibrate() -> Double {
+        let a = [Float](repeating: 0.5, count: 2048 * 256), b = [Float](repeating: 0.25, count: 256 * 768)
+        var c = [Float](repeating: 0, count: 2048 * 768)
+        func once() {
+            c.withUnsafeMutableBufferPointer { cp in
+                guard let dst = cp.baseAddress else { return }
+                BLAS.gemm(transA: false, transB: false, m: 2048, n: 768, k: 256, a: a, lda: 256, b: b, ldb: 768, c: dst, ldc: 768)
+            }
+        }
+        for _ in 0..<5 { once() }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<50 { once() }
+        let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        return (2.0 * 2048 * 768 * 256 * 50 / s / 1e9 * 10).rounded() / 10
     }
 
     /// Parses `--config`, `--mode`, `--threads`, `--steps`, `--warmup`, `--model` and prints

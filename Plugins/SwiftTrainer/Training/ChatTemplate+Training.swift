@@ -1,0 +1,2 @@
+/// Hugging Face chat templates render training prompts.
+extension ChatTemplate: ChatPromptFormatter {}
