@@ -56,7 +56,11 @@ import Synchronization
         let outcome = try await tuner.fineTune(request) { events.append($0) }
         #expect(outcome.steps == 4)
         #expect(outcome.trainLoss.map(\.step) == [1, 2, 3, 4])
-        #expect(events.count == 4)
+        // The program's phase is opened, advanced once per step, and closed.
+        let seen = events.all
+        #expect(seen.first == .started(phase: "training", total: nil))
+        #expect(seen.last == .finished(phase: "training"))
+        #expect(seen.filter { if case .advanced = $0 { true } else { false } }.count == 4)
         #expect(FileManager.default.fileExists(atPath: outcome.artifact + "/memory.json"))
         let tuned = try await tuner.generator(for: outcome)
         #expect(tuned.identity.hasPrefix("exec:tally-test-backend@1:test-model+"))
@@ -124,5 +128,5 @@ import Synchronization
 final class EventLog: Sendable {
     private let events = Synchronization.Mutex<[ProgressEvent]>([])
     func append(_ event: ProgressEvent) { events.withLock { $0.append(event) } }
-    var count: Int { events.withLock { $0.count } }
+    var all: [ProgressEvent] { events.withLock { $0 } }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The `exec` backend plugin: an external program that speaks Tally's JSON-lines protocol
 /// on stdin/stdout (docs/plugins.md). Any language works; the recipe names the program:
@@ -177,8 +178,22 @@ public struct ExecFineTuner: FineTuner {
             model: model, method: request.method.kind, lora: lora, options: request.options,
             train: request.train, validation: request.validation,
             workDirectory: request.workDirectory.path, jobKey: request.jobKey)
+        // The program names its own phases; close each one when the job ends.
+        let phases = Mutex<[String]>([])
+        let relay: @Sendable (ProgressEvent) -> Void = { event in
+            if case .advanced(let phase, _, _, _) = event {
+                let isNew = phases.withLock { seen in
+                    if seen.contains(phase) { return false }
+                    seen.append(phase)
+                    return true
+                }
+                if isNew { progress(.started(phase: phase, total: nil)) }
+            }
+            progress(event)
+        }
+        defer { for phase in phases.withLock({ $0 }) { progress(.finished(phase: phase)) } }
         // Training takes as long as it takes: no timeout (0 disables it).
-        let result = try await connection.call("finetune", params: params, as: ExecProtocol.FineTuneResult.self, progress: progress, timeout: 0)
+        let result = try await connection.call("finetune", params: params, as: ExecProtocol.FineTuneResult.self, progress: relay, timeout: 0)
         return FineTuneOutcome(
             artifact: result.artifact, wallSeconds: result.wallS ?? 0, trainedTokens: result.trainedTokens ?? 0,
             steps: result.steps ?? 0, trainLoss: result.trainLoss ?? [], validationLoss: result.validationLoss ?? [],

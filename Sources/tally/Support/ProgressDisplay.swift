@@ -119,7 +119,9 @@ final class ProgressDisplay: Sendable {
                 line += String(format: " ETA %.0fs", eta)
             }
         } else {
-            line += " \(phase.completed)"
+            let elapsed = ContinuousClock.now - phase.started
+            line += phase.completed > 0 ? " \(phase.completed) done," : " running"
+            line += " \(elapsed.components.seconds) s"
         }
         if let detail = phase.detail { line += "  " + detail }
         return String(line.prefix(max(20, width - 1)))
