@@ -1,4 +1,5 @@
 import HostedAPI
+import SwiftTrainer
 import TallyCore
 
 /// Everything this `tally` binary can plug in, built in one place and passed down.
@@ -9,6 +10,7 @@ enum Registry {
     static func makeRegistry() -> PluginRegistry {
         var registry = PluginRegistry()
         registry.register(ExecPlugin())
+        registry.register(SwiftTrainerPlugin())
         for plugin in HostedAPI.plugins { registry.register(plugin) }
         return registry
     }

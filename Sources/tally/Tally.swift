@@ -20,6 +20,8 @@ struct Tally: AsyncParsableCommand {
             InitCommand.self,
             ModelsCommand.self,
             DataCommand.self,
+            GenerateCommand.self,
+            FinetuneCommand.self,
         ]
     )
 }

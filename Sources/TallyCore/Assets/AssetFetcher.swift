@@ -179,7 +179,10 @@ public struct AssetFetcher: Sendable {
         log("verifying SHA-256 of \(file.lastPathComponent)")
         let actual = try SHA256.hexDigest(ofFile: file)
         guard actual == source.sha256 else {
-            throw TallyError(code: .invalidData, message: "\(file.lastPathComponent) has SHA-256 \(actual), expected \(source.sha256) for \(source.requirement); the download is corrupt or not the published file. Delete it and fetch again, or download it from \(source.pageURL)")
+            let advice = archive == nil
+                ? "the download is corrupt or not the published file; fetch again, or download it from \(source.pageURL) and pass it with --from FILE"
+                : "it is not the published \(source.format.rawValue) of \(source.requirement); pass the file from \(source.pageURL)"
+            throw TallyError(code: .invalidData, message: "\(file.path) has SHA-256 \(actual), expected \(source.sha256) for \(source.requirement); \(advice)")
         }
         return file
     }

@@ -1,0 +1,51 @@
+import Foundation
+import TallyCore
+import TallyTensor
+
+/// A local model answering Tally's chat requests on the CPU.
+///
+/// Requests in flight at the same time are decoded together in one batch. Each result
+/// reports the batch's wall time as its latency and its share of the batch's compute time
+/// (wall time divided by batch size) as `computeSeconds`, which the cost model bills at the
+/// recipe's compute price.
+public struct LocalTextGenerator: TextGenerator, TextScorer {
+    public let identity: String
+    let worker: ModelWorker
+    let stopTokenIDs: Set<Int>
+    /// Longest text scored by `crossEntropy(of:)`, in tokens.
+    let maxScoredTokens: Int
+
+    /// Serves `model` with up to `maxBatch` requests decoded together.
+    public init(model: LocalModel, maxBatch: Int = 8, maxScoredTokens: Int = 512) {
+        identity = model.identity
+        stopTokenIDs = model.stopTokenIDs
+        worker = ModelWorker(model, maxBatch: maxBatch)
+        self.maxScoredTokens = maxScoredTokens
+    }
+
+    public func generate(_ request: GenerationRequest) async throws -> GenerationResult {
+        let messages = request.messages
+        let prompt = try await worker.withModel { try $0.promptIDs(messages) }
+        let options = GenerationOptions(
+            maxNewTokens: request.maxTokens, temperature: request.temperature, topP: request.topP,
+            seed: request.seed, stopTokenIDs: stopTokenIDs, stopStrings: request.stop)
+        let (output, elapsed, batch) = try await worker.generate(prompt: prompt, options: options)
+        let completion = output.tokens.count
+        return GenerationResult(
+            text: output.text ?? "",
+            usage: TokenUsage(promptTokens: prompt.count, completionTokens: completion),
+            latencySeconds: elapsed, computeSeconds: elapsed / Double(max(batch, 1)))
+    }
+
+    public func crossEntropy(of text: String) async throws -> (nats: Double, tokens: Int) {
+        let limit = maxScoredTokens
+        return try await worker.withModel { local in
+            var ids = local.tokenizer.encode(text, addSpecialTokens: false)
+            if let bos = local.tokenizer.bosTokenID, ids.first != bos { ids.insert(bos, at: 0) }
+            ids = Array(ids.prefix(min(limit, local.model.config.maxPositions)))
+            guard ids.count >= 2 else { return (0, 0) }
+            let loss = local.model.loss(TokenBatch(rows: [ids]), labels: ids, tape: Tape(recording: false))
+            return (Double(loss.values.first ?? 0), ids.count - 1)
+        }
+    }
+}

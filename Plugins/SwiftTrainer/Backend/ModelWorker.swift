@@ -1,0 +1,119 @@
+import Foundation
+import TallyCore
+import TallyTensor
+
+/// Owns one `LocalModel` on a dedicated thread and serves generation and scoring requests,
+/// batching generation requests that arrive together.
+///
+/// The model (a class with mutable buffers) is touched only on the worker thread; callers
+/// talk to it through `submit`, which suspends them without blocking the cooperative pool.
+/// This is the audited `@unchecked Sendable` box: the model is confined to `thread`, and the
+/// only shared state, `pending`, is guarded by `condition`.
+final class ModelWorker: @unchecked Sendable {
+    /// One unit of work and how to answer it.
+    private enum Job {
+        case generate(prompt: [Int], options: GenerationOptions, reply: CheckedContinuation<(GenerationOutput, elapsed: Double, batch: Int), any Error>)
+        case run(body: (LocalModel) throws -> Void)
+    }
+
+    private let local: LocalModel
+    private let maxBatch: Int
+    private let condition = NSCondition()
+    private var pending: [Job] = []
+    private var thread: Thread?
+
+    /// - Parameters:
+    ///   - local: the model; the worker owns it from now on.
+    ///   - maxBatch: most generation requests decoded together.
+    init(_ local: LocalModel, maxBatch: Int) {
+        self.local = local
+        self.maxBatch = max(1, maxBatch)
+        let thread = Thread { [unowned self] in self.loop() }
+        thread.name = "tally.swift-trainer.worker"
+        thread.stackSize = 8 << 20
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Generates a continuation of `prompt`, batched with other requests of equal options.
+    /// - Returns: the output, the wall time of the batch, and the batch size.
+    func generate(prompt: [Int], options: GenerationOptions) async throws -> (GenerationOutput, elapsed: Double, batch: Int) {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.generate(prompt: prompt, options: options, reply: continuation))
+        }
+    }
+
+    /// Runs `body` with the model on the worker thread.
+    func withModel<T: Sendable>(_ body: @escaping @Sendable (LocalModel) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            enqueue(.run { model in
+                do { continuation.resume(returning: try body(model)) } catch { continuation.resume(throwing: error) }
+            })
+        }
+    }
+
+    private func enqueue(_ job: Job) {
+        condition.lock()
+        pending.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Takes the next job, or the next batch of generation jobs with identical options.
+    private func take() -> [Job] {
+        condition.lock()
+        defer { condition.unlock() }
+        while pending.isEmpty { condition.wait() }
+        let first = pending.removeFirst()
+        guard case .generate(_, let options, _) = first else { return [first] }
+        var batch = [first]
+        var rest: [Job] = []
+        for job in pending {
+            if batch.count < maxBatch, case .generate(_, let other, _) = job, Self.sameBatch(options, other) {
+                batch.append(job)
+            } else {
+                rest.append(job)
+            }
+        }
+        pending = rest
+        return batch
+    }
+
+    private static func sameBatch(_ a: GenerationOptions, _ b: GenerationOptions) -> Bool {
+        a.maxNewTokens == b.maxNewTokens && a.temperature == b.temperature && a.topP == b.topP
+            && a.seed == b.seed && a.stopStrings == b.stopStrings && a.stopTokenIDs == b.stopTokenIDs
+    }
+
+    private func loop() {
+        while true {
+            let jobs = take()
+            if jobs.count == 1, case .run(let body) = jobs[0] {
+                try? body(local)
+                continue
+            }
+            var prompts: [[Int]] = []
+            var replies: [CheckedContinuation<(GenerationOutput, elapsed: Double, batch: Int), any Error>] = []
+            var options = GenerationOptions()
+            for job in jobs {
+                if case .generate(let prompt, let o, let reply) = job {
+                    prompts.append(prompt)
+                    replies.append(reply)
+                    options = o
+                }
+            }
+            let tokenizer = local.tokenizer
+            let start = DispatchTime.now().uptimeNanoseconds
+            do {
+                let outputs = try Generator(model: local.model).generate(
+                    prompts: prompts, options: options,
+                    decode: { tokenizer.decode($0, skipSpecialTokens: true) })
+                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                for (reply, output) in zip(replies, outputs) {
+                    reply.resume(returning: (output, elapsed, prompts.count))
+                }
+            } catch {
+                for reply in replies { reply.resume(throwing: error) }
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import TallyCore
+import TallyTensor
+
+/// Fine-tunes the backend's base model with the built-in trainer (LoRA or all weights) and
+/// reopens finished jobs as generators.
+public struct SwiftTrainerFineTuner: FineTuner {
+    /// The base model file or directory.
+    public let baseModel: URL
+    /// The base model's identity; fine-tuned identities extend it.
+    public let baseIdentity: String
+    /// Requests decoded together by generators of tuned models.
+    public let maxBatch: Int
+
+    /// Makes a fine-tuner for one base model.
+    public init(baseModel: URL, baseIdentity: String, maxBatch: Int = 8) {
+        self.baseModel = baseModel
+        self.baseIdentity = baseIdentity
+        self.maxBatch = maxBatch
+    }
+
+    public func fineTune(_ request: FineTuneRequest, progress: @escaping @Sendable (ProgressEvent) -> Void) async throws -> FineTuneOutcome {
+        let local = try LocalModel.load(baseModel, trainable: request.method == .full)
+        var settings = SwiftTrainer.Trainer.Settings(baseModelName: baseModel.lastPathComponent)
+        settings.tokenizerFiles = Self.tokenizerFiles(of: baseModel)
+        return try await SwiftTrainer.Trainer.run(
+            model: local.model, tokenizer: local.tokenizer, template: local.template, request: request,
+            settings: settings, progress: progress)
+    }
+
+    public func generator(for outcome: FineTuneOutcome) async throws -> any TextGenerator {
+        try LocalTextGenerator(model: loadTuned(outcome), maxBatch: maxBatch)
+    }
+
+    /// The tuned model of a finished job: base + adapter merged for speed (LoRA), or the
+    /// saved model directory (full fine-tune).
+    /// - Throws: `TallyError` when the artifact is missing or does not fit the base model.
+    public func loadTuned(_ outcome: FineTuneOutcome) throws -> LocalModel {
+        let artifact = URL(fileURLWithPath: outcome.artifact)
+        let job = artifact.deletingLastPathComponent().lastPathComponent
+        let adapterConfig = artifact.appendingPathComponent(PEFTAdapter.configFile)
+        if FileManager.default.fileExists(atPath: adapterConfig.path) {
+            let base = try LocalModel.load(baseModel)
+            let lora = try PEFTAdapter.load(from: artifact, into: base.model)
+            lora.mergeAndUnload()
+            return LocalModel(
+                model: base.model, tokenizer: base.tokenizer, template: base.template, source: artifact,
+                identity: "\(baseIdentity)+lora:\(job)")
+        }
+        guard FileManager.default.fileExists(atPath: artifact.appendingPathComponent("config.json").path) else {
+            throw TallyError(code: .invalidModel, message: "the fine-tuned model at \(artifact.path) is missing (no adapter_config.json or config.json); delete the job's work directory and run again to retrain")
+        }
+        let base = try LocalModel.load(baseModel)
+        let (config, weights) = try ModelLoader.huggingFaceDirectory(artifact)
+        let model = try ModelLoader.model(config: config, weights: weights, source: artifact.path, trainable: false)
+        return LocalModel(
+            model: model, tokenizer: base.tokenizer, template: base.template, source: artifact,
+            identity: "\(baseIdentity)+full:\(job)")
+    }
+
+    /// Tokenizer files next to a Hugging Face base model, copied into saved model directories.
+    static func tokenizerFiles(of model: URL) -> [URL] {
+        ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+            .map { model.appendingPathComponent($0) }
+            .filter { FileManager.default.fileExists(atPath: $0.path) }
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import TallyCore
+import TallyTensor
+
+/// The built-in local backend, `plugin: swift-trainer`: runs GGUF or Hugging Face models on
+/// the CPU and fine-tunes them with LoRA or all weights.
+///
+/// Recipe settings (all optional): `threads` (BLAS and loop threads, default 2),
+/// `max_batch` (requests decoded together, default 8), `max_concurrency` (requests the
+/// runner keeps in flight, default `max_batch`).
+///
+/// ```yaml
+/// backends:
+///   local: {plugin: swift-trainer, model: smollm2-135m-instruct, threads: 2}
+/// ```
+public struct SwiftTrainerPlugin: BackendPlugin {
+    public init() {}
+
+    public var name: String { "swift-trainer" }
+    public var summary: String { "built-in CPU backend: GGUF / Hugging Face Llama and GPT-2 models, LoRA and full fine-tuning" }
+    public var settingKeys: Set<String> { ["threads", "max_batch", "max_concurrency"] }
+    public var fineTuningMethods: Set<String> { ["lora", "full-finetune"] }
+
+    public func validate(_ config: BackendConfig, environment: [String: String]) -> [(field: String, message: String)] {
+        var problems: [(field: String, message: String)] = []
+        for key in ["threads", "max_batch", "max_concurrency"] {
+            if let text = config.settings[key], (Int(text) ?? 0) < 1 {
+                problems.append((key, "\(key) must be a whole number of at least 1, not '\(text)'"))
+            }
+        }
+        do {
+            _ = try AssetCatalog.resolveModel(config.model, relativeTo: config.recipeDirectory, environment: environment)
+        } catch {
+            problems.append(("model", String(describing: error)))
+        }
+        return problems
+    }
+
+    public func makeBackend(_ config: BackendConfig, environment: [String: String]) async throws -> Backend {
+        let threads = config.settings["threads"].flatMap { Int($0) } ?? 2
+        let maxBatch = config.settings["max_batch"].flatMap { Int($0) } ?? 8
+        let concurrency = config.settings["max_concurrency"].flatMap { Int($0) } ?? maxBatch
+        Threading.setThreadCount(threads)
+        let url = try AssetCatalog.resolveModel(config.model, relativeTo: config.recipeDirectory, environment: environment)
+        let local = try LocalModel.load(url)
+        let generator = LocalTextGenerator(model: local, maxBatch: maxBatch)
+        let tuner = SwiftTrainerFineTuner(baseModel: url, baseIdentity: local.identity, maxBatch: maxBatch)
+        return Backend(generator: generator, fineTuner: tuner, dataLeavesMachine: false, maxConcurrency: max(1, concurrency))
+    }
+}

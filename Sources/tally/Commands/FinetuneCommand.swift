@@ -1,0 +1,109 @@
+import ArgumentParser
+import Foundation
+import SwiftTrainer
+import TallyCore
+import TallyTensor
+
+/// `tally finetune`: fine-tune a local model on a JSONL file, outside a recipe.
+struct FinetuneCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "finetune",
+        abstract: "Fine-tune a local model with LoRA or all weights on a JSONL data set.",
+        discussion: """
+            Data: JSONL in plain {"input","output"}, Alpaca {"instruction","input","output"} \
+            or OpenAI chat {"messages": [...]} form. The loss is on the answer tokens only. \
+            LoRA writes a PEFT adapter to OUT/adapter; --method full writes a Hugging Face \
+            model directory to OUT/model. Running the same command again resumes from the \
+            checkpoint in OUT.
+            """)
+
+    @Option(help: "Base model path or name (e.g. smollm2-135m-instruct).")
+    var model: String
+
+    @Option(help: "Training data (JSONL).")
+    var data: String
+
+    @Option(help: "Validation data (JSONL) for validation loss and early stopping.")
+    var validation: String?
+
+    @Option(help: "lora or full.")
+    var method = "lora"
+
+    @Option(help: "Output directory.")
+    var out: String
+
+    @Option(help: "LoRA rank.") var rank = 8
+    @Option(help: "LoRA alpha.") var alpha = 16.0
+    @Option(help: "LoRA dropout.") var dropout = 0.0
+    @Option(help: "LoRA target modules, comma-separated, or all-linear.") var targets = "all-linear"
+    @Option(help: "Epochs.") var epochs = 1.0
+    @Option(name: .customLong("max-steps"), help: "Stop after this many optimiser steps.") var maxSteps: Int?
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate.") var learningRate: Double?
+    @Option(name: .customLong("batch-size"), help: "Examples per step.") var batchSize = 8
+    @Option(name: .customLong("weight-decay"), help: "AdamW weight decay.") var weightDecay = 0.0
+    @Option(help: "Learning-rate schedule: constant, linear or cosine.") var schedule = "linear"
+    @Option(name: .customLong("warmup-steps"), help: "Warm-up steps.") var warmupSteps = 0
+    @Option(help: "Seed for initialisation and data order.") var seed: UInt64 = 0
+    @Option(help: "Threads for BLAS and parallel loops.") var threads = 2
+    @Option(help: "System message put before every example's input.") var system: String?
+
+    func validate() throws {
+        guard ["lora", "full"].contains(method) else { throw ValidationError("--method must be lora or full, not '\(method)'") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard rank >= 1 else { throw ValidationError("--rank must be at least 1") }
+        guard ["constant", "linear", "cosine"].contains(schedule) else { throw ValidationError("--schedule must be constant, linear or cosine") }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            Threading.setThreadCount(threads)
+            let modelURL = try AssetCatalog.resolveModel(model, relativeTo: nil)
+            let train = try examples(fileURL(data))
+            let held = try validation.map { try examples(fileURL($0)) } ?? []
+            let methodValue: FineTuneMethod = method == "lora"
+                ? .lora(LoRAOptions(rank: rank, alpha: alpha, dropout: dropout, targets: targets.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }))
+                : .full
+            let options = TrainingOptions(
+                epochs: epochs, maxSteps: maxSteps, learningRate: learningRate ?? (method == "lora" ? 1e-3 : 5e-5),
+                batchSize: batchSize, weightDecay: weightDecay, warmupSteps: warmupSteps, schedule: schedule,
+                evalEvery: 0, seed: seed)
+            let outURL = fileURL(out)
+            try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
+            let local = try LocalModel.load(modelURL)
+            let request = FineTuneRequest(
+                method: methodValue, options: options, train: train, validation: held, workDirectory: outURL,
+                jobKey: SHA256.hexDigest(of: "\(local.identity)|\(method)|\(outURL.path)"))
+            let tuner = SwiftTrainerFineTuner(baseModel: modelURL, baseIdentity: local.identity)
+            let display = ProgressDisplay(mode: Console.stderrIsTerminal ? .bars : .lines)
+            let outcome = try await tuner.fineTune(request, progress: display.handler)
+            display.clear()
+            Console.out("artifact: \(outcome.artifact)")
+            Console.out(String(format: "steps: %d  tokens: %d  wall: %.1f s  final train loss: %.4f", outcome.steps, outcome.trainedTokens, outcome.wallSeconds, outcome.trainLoss.last?.loss ?? .nan))
+            if let last = outcome.validationLoss.last { Console.out(String(format: "validation loss: %.4f", last.loss)) }
+            for note in outcome.notes { Console.out("note: \(note)") }
+        }
+    }
+
+    /// Training examples from a JSONL file: the row's system/instruction and input as the
+    /// prompt, its output as the completion.
+    func examples(_ url: URL) throws -> [TrainingExample] {
+        let dataset = try DatasetLoader.load(url)
+        for problem in dataset.problems { Console.err("warning: \(problem)") }
+        var result: [TrainingExample] = []
+        for example in dataset.examples {
+            guard let output = example["output"] else {
+                throw TallyError(code: .invalidData, message: "row has no output field; give {\"input\",\"output\"}, Alpaca or chat rows", location: example.location)
+            }
+            var messages: [ChatMessage] = []
+            if let system = example["system"] ?? system { messages.append(.system(system)) }
+            let prompt = [example["instruction"], example["input"]].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: "\n\n")
+            messages.append(.user(prompt))
+            result.append(TrainingExample(messages: messages, completion: output))
+        }
+        guard !result.isEmpty else {
+            throw TallyError(code: .invalidData, message: "no usable training rows", location: SourceLocation(file: url.path))
+        }
+        return result
+    }
+}
