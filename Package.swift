@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "tally-bench",
             dependencies: [
-                "TallyTensor", "SwiftTrainer",
+                "TallyTensor", "SwiftTrainer", "TallyCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/tally-bench", swiftSettings: optimised),

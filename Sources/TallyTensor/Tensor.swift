@@ -1,3 +1,4 @@
+import COpenBLAS
 import Foundation
 
 /// A dense, row-major Float32 tensor on the CPU that can take part in reverse-mode autograd.
@@ -28,6 +29,7 @@ public final class Tensor {
 
     /// Makes an uninitialised tensor (for ops that write every element).
     init(uninitializedShape shape: [Int], requiresGrad: Bool = false, isLeaf: Bool = false) {
+        _ = Tensor.allocatorConfigured
         self.shape = shape
         let n = shape.reduce(1, *)
         self.count = n
@@ -75,6 +77,13 @@ public final class Tensor {
         return t
     }
 
+    /// Keeps large freed buffers in the heap instead of returning them to the kernel, so the
+    /// same activation sizes are reused every step without page faults (glibc only).
+    static let allocatorConfigured: Bool = {
+        tally_keep_freed_memory()
+        return true
+    }()
+
     deinit {
         data.deallocate()
         grad?.deallocate()
@@ -101,6 +110,16 @@ public final class Tensor {
         g.initialize(repeating: 0, count: max(count, 1))
         grad = g
         return g
+    }
+
+    /// Returns the gradient buffer for an op that writes it, and whether it must accumulate
+    /// (`true`: a gradient is already there) or may overwrite (`false`: freshly allocated,
+    /// contents undefined, the caller must write every element).
+    public func gradForWriting() -> (pointer: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if let g = grad { return (g, true) }
+        let g = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        grad = g
+        return (g, false)
     }
 
     /// Sets the gradient to zero (keeps the buffer) or releases it.

@@ -39,6 +39,9 @@ struct AssetsProbeSetTests {
         #expect(Metrics.containsMatch("Aires Buenos", "Buenos Aires") == 0)
         #expect(Metrics.containsMatch("7 + 5 = 112", "12") == 0)
         #expect(Metrics.containsMatch("anything", "the") == 0)
+        #expect(Metrics.containsMatch("100 / 4 = 2.25", "25") == 0)
+        #expect(Metrics.containsMatch("100 / 4 = 25.", "25") == 1)
+        #expect(Metrics.containsMatch("It is 1,000 metres.", "1000") == 1)
         #expect(AnswerScorer(metric: .contains).score(answer: "The Sun.", expected: ["Moon", "sun"]) == 1)
     }
 

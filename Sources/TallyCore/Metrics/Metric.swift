@@ -42,14 +42,35 @@ public enum Metrics {
 
     /// 1 when the normalised reference's words occur contiguously, in order, among the
     /// normalised answer's words (`"The capital is Paris."` contains `"paris"`, but
-    /// `"Parisian"` does not). An empty reference never matches.
+    /// `"Parisian"` does not). Numbers stay whole: `"2.25"` does not contain `"25"`, and
+    /// `"1,000"` contains `"1000"`. An empty reference never matches.
     public static func containsMatch(_ answer: String, _ reference: String) -> Double {
-        let a = TextNormalizer.tokens(answer), r = TextNormalizer.tokens(reference)
+        let a = TextNormalizer.tokens(keepingNumbersWhole(answer))
+        let r = TextNormalizer.tokens(keepingNumbersWhole(reference))
         guard !r.isEmpty, a.count >= r.count else { return 0 }
         for start in 0...(a.count - r.count) where a[start..<(start + r.count)].elementsEqual(r) {
             return 1
         }
         return 0
+    }
+
+    /// Joins the parts of written numbers so that tokenising cannot split them: a comma
+    /// between digits is dropped (`1,000` -> `1000`), a point between digits becomes the
+    /// letter `p` (`2.25` -> `2p25`, one token).
+    static func keepingNumbersWhole(_ text: String) -> String {
+        let characters = Array(text)
+        var out = ""
+        out.reserveCapacity(characters.count)
+        for (index, character) in characters.enumerated() {
+            if (character == "," || character == "."), index > 0, index + 1 < characters.count,
+               characters[index - 1].isASCII, characters[index - 1].isNumber,
+               characters[index + 1].isASCII, characters[index + 1].isNumber {
+                if character == "." { out.append("p") }
+                continue
+            }
+            out.append(character)
+        }
+        return out
     }
 
     /// SQuAD-style token F1 (articles and punctuation ignored). Two empty texts score 1.

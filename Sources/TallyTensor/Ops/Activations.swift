@@ -11,9 +11,16 @@ extension Tape {
         let n = gate.count
         let y = Tensor(uninitializedShape: gate.shape)
         Threading.parallelChunks(n, minChunk: 1 << 14) { s, e in
-            for i in s..<e {
+            var i = s
+            while i + 8 <= e {
+                let g = FastMath.load(gate.data, i)
+                FastMath.store(g * FastMath.sigmoid(g) * FastMath.load(up.data, i), y.data, i)
+                i += 8
+            }
+            while i < e {
                 let g = gate.data[i]
-                y.data[i] = g / (1 + expf(-g)) * up.data[i]
+                y.data[i] = g / (1 + FastMath.exp(-g)) * up.data[i]
+                i += 1
             }
         }
         guard needsGrad(gate, up) else { return y }
@@ -22,11 +29,25 @@ extension Tape {
             let dg = gate.requiresGrad ? gate.ensureGrad() : nil
             let du = up.requiresGrad ? up.ensureGrad() : nil
             Threading.parallelChunks(n, minChunk: 1 << 14) { s, e in
-                for i in s..<e {
+                typealias V = FastMath.V
+                var i = s
+                while i + 8 <= e {
+                    let g = FastMath.load(gate.data, i)
+                    let sg = FastMath.sigmoid(g)
+                    let d = FastMath.load(dy, i)
+                    if let dg {
+                        let dsilu = sg * (V(repeating: 1) + g * (V(repeating: 1) - sg))
+                        FastMath.store(FastMath.load(dg, i) + d * FastMath.load(up.data, i) * dsilu, dg, i)
+                    }
+                    if let du { FastMath.store(FastMath.load(du, i) + d * g * sg, du, i) }
+                    i += 8
+                }
+                while i < e {
                     let g = gate.data[i]
-                    let sg = 1 / (1 + expf(-g))
+                    let sg = 1 / (1 + FastMath.exp(-g))
                     if let dg { dg[i] += dy[i] * up.data[i] * sg * (1 + g * (1 - sg)) }
                     if let du { du[i] += dy[i] * g * sg }
+                    i += 1
                 }
             }
         }
@@ -58,9 +79,18 @@ extension Tape {
         let y = Tensor(uninitializedShape: x.shape)
         let k: Float = 0.7978845608028654
         Threading.parallelChunks(n, minChunk: 1 << 14) { s, e in
-            for i in s..<e {
+            typealias V = FastMath.V
+            var i = s
+            while i + 8 <= e {
+                let v = FastMath.load(x.data, i)
+                let t = FastMath.tanh(V(repeating: k) * (v + V(repeating: 0.044715) * v * v * v))
+                FastMath.store(V(repeating: 0.5) * v * (V(repeating: 1) + t), y.data, i)
+                i += 8
+            }
+            while i < e {
                 let v = x.data[i]
-                y.data[i] = 0.5 * v * (1 + tanhf(k * (v + 0.044715 * v * v * v)))
+                y.data[i] = 0.5 * v * (1 + FastMath.tanh(FastMath.V(repeating: k * (v + 0.044715 * v * v * v)))[0])
+                i += 1
             }
         }
         guard needsGrad(x) else { return y }
@@ -68,11 +98,22 @@ extension Tape {
             guard let dy = y.grad else { return }
             let dx = x.ensureGrad()
             Threading.parallelChunks(n, minChunk: 1 << 14) { s, e in
-                for i in s..<e {
+                typealias V = FastMath.V
+                var i = s
+                while i + 8 <= e {
+                    let v = FastMath.load(x.data, i)
+                    let t = FastMath.tanh(V(repeating: k) * (v + V(repeating: 0.044715) * v * v * v))
+                    let dt = (V(repeating: 1) - t * t) * V(repeating: k) * (V(repeating: 1) + V(repeating: 3 * 0.044715) * v * v)
+                    let d = FastMath.load(dy, i) * (V(repeating: 0.5) * (V(repeating: 1) + t) + V(repeating: 0.5) * v * dt)
+                    FastMath.store(FastMath.load(dx, i) + d, dx, i)
+                    i += 8
+                }
+                while i < e {
                     let v = x.data[i]
-                    let t = tanhf(k * (v + 0.044715 * v * v * v))
+                    let t = FastMath.tanh(V(repeating: k * (v + 0.044715 * v * v * v)))[0]
                     let dt = (1 - t * t) * k * (1 + 3 * 0.044715 * v * v)
                     dx[i] += dy[i] * (0.5 * (1 + t) + 0.5 * v * dt)
+                    i += 1
                 }
             }
         }

@@ -49,7 +49,8 @@ public enum AttentionKernel {
     /// Computes `out = softmax(q kᵀ / √d + mask) v` per head.
     ///
     /// Query `i` of a sequence sees keys `j <= past + i` whose `keyMask[b * keyLength + j]`
-    /// is true (all when `keyMask` is nil); a query that sees no key gets zeros.
+    /// is true (all when `keyMask` is nil); `keyMask` holds `keyBatchStride / keyRowStride`
+    /// flags per sequence (one per key row of the buffer). A query that sees no key gets zeros.
     /// - Parameters:
     ///   - probabilities: if given, `[batch, heads, queryLength, keyLength]` floats that
     ///     receive the attention weights (for the backward pass).
@@ -85,7 +86,7 @@ public enum AttentionKernel {
                     for i in i0..<i1 {
                         let row = p + (i - i0) * tk
                         let visible = min(tk, L.past + i + 1)
-                        softmaxRow(row, visible: visible, total: tk, mask: keyMask, maskOffset: b * tk)
+                        softmaxRow(row, visible: visible, total: tk, mask: keyMask, maskOffset: b * (L.keyBatchStride / ks))
                     }
                     BLAS.gemm(
                         transA: false, transB: false, m: i1 - i0, n: hd, k: kmax,
@@ -99,33 +100,24 @@ public enum AttentionKernel {
     /// In-place masked softmax of one score row: entries `>= visible` or masked out become 0.
     @inline(__always)
     static func softmaxRow(_ row: UnsafeMutablePointer<Float>, visible: Int, total: Int, mask: [Bool]?, maskOffset: Int) {
-        var m = -Float.infinity
         if let mask {
-            for j in 0..<visible where mask[maskOffset + j] { m = max(m, row[j]) }
-        } else {
-            for j in 0..<visible { m = max(m, row[j]) }
-        }
-        if m == -Float.infinity {
-            for j in 0..<total { row[j] = 0 }
-            return
-        }
-        var s: Float = 0
-        if let mask {
+            var any = false
             for j in 0..<visible {
-                let e: Float = mask[maskOffset + j] ? expf(row[j] - m) : 0
-                row[j] = e
-                s += e
+                if mask[maskOffset + j] { any = true } else { row[j] = -.infinity }
             }
-        } else {
-            for j in 0..<visible {
-                let e = expf(row[j] - m)
-                row[j] = e
-                s += e
+            if !any {
+                row.update(repeating: 0, count: total)
+                return
             }
         }
+        let m = FastMath.max(row, visible)
+        let s = FastMath.expShiftedSum(row, visible, shift: m)
         let inv = 1 / s
         for j in 0..<visible { row[j] *= inv }
-        for j in visible..<total { row[j] = 0 }
+        if let mask {
+            for j in 0..<visible where !mask[maskOffset + j] { row[j] = 0 }
+        }
+        if visible < total { (row + visible).update(repeating: 0, count: total - visible) }
     }
 
     /// Accumulates the gradients of q, k and v given the output's gradient and the
@@ -167,8 +159,7 @@ public enum AttentionKernel {
                             a: doh + i0 * qs, lda: qs, b: vg, ldb: ks, c: ds, ldc: tk)
                         for r in 0..<rows {
                             let pr = p + r * tk, dr = ds + r * tk
-                            var dot: Float = 0
-                            for j in 0..<kmax { dot += pr[j] * dr[j] }
+                            let dot = FastMath.dot(pr, dr, kmax)
                             for j in 0..<kmax { dr[j] = pr[j] * (dr[j] - dot) * scale }
                         }
                         if let dq {

@@ -24,11 +24,8 @@ extension Tape {
         Threading.parallelChunks(n, minChunk: 4) { r0, r1 in
             for r in r0..<r1 where targets[r] != Tape.ignoreIndex {
                 let row = logits.data + r * v
-                var m = -Float.infinity
-                for c in 0..<v { m = max(m, row[c]) }
-                var s: Double = 0
-                for c in 0..<v { s += Double(expf(row[c] - m)) }
-                lse[r] = m + Float(Foundation.log(s))
+                let m = FastMath.max(row, v)
+                lse[r] = m + Foundation.log(FastMath.expSum(row, v, shift: m))
             }
         }
         var total: Double = 0
@@ -47,7 +44,16 @@ extension Tape {
                 for r in r0..<r1 where targets[r] != Tape.ignoreIndex {
                     let row = logits.data + r * v, drow = dl + r * v
                     let l = lse[r]
-                    for c in 0..<v { drow[c] += g * expf(row[c] - l) }
+                    let gv = FastMath.V(repeating: g), lv = FastMath.V(repeating: l)
+                    var c = 0
+                    while c + 8 <= v {
+                        FastMath.store(FastMath.load(drow, c) + gv * FastMath.exp(FastMath.load(row, c) - lv), drow, c)
+                        c += 8
+                    }
+                    while c < v {
+                        drow[c] += g * FastMath.exp(row[c] - l)
+                        c += 1
+                    }
                     drow[targets[r]] -= g
                 }
             }

@@ -37,11 +37,11 @@ extension Tape {
         record(y) {
             guard let dy = y.grad else { return }
             if x.requiresGrad {
-                let dx = x.ensureGrad()
+                let (dx, accumulate) = x.gradForWriting()
                 BLAS.gemm(
                     transA: false, transB: layout == .inOut, m: rows, n: inF, k: outF,
                     a: dy, lda: outF, b: weight.data, ldb: layout == .outIn ? inF : outF,
-                    beta: 1, c: dx, ldc: inF)
+                    beta: accumulate ? 1 : 0, c: dx, ldc: inF)
             }
             if weight.requiresGrad {
                 let dw = weight.ensureGrad()

@@ -19,8 +19,7 @@ extension Tape {
             for r in r0..<r1 {
                 let xr = x.data + r * d
                 let yr = y.data + r * d
-                var ss: Float = 0
-                for c in 0..<d { ss += xr[c] * xr[c] }
+                let ss = FastMath.dot(xr, xr, d)
                 let rs = 1 / (ss / Float(d) + eps).squareRoot()
                 inv?[r] = rs
                 for c in 0..<d { yr[c] = weight.data[c] * (xr[c] * rs) }
@@ -46,7 +45,19 @@ extension Tape {
                         let xr = x.data + r * d, gr = dy + r * d, dxr = dx + r * d
                         let rs = inv[r]
                         var dot: Float = 0
-                        for c in 0..<d { dot += gr[c] * weight.data[c] * xr[c] }
+                        do {
+                            var acc = FastMath.V(repeating: 0)
+                            var c = 0
+                            while c + 8 <= d {
+                                acc += FastMath.load(gr, c) * FastMath.load(weight.data, c) * FastMath.load(xr, c)
+                                c += 8
+                            }
+                            dot = acc.sum()
+                            while c < d {
+                                dot += gr[c] * weight.data[c] * xr[c]
+                                c += 1
+                            }
+                        }
                         let k = dot * rs * rs / Float(d)
                         for c in 0..<d { dxr[c] += rs * (gr[c] * weight.data[c] - xr[c] * k) }
                     }

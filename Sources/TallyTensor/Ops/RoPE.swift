@@ -56,15 +56,28 @@ public struct RotaryEmbedding: Sendable {
     public func apply(_ data: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions: [Int], inverse: Bool = false) {
         let half = headDim / 2
         let rowWidth = heads * headDim
+        // One cos/sin table per distinct position (batches repeat the same positions).
+        let maxPosition = positions.max() ?? 0
+        let table = maxPosition < 4 * rows + 64 ? ScratchBox(count: 2 * (maxPosition + 1) * half) : nil
+        if let table {
+            for p in 0...maxPosition {
+                angles(position: p, cos: table.pointer + 2 * p * half, sin: table.pointer + (2 * p + 1) * half)
+            }
+        }
         Threading.parallelChunks(rows, minChunk: 8) { r0, r1 in
             let c = UnsafeMutablePointer<Float>.allocate(capacity: max(half, 1))
             let s = UnsafeMutablePointer<Float>.allocate(capacity: max(half, 1))
             defer { c.deallocate(); s.deallocate() }
             var last = -1
             for r in r0..<r1 {
-                if positions[r] != last {
-                    angles(position: positions[r], cos: c, sin: s)
-                    last = positions[r]
+                let p = positions[r]
+                if let table {
+                    rotate(data + r * rowWidth, heads: heads, cos: table.pointer + 2 * p * half, sin: table.pointer + (2 * p + 1) * half, inverse: inverse)
+                    continue
+                }
+                if p != last {
+                    angles(position: p, cos: c, sin: s)
+                    last = p
                 }
                 rotate(data + r * rowWidth, heads: heads, cos: c, sin: s, inverse: inverse)
             }
