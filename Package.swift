@@ -91,7 +91,7 @@ let package = Package(
             name: "HostedAPITests", dependencies: ["HostedAPI", "TallyCore", "TallyTesting"],
             path: "Tests/HostedAPITests"),
         .testTarget(
-            name: "TallyCLITests", dependencies: ["TallyCore"],
+            name: "TallyCLITests", dependencies: ["TallyCore", "TallyTesting"],
             path: "Tests/TallyCLITests", resources: [.copy("Resources")]),
     ]
 )

@@ -3,5 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TALLY_BUILD_CONFIG=debug bash scripts/setup.sh
+# Headless Chromium for the HTML report's browser tests (they are skipped without it).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium; } \
+    || echo "test: could not install chromium; the browser tests will be skipped" >&2
+fi
 swift build --build-tests
 swift test

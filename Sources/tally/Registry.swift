@@ -15,8 +15,10 @@ enum Registry {
         return registry
     }
 
-    /// The report files written to every run directory, in order.
-    static func reportRenderers() -> [any ReportRenderer] {
-        [MarkdownRenderer(), JSONRenderer()]
+    /// The report files written to every run directory, in order. Write them with
+    /// `ReportFiles.write(_:renderers:to:)` so the Markdown report's `charts/*.svg` are
+    /// written too; pass the run's measurements when at hand (sensitivity to token prices).
+    static func reportRenderers(measurements: RunMeasurements? = nil) -> [any ReportRenderer] {
+        [MarkdownRenderer(chartsDirectory: "charts", measurements: measurements), JSONRenderer(), HTMLRenderer(measurements: measurements)]
     }
 }

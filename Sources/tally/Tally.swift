@@ -16,6 +16,7 @@ struct Tally: AsyncParsableCommand {
             ValidateCommand.self,
             ReportCommand.self,
             RunsCommand.self,
+            CompareCommand.self,
             PluginsCommand.self,
             InitCommand.self,
             ModelsCommand.self,

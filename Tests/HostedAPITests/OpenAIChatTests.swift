@@ -125,11 +125,12 @@ struct OpenAIChatTests {
         let events = EventLog()
         let generator = try await backend(service, settings: ["timeout_s": "1"], events: events).generator
         service.server.inject([.stall(seconds: 30)])
-        let clock = ContinuousClock()
-        let start = clock.now
         let result = try await generator.generate(prompts(1)[0])
-        // Without the timeout the server would hold the request for 30 s.
-        #expect(start.duration(to: clock.now) < .seconds(25))
+        // The client hung up on the stalled request after about timeout_s (the server would
+        // have held it for 30 s).
+        let stalled = try #require(service.server.log.first { $0.fault != nil })
+        let hungUp = try #require(stalled.clientHungUpAfter, "the client waited for the server to give up")
+        #expect(hungUp >= 0.9 && hungUp < 25, "\(hungUp)")
         #expect(result.text == FakeProviders.answer(to: prompts(1)[0].messages[1].content))
         #expect(events.retries.first?.reason.contains("no answer within") == true)
     }
@@ -232,13 +233,15 @@ struct OpenAIChatTests {
         let generator = try await backend(service, settings: ["timeout_s": "60"]).generator
         service.server.inject([.stall(seconds: 30)])
         let task = Task { try await generator.generate(prompts(1)[0]) }
+        while service.server.log.isEmpty && service.server.pendingFaults > 0 { try await Task.sleep(for: .milliseconds(50)) }
         try await Task.sleep(for: .milliseconds(300))
-        let clock = ContinuousClock()
-        let start = clock.now
         task.cancel()
         await #expect(throws: CancellationError.self) { try await task.value }
-        // Without aborting the transfer it would last until the server gives up (30 s).
-        #expect(start.duration(to: clock.now) < .seconds(25))
+        // Cancelling aborted the transfer: the client hung up long before the server's 30 s.
+        for _ in 0..<100 where service.server.log.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        let stalled = try #require(service.server.log.first)
+        let hungUp = try #require(stalled.clientHungUpAfter, "the transfer was not aborted")
+        #expect(hungUp < 25, "\(hungUp)")
     }
 
     @Test("Loopback base URLs keep data on the machine; others do not")

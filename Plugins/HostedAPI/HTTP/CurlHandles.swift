@@ -80,11 +80,9 @@ final class EasyHandlePool: Sendable {
 
     /// Returns a handle for reuse; beyond capacity it is closed.
     func checkIn(_ handle: EasyHandle) {
-        let kept = idle.withLock { handles -> Bool in
-            guard handles.count < capacity else { return false }
-            handles.append(handle)
-            return true
+        idle.withLock { handles in
+            // Beyond capacity the handle is dropped here, which closes its connections.
+            if handles.count < capacity { handles.append(handle) }
         }
-        _ = kept  // a handle not kept is released (and closed) here
     }
 }

@@ -25,15 +25,22 @@ public enum HTTPEvent: Sendable, Hashable {
 public final class HTTPClient: Sendable {
     /// Transport and politeness settings.
     public struct Configuration: Sendable, Hashable {
+        /// Limit on opening a connection, in seconds.
         public var connectTimeout: Double
         /// Limit for one whole attempt (connect, send, wait, receive), in seconds.
         public var totalTimeout: Double
+        /// Responses with larger bodies are abandoned (and retried).
         public var maxResponseBytes: Int
+        /// Requests in flight at once.
         public var maxConcurrency: Int
+        /// Requests started in any 60-second window; nil for no limit.
         public var requestsPerMinute: Int?
+        /// Tokens in any 60-second window; nil for no limit.
         public var tokensPerMinute: Int?
+        /// When and how long to wait before retrying.
         public var retry: RetryPolicy
 
+        /// Defaults suit a hosted API: 10 s to connect, 120 s per attempt, 8 MiB, 4 at once, 5 retries.
         public init(connectTimeout: Double = 10, totalTimeout: Double = 120, maxResponseBytes: Int = 8 << 20, maxConcurrency: Int = 4, requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, retry: RetryPolicy = RetryPolicy()) {
             self.connectTimeout = connectTimeout
             self.totalTimeout = totalTimeout
@@ -47,6 +54,7 @@ public final class HTTPClient: Sendable {
 
     /// Names the provider in messages (`openai`).
     public let provider: String
+    /// Timeouts, limits and retry policy, as built.
     public let configuration: Configuration
     let key: APIKey?
     private let pool: EasyHandlePool

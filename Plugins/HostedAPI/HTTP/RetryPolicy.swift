@@ -12,6 +12,7 @@ public struct RetryPolicy: Sendable, Hashable {
     /// Upper bound on a server's `Retry-After`, in seconds, so a bad header cannot park a run.
     public var maxRetryAfter: Double
 
+    /// Defaults: 5 retries, 0.5 s doubling to at most 30 s, `Retry-After` honoured up to 5 minutes.
     public init(maxRetries: Int = 5, baseDelay: Double = 0.5, maxDelay: Double = 30, maxRetryAfter: Double = 300) {
         self.maxRetries = maxRetries
         self.baseDelay = baseDelay

@@ -3,7 +3,9 @@ import TallyCore
 
 /// A Claude model behind Anthropic's Messages API (`POST {base}/v1/messages`).
 public struct AnthropicGenerator: TextGenerator {
+    /// `anthropic|<base_url>|<model>|<version>`: part of every ledger cache key; never holds the key.
     public let identity: String
+    /// The model id sent in each request.
     public let model: String
     let client: HTTPClient
     let baseURL: URL

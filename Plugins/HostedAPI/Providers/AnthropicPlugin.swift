@@ -9,7 +9,9 @@ import TallyCore
 ///            price: {input_per_mtok: 0.80, output_per_mtok: 4.00, cached_input_per_mtok: 0.08}}
 /// ```
 public struct AnthropicPlugin: BackendPlugin {
+    /// Where requests go when the recipe gives no `base_url`.
     public static let defaultBaseURL = "https://api.anthropic.com"
+    /// The key variable assumed when the recipe names none and uses Anthropic itself.
     public static let defaultKeyVariable = "ANTHROPIC_API_KEY"
 
     private let observer: (@Sendable (HTTPEvent) -> Void)?

@@ -35,6 +35,7 @@ public struct HostedSettings: Sendable, Hashable {
     /// Anthropic: the `anthropic-version` header (`anthropic_version`, default 2023-06-01).
     public var anthropicVersion: String = "2023-06-01"
 
+    /// The defaults listed on each property.
     public init() {}
 
     /// Keys every hosted plugin understands, with what they mean (for docs and messages).

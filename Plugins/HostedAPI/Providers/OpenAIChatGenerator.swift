@@ -5,7 +5,9 @@ import TallyCore
 /// OpenAI itself, or vLLM, Ollama, llama.cpp's server, Together, Groq, OpenRouter, … by
 /// `base_url`.
 public struct OpenAIChatGenerator: TextGenerator {
+    /// `openai|<base_url>|<model>`: part of every ledger cache key; never holds the key.
     public let identity: String
+    /// The model id sent in each request.
     public let model: String
     let client: HTTPClient
     let baseURL: URL

@@ -138,7 +138,19 @@ public struct TerminalRenderer: ReportRenderer {
 
 /// `report.md`: the full report as GitHub-flavoured Markdown.
 public struct MarkdownRenderer: ReportRenderer {
-    public init() {}
+    /// When set, `report.md` gets a Charts section linking SVG files in this directory
+    /// (relative to the run directory), which `artifacts(for:)` produces.
+    public let chartsDirectory: String?
+    /// The run's measurements, for the token-price axis of the sensitivity chart.
+    public let measurements: RunMeasurements?
+
+    /// - Parameters:
+    ///   - chartsDirectory: where chart SVGs go (e.g. `charts`); nil for no charts.
+    ///   - measurements: the run's measurements, when at hand.
+    public init(chartsDirectory: String? = nil, measurements: RunMeasurements? = nil) {
+        self.chartsDirectory = chartsDirectory
+        self.measurements = measurements
+    }
     public var fileName: String { "report.md" }
 
     public func render(_ report: Report) throws -> String {
@@ -221,6 +233,7 @@ public struct MarkdownRenderer: ReportRenderer {
             }
         }
 
+        out += chartsSection(report)
         if !report.notes.isEmpty {
             out += "\n## Notes\n\n"
             for note in report.notes { out += "- \(escape(note))\n" }

@@ -48,7 +48,7 @@ struct ReportCommand: AsyncParsableCommand {
                 throw TallyError(code: .unknownName, message: message)
             }
             let report = Report.build(from: measurements)
-            let directory = try writeReports(report, to: out.map(fileURL) ?? runDirectory(home: home, runID: runID))
+            let directory = try writeReports(report, measurements: measurements, to: out.map(fileURL) ?? runDirectory(home: home, runID: runID))
             switch format {
             case .terminal:
                 Console.out(try TerminalRenderer().render(report))

@@ -64,7 +64,7 @@ struct RunCommand: AsyncParsableCommand {
             }
             display.clear()
             let report = Report.build(from: measurements)
-            let directory = try writeReports(report, to: out.map(fileURL) ?? runDirectory(home: home, runID: measurements.runID))
+            let directory = try writeReports(report, measurements: measurements, to: out.map(fileURL) ?? runDirectory(home: home, runID: measurements.runID))
             if json {
                 Console.out(try JSONRenderer().render(report))
             } else {
@@ -77,7 +77,7 @@ struct RunCommand: AsyncParsableCommand {
     /// Writes what the ledger holds of the interrupted run, so it can be inspected.
     func savePartialReport(ledger: Ledger, recipe: Recipe, home: URL) throws -> URL? {
         guard let runID = try ledger.latestRunID(recipeName: recipe.name), let measurements = try ledger.measurements(runID: runID) else { return nil }
-        return try writeReports(Report.build(from: measurements), to: out.map(fileURL) ?? runDirectory(home: home, runID: runID))
+        return try writeReports(Report.build(from: measurements), measurements: measurements, to: out.map(fileURL) ?? runDirectory(home: home, runID: runID))
     }
 }
 
@@ -97,12 +97,10 @@ func runDirectory(home: URL, runID: String) -> URL {
 
 /// Writes every report file into `directory`.
 @discardableResult
-func writeReports(_ report: Report, to directory: URL) throws -> URL {
+func writeReports(_ report: Report, measurements: RunMeasurements? = nil, to directory: URL) throws -> URL {
     do {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        for renderer in Registry.reportRenderers() {
-            try renderer.render(report).write(to: directory.appending(path: renderer.fileName), atomically: true, encoding: .utf8)
-        }
+        // report.md, report.json, report.html and the charts/*.svg that report.md links.
+        try ReportFiles.write(report, renderers: Registry.reportRenderers(measurements: measurements), to: directory)
     } catch let error as TallyError {
         throw error
     } catch {

@@ -78,6 +78,8 @@ final class LoopbackServer: Sendable {
         /// The status sent (nil for stalls and resets).
         let status: Int?
         let at: Date
+        /// For stalls: seconds until the client hung up, or nil if the server gave up first.
+        var clientHungUpAfter: Double? = nil
     }
 
     private struct State {
@@ -231,10 +233,14 @@ final class LoopbackServer: Sendable {
             let body: [String: Any] = ["error": ["message": "injected \(code)", "type": code == 429 ? "rate_limit_exceeded" : "server_error", "param": NSNull(), "code": NSNull()]]
             return write(.json(body, status: code, headers: headers), to: fd)
         case .stall(let seconds):
-            record(request, fault: fault, status: nil)
-            // Wait without answering; stop early if the client gives up and closes.
+            // Wait without answering; stop early if the client gives up and closes. Measured
+            // here, on the server's own thread, so a busy test process cannot skew it.
+            let start = Date()
             var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            _ = poll(&descriptor, 1, Int32(seconds * 1000))
+            let ready = poll(&descriptor, 1, Int32(seconds * 1000))
+            var entry = LogEntry(method: request.method, path: request.path, headers: request.headers, body: request.body, fault: fault, status: nil, at: start)
+            if ready > 0 { entry.clientHungUpAfter = Date().timeIntervalSince(start) }
+            state.withLock { $0.log.append(entry) }
             return false
         case .resetMidBody:
             record(request, fault: fault, status: nil)
