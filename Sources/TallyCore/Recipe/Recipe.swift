@@ -16,8 +16,10 @@ public struct Recipe: Sendable {
     public let costs: CostSpec
     public let constraints: Constraints
     public let run: RunSettings
+    /// Command-line changes (`--set KEY=VALUE`) applied on top of the file, as given.
+    public let overrides: [String]
 
-    public init(name: String, file: URL, task: TaskSpec, data: DataSpec, probes: [ProbeSpec], backends: [BackendConfig], strategies: [StrategySpec], costs: CostSpec, constraints: Constraints, run: RunSettings) {
+    public init(name: String, file: URL, task: TaskSpec, data: DataSpec, probes: [ProbeSpec], backends: [BackendConfig], strategies: [StrategySpec], costs: CostSpec, constraints: Constraints, run: RunSettings, overrides: [String] = []) {
         self.name = name
         self.file = file
         self.task = task
@@ -28,6 +30,7 @@ public struct Recipe: Sendable {
         self.costs = costs
         self.constraints = constraints
         self.run = run
+        self.overrides = overrides
     }
 
     public var directory: URL { file.deletingLastPathComponent() }

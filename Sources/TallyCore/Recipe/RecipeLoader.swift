@@ -35,9 +35,11 @@ public enum RecipeLoader {
     ///   - registry: the backend plugins `plugin:` may name.
     ///   - environment: checked for `api_key_env` variables and passed to plugins' `validate`.
     ///   - strategies: the strategy kinds `kind:` may name.
+    ///   - overrides: `KEY=VALUE` changes applied before the recipe is read (`--set`; see
+    ///     `RecipeOverrides` for the key paths and values accepted).
     /// - Throws: `RecipeValidationError` with every diagnostic when there is at least one error.
-    public static func load(contentsOf url: URL, registry: PluginRegistry, environment: [String: String] = ProcessInfo.processInfo.environment, strategies: StrategyCatalog = .builtIn) throws -> Recipe {
-        let (recipe, diagnostics) = parse(contentsOf: url, registry: registry, environment: environment, strategies: strategies)
+    public static func load(contentsOf url: URL, registry: PluginRegistry, environment: [String: String] = ProcessInfo.processInfo.environment, strategies: StrategyCatalog = .builtIn, overrides: [String] = []) throws -> Recipe {
+        let (recipe, diagnostics) = parse(contentsOf: url, registry: registry, environment: environment, strategies: strategies, overrides: overrides)
         guard let recipe, !diagnostics.contains(where: { $0.severity == .error }) else {
             throw RecipeValidationError(diagnostics: diagnostics)
         }
@@ -46,19 +48,20 @@ public enum RecipeLoader {
 
     /// Every diagnostic (errors and warnings) for a recipe, data files included; empty when
     /// the recipe is clean.
-    public static func validate(contentsOf url: URL, registry: PluginRegistry, environment: [String: String] = ProcessInfo.processInfo.environment, strategies: StrategyCatalog = .builtIn) -> [Diagnostic] {
-        parse(contentsOf: url, registry: registry, environment: environment, strategies: strategies).diagnostics
+    public static func validate(contentsOf url: URL, registry: PluginRegistry, environment: [String: String] = ProcessInfo.processInfo.environment, strategies: StrategyCatalog = .builtIn, overrides: [String] = []) -> [Diagnostic] {
+        parse(contentsOf: url, registry: registry, environment: environment, strategies: strategies, overrides: overrides).diagnostics
     }
 
     /// Parses a recipe, returning the recipe when it has no error, and all diagnostics.
-    public static func parse(contentsOf url: URL, registry: PluginRegistry, environment: [String: String] = ProcessInfo.processInfo.environment, strategies: StrategyCatalog = .builtIn) -> (recipe: Recipe?, diagnostics: [Diagnostic]) {
+    /// Diagnostics about an override carry `--set KEY=VALUE` in place of file:line:column.
+    public static func parse(contentsOf url: URL, registry: PluginRegistry, environment: [String: String] = ProcessInfo.processInfo.environment, strategies: StrategyCatalog = .builtIn, overrides: [String] = []) -> (recipe: Recipe?, diagnostics: [Diagnostic]) {
         let shown = url.relativePath.isEmpty ? url.path : url.relativePath
         guard let data = try? Data(contentsOf: url) else {
             let exists = FileManager.default.fileExists(atPath: url.path)
             return (nil, [Diagnostic(.error, at: SourceLocation(file: shown), exists ? "cannot read the recipe file." : "no such recipe file.", fix: exists ? "check its permissions" : "check the path, or write a starter recipe with `tally init`")])
         }
         let text = String(decoding: data, as: UTF8.self)
-        let parser = RecipeParser(file: url, shown: shown, registry: registry, environment: environment, catalog: strategies)
+        let parser = RecipeParser(file: url, shown: shown, registry: registry, environment: environment, catalog: strategies, overrides: overrides)
         let recipe = parser.parse(yaml: text)
         // Recipe problems first, in file order; then data-file problems, in discovery order.
         let ordered = parser.reader.diagnostics.enumerated().sorted { a, b in
@@ -92,13 +95,16 @@ final class RecipeParser {
     let registry: PluginRegistry
     let environment: [String: String]
     let catalog: StrategyCatalog
+    /// `KEY=VALUE` changes from the command line, applied in order.
+    let overrides: [String]
     let reader: YAMLReader
     let directory: URL
     /// The recipe directory as the user sees it (prefix for data paths in messages).
     let shownDirectory: String
 
-    init(file: URL, shown: String, registry: PluginRegistry, environment: [String: String], catalog: StrategyCatalog) {
+    init(file: URL, shown: String, registry: PluginRegistry, environment: [String: String], catalog: StrategyCatalog, overrides: [String] = []) {
         self.file = file
+        self.overrides = overrides
         self.shown = shown
         self.registry = registry
         self.environment = environment
@@ -124,7 +130,9 @@ final class RecipeParser {
                 reader.add(Diagnostic(.error, at: SourceLocation(file: shown, line: 1, column: 1), "the recipe is empty.", fix: "write a recipe (run `tally init` for a commented starter)"))
                 return nil
             }
-            root = node
+            // Override values are composed on the lines after the file's last one.
+            let lines = yaml.reduce(1) { $1.isNewline ? $0 + 1 : $0 }
+            root = overrides.isEmpty ? node : RecipeOverrides.apply(overrides, to: node, firstLine: lines + 1, reader: reader)
         } catch {
             reader.add(syntaxDiagnostic(error, yaml: yaml))
             return nil
@@ -150,7 +158,7 @@ final class RecipeParser {
             name: name, file: file, task: task.spec,
             data: DataSpec(train: train.url, test: test.url, validation: data?.validation?.url),
             probes: probes, backends: backends.map(\.config), strategies: strategies.map(\.spec),
-            costs: costs, constraints: constraints, run: run)
+            costs: costs, constraints: constraints, run: run, overrides: overrides)
     }
 
     func syntaxDiagnostic(_ error: any Error, yaml: String) -> Diagnostic {

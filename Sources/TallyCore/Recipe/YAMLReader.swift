@@ -6,13 +6,20 @@ import Yams
 final class YAMLReader {
     let file: String
     private(set) var diagnostics: [Diagnostic] = []
+    /// Lines past the end of the file that hold command-line overrides (`--set`), and the
+    /// label diagnostics about them carry instead of the file.
+    private(set) var overrides: [(lines: ClosedRange<Int>, label: String)] = []
 
     init(file: String) { self.file = file }
+
+    /// Records that nodes on `lines` come from the override shown as `label`.
+    func addOverride(lines: ClosedRange<Int>, label: String) { overrides.append((lines, label)) }
 
     // MARK: reporting
 
     func location(_ node: Node?) -> SourceLocation {
         guard let mark = node?.mark else { return SourceLocation(file: file, line: 1, column: 1) }
+        if let override = overrides.first(where: { $0.lines.contains(mark.line) }) { return SourceLocation(file: override.label) }
         return SourceLocation(file: file, line: mark.line, column: mark.column)
     }
 

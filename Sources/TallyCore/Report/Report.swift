@@ -147,6 +147,9 @@ extension Report {
         if m.finishedAt == nil {
             notes.append("This run did not finish (interrupted or stopped by the budget); the numbers cover the work that was done.")
         }
+        if let overrides = m.overrides, !overrides.isEmpty {
+            notes.append("The recipe was run with command-line changes: \(overrides.map { "--set \($0)" }.joined(separator: " ")).")
+        }
         var rows: [StrategyReport] = []
         for strategy in m.strategies {
             rows.append(strategyReport(strategy, measurements: m))

@@ -79,7 +79,8 @@ public struct ExperimentRunner: Sendable {
         return RunMeasurements(
             runID: runID, recipeName: recipe.name, recipePath: recipePath, startedAt: startedAt, finishedAt: finishedAt,
             costs: recipe.costs, constraints: recipe.constraints, metric: recipe.task.metric, seed: recipe.run.seed,
-            bootstrapSamples: recipe.run.bootstrapSamples, strategies: strategies, baseProbes: probes)
+            bootstrapSamples: recipe.run.bootstrapSamples, strategies: strategies, baseProbes: probes,
+            overrides: recipe.overrides.isEmpty ? nil : recipe.overrides)
     }
 
     /// `YYYYMMDD-HHMMSS-xxxx` in UTC, with 4 random hex digits.

@@ -18,8 +18,10 @@ public struct RunMeasurements: Codable, Sendable {
     public let strategies: [StrategyMeasurement]
     /// Each probe evaluated on each base model (keyed by backend name).
     public let baseProbes: [ProbeMeasurement]
+    /// Command-line changes to the recipe (`--set KEY=VALUE`); nil or empty when none.
+    public let overrides: [String]?
 
-    public init(runID: String, recipeName: String, recipePath: String, startedAt: Date, finishedAt: Date?, costs: CostSpec, constraints: Constraints, metric: String, seed: UInt64, bootstrapSamples: Int, strategies: [StrategyMeasurement], baseProbes: [ProbeMeasurement]) {
+    public init(runID: String, recipeName: String, recipePath: String, startedAt: Date, finishedAt: Date?, costs: CostSpec, constraints: Constraints, metric: String, seed: UInt64, bootstrapSamples: Int, strategies: [StrategyMeasurement], baseProbes: [ProbeMeasurement], overrides: [String]? = nil) {
         self.runID = runID
         self.recipeName = recipeName
         self.recipePath = recipePath
@@ -32,6 +34,7 @@ public struct RunMeasurements: Codable, Sendable {
         self.bootstrapSamples = bootstrapSamples
         self.strategies = strategies
         self.baseProbes = baseProbes
+        self.overrides = overrides
     }
 }
 

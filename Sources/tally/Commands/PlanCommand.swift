@@ -12,6 +12,9 @@ struct PlanCommand: AsyncParsableCommand {
     @Argument(help: "The recipe file (YAML).")
     var recipe: String
 
+    @Option(name: .customLong("set"), parsing: .singleValue, help: ArgumentHelp("Change a recipe value for this command only, e.g. --set run.max_examples=20 (repeatable).", valueName: "key=value"))
+    var overrides: [String] = []
+
     @Option(help: "Tally's home (accepted for symmetry with `run`; plan reads no ledger).")
     var home: String?
 
@@ -20,7 +23,7 @@ struct PlanCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let recipe = try loadRecipeOrExit(self.recipe, registry: Registry.makeRegistry())
+            let recipe = try loadRecipeOrExit(self.recipe, registry: Registry.makeRegistry(), overrides: overrides)
             let plan = try Planner.estimate(recipe: recipe)
             if json {
                 let encoder = JSONEncoder()

@@ -17,6 +17,9 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(help: "The recipe file (YAML).")
     var recipe: String
 
+    @Option(name: .customLong("set"), parsing: .singleValue, help: ArgumentHelp("Change a recipe value for this command only, e.g. --set run.max_examples=20 (repeatable).", valueName: "key=value"))
+    var overrides: [String] = []
+
     @Option(help: "Write report.md and report.json here instead of TALLY_HOME/runs/<run-id>/.")
     var out: String?
 
@@ -32,7 +35,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let registry = Registry.makeRegistry()
-            let recipe = try loadRecipeOrExit(self.recipe, registry: registry)
+            let recipe = try loadRecipeOrExit(self.recipe, registry: registry, overrides: overrides)
             let home = tallyHome(self.home)
             let ledger = try openLedger(home: home)
             let display = ProgressDisplay(mode: quiet ? .quiet : (Console.stderrIsTerminal ? .bars : .lines))
@@ -52,7 +55,7 @@ struct RunCommand: AsyncParsableCommand {
                 display.clear()
                 let partial = try? savePartialReport(ledger: ledger, recipe: recipe, home: home)
                 if error is CancellationError || (error as? TallyError)?.code == .cancelled {
-                    Console.err("tally: interrupted; everything finished so far is saved\(partial.map { " (partial report: \(displayPath($0))/)" } ?? ""). Run `tally run \(self.recipe)` again to resume.")
+                    Console.err("tally: interrupted; everything finished so far is saved\(partial.map { " (partial report: \(displayPath($0))/)" } ?? ""). Run `tally run \(self.recipe)\(overrides.map { " --set \($0)" }.joined())` again to resume.")
                     throw ExitCode(ExitStatus.interrupted)
                 }
                 if let error = error as? TallyError, error.code == .budgetExceeded {

@@ -12,9 +12,12 @@ struct ValidateCommand: AsyncParsableCommand {
     @Argument(help: "The recipe file (YAML).")
     var recipe: String
 
+    @Option(name: .customLong("set"), parsing: .singleValue, help: ArgumentHelp("Change a recipe value for this command only, e.g. --set run.max_examples=20 (repeatable).", valueName: "key=value"))
+    var overrides: [String] = []
+
     func run() async throws {
         try await reportingErrors {
-            let diagnostics = RecipeLoader.validate(contentsOf: URL(fileURLWithPath: recipe), registry: Registry.makeRegistry(), environment: ProcessInfo.processInfo.environment)
+            let diagnostics = RecipeLoader.validate(contentsOf: URL(fileURLWithPath: recipe), registry: Registry.makeRegistry(), environment: ProcessInfo.processInfo.environment, overrides: overrides)
             for diagnostic in diagnostics { Console.err(diagnostic.description) }
             let errors = diagnostics.filter { $0.severity == .error }.count
             let warnings = diagnostics.count - errors
@@ -28,12 +31,13 @@ struct ValidateCommand: AsyncParsableCommand {
 }
 
 /// Loads a recipe for `run` and `plan`, printing every diagnostic and exiting 2 on errors.
-func loadRecipeOrExit(_ path: String, registry: PluginRegistry) throws -> Recipe {
-    let (recipe, diagnostics) = RecipeLoader.parse(contentsOf: URL(fileURLWithPath: path), registry: registry, environment: ProcessInfo.processInfo.environment)
+func loadRecipeOrExit(_ path: String, registry: PluginRegistry, overrides: [String] = []) throws -> Recipe {
+    let (recipe, diagnostics) = RecipeLoader.parse(contentsOf: URL(fileURLWithPath: path), registry: registry, environment: ProcessInfo.processInfo.environment, overrides: overrides)
     for diagnostic in diagnostics { Console.err(diagnostic.description) }
     let errors = diagnostics.filter { $0.severity == .error }.count
     guard let recipe, errors == 0 else {
-        Console.err("\(path): \(errors) error\(errors == 1 ? "" : "s"); fix them (see `tally validate \(path)`)")
+        let flags = overrides.map { " --set \($0)" }.joined()
+        Console.err("\(path): \(errors) error\(errors == 1 ? "" : "s"); fix them (see `tally validate \(path)\(flags)`)")
         throw ExitCode(ExitStatus.invalidInput)
     }
     return recipe
