@@ -39,7 +39,12 @@ struct InitCommand: AsyncParsableCommand {
             } catch {
                 throw TallyError(code: .io, message: "cannot write the starter recipe to \(directory.path)", underlying: error)
             }
-            Console.out("Wrote \(written.joined(separator: ", ")).\nNext: edit \(path), then `tally validate \(path)`, `tally plan \(path)` and `tally run \(path)`.")
+            var next = "Wrote \(written.joined(separator: ", ")).\nNext: edit \(path), then `tally validate \(path)`, `tally plan \(path)` and `tally run \(path)`."
+            let model = AssetCatalog.smolLM2
+            if !AssetCache(environment: ProcessInfo.processInfo.environment).isFetched(model) {
+                next += "\nThe recipe's local backend uses \(model.name), which is not in the asset cache yet: run `tally models fetch \(model.name)` first (or point backends.local.model at another model)."
+            }
+            Console.out(next)
         }
     }
 }
