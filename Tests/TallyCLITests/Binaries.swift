@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TallyCore
 
 /// The executables SwiftPM built next to this test bundle.
 enum Binaries {
@@ -36,4 +37,29 @@ final class TemporaryDirectory: Sendable {
     }
 
     deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// This repository's checkout (the shipped recipes live under `Recipes/`).
+enum Repository {
+    static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Every `*.yaml` directly under `Recipes/`, sorted by name.
+    static func recipes() throws -> [URL] {
+        let directory = root.appending(path: "Recipes")
+        return try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }
+            .sorted()
+            .map { directory.appending(path: $0) }
+    }
+}
+
+/// The default model and data set in the asset cache tests run against (`TALLY_CACHE`,
+/// else `$XDG_CACHE_HOME/tally`, else `~/.cache/tally`).
+enum CachedAssets {
+    static let cache = AssetCache(environment: ProcessInfo.processInfo.environment)
+    static var hasModel: Bool { cache.isFetched(AssetCatalog.smolLM2) }
+    static var hasData: Bool { cache.isFetched(AssetCatalog.vaderMovieReviews) }
+    static var hasAll: Bool { hasModel && hasData }
+    static let skipReason: Comment = "needs SmolLM2-135M-Instruct and the VADER movie reviews in the asset cache (scripts/setup.sh fetches them)"
 }

@@ -19,13 +19,16 @@ import Testing
             }
         }
 
-        func environment(_ extra: [String: String]) -> [String: String] {
+        /// This process's environment with `tally-test-backend` on PATH, the workspace's home
+        /// and call log, `extra` added and the variables in `unset` removed.
+        func environment(_ extra: [String: String], unset: [String] = []) -> [String: String] {
             var environment = ProcessInfo.processInfo.environment
             environment["PATH"] = Binaries.productsDirectory.path + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
             environment["TALLY_HOME"] = home.path
             environment["TALLY_TEST_BACKEND_LOG"] = log.path
             environment["TERM"] = "dumb"
             for (key, value) in extra { environment[key] = value }
+            for key in unset { environment[key] = nil }
             return environment
         }
 
@@ -36,12 +39,12 @@ import Testing
         }
 
         /// Starts `tally` with `arguments`; stdout and stderr go to files.
-        func start(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Running {
+        func start(_ arguments: [String], environment extra: [String: String] = [:], unset: [String] = []) throws -> Running {
             let process = Process()
             process.executableURL = try Binaries.tally
             process.arguments = arguments
             process.currentDirectoryURL = root
-            process.environment = environment(extra)
+            process.environment = environment(extra, unset: unset)
             let id = UUID().uuidString
             let stdout = root.appending(path: "stdout-\(id)"), stderr = root.appending(path: "stderr-\(id)")
             _ = FileManager.default.createFile(atPath: stdout.path, contents: nil)
@@ -53,10 +56,10 @@ import Testing
             return Running(process: process, stdoutURL: stdout, stderrURL: stderr)
         }
 
-        /// Runs `tally` to completion.
-        func run(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> Finished {
-            let running = try start(arguments, environment: extra)
-            return try await running.wait()
+        /// Runs `tally` to completion (killing it after `timeout` seconds).
+        func run(_ arguments: [String], environment extra: [String: String] = [:], unset: [String] = [], timeout: Double = 300) async throws -> Finished {
+            let running = try start(arguments, environment: extra, unset: unset)
+            return try await running.wait(timeout: timeout)
         }
 
         /// Sleeps in small steps until `condition` holds (or fails after `seconds`).
@@ -81,8 +84,8 @@ import Testing
         let stdoutURL: URL
         let stderrURL: URL
 
-        func wait() async throws -> Finished {
-            let deadline = ContinuousClock.now + .seconds(300)
+        func wait(timeout: Double = 300) async throws -> Finished {
+            let deadline = ContinuousClock.now + .seconds(timeout)
             while process.isRunning {
                 if ContinuousClock.now > deadline { process.terminate(); throw TimedOut() }
                 try await Task.sleep(for: .milliseconds(50))
