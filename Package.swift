@@ -91,7 +91,8 @@ let package = Package(
             name: "HostedAPITests", dependencies: ["HostedAPI", "TallyCore", "TallyTesting"],
             path: "Tests/HostedAPITests"),
         .testTarget(
-            name: "TallyCLITests", dependencies: ["TallyCore", "TallyTesting"],
+            name: "TallyCLITests",
+            dependencies: ["TallyCore", "TallyTesting", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/TallyCLITests", resources: [.copy("Resources")]),
     ]
 )
