@@ -172,6 +172,16 @@ struct RunnerTests {
         #expect(second.strategies[3].training == first.strategies[3].training)
     }
 
+    @Test("run.max_validation_examples caps the validation rows each fine-tuning job receives")
+    func validationSubset() async throws {
+        let all = try Setup()
+        _ = try await all.run()
+        #expect(all.log.validationSizes == [2, 2])  // the fixture's two validation rows
+        let capped = try Setup(edit: { $0.replacingOccurrences(of: "run: {seed: 7, concurrency: 4}", with: "run: {seed: 7, concurrency: 4, max_validation_examples: 1}") })
+        _ = try await capped.run()
+        #expect(capped.log.validationSizes == [1, 1])
+    }
+
     @Test("the planner estimates requests, tokens and dollars from the recipe alone")
     func plan() throws {
         let setup = try Setup()

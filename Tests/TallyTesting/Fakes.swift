@@ -9,6 +9,7 @@ public final class CallLog: Sendable {
     struct State {
         var generations: [String] = []  // identity of the generator per call
         var fineTunes: [String] = []    // job keys
+        var validationSizes: [Int] = [] // validation examples per fineTune call
         var reopened: [String] = []     // artifacts reopened with generator(for:)
         var scored = 0
         var batches: [Int] = []
@@ -24,6 +25,8 @@ public final class CallLog: Sendable {
     public var generationIdentities: [String] { state.withLock { $0.generations } }
     /// Number of `fineTune` calls.
     public var fineTuneCount: Int { state.withLock { $0.fineTunes.count } }
+    /// Validation examples handed to each `fineTune` call, in call order.
+    public var validationSizes: [Int] { state.withLock { $0.validationSizes } }
     /// Number of `generator(for:)` calls.
     public var reopenCount: Int { state.withLock { $0.reopened.count } }
     /// Sizes of the `generate(batch:)` calls, in call order.
@@ -42,7 +45,12 @@ public final class CallLog: Sendable {
     }
     func end() { state.withLock { $0.inFlight -= 1 } }
     func batched(_ size: Int) { state.withLock { $0.batches.append(size) } }
-    func fineTuned(_ key: String) { state.withLock { $0.fineTunes.append(key) } }
+    func fineTuned(_ key: String, validation: Int = 0) {
+        state.withLock {
+            $0.fineTunes.append(key)
+            $0.validationSizes.append(validation)
+        }
+    }
     func reopened(_ artifact: String) { state.withLock { $0.reopened.append(artifact) } }
     func scoredOnce() { state.withLock { $0.scored += 1 } }
 }
@@ -136,7 +144,7 @@ public struct FakeFineTuner: FineTuner {
     }
 
     public func fineTune(_ request: FineTuneRequest, progress: @escaping @Sendable (ProgressEvent) -> Void) async throws -> FineTuneOutcome {
-        log.fineTuned(request.jobKey)
+        log.fineTuned(request.jobKey, validation: request.validation.count)
         let steps = max(1, Int((Double(request.train.count) * request.options.epochs / Double(request.options.batchSize)).rounded(.up)))
         progress(.started(phase: "fake training", total: steps))
         var losses: [LossPoint] = []

@@ -205,14 +205,17 @@ public struct RunSettings: Sendable, Hashable, Codable {
     public let maxExamples: Int?
     /// Train on at most this many examples; nil: all.
     public let maxTrainExamples: Int?
+    /// Compute validation loss on at most this many examples; nil: all.
+    public let maxValidationExamples: Int?
     /// Bootstrap resamples for confidence intervals.
     public let bootstrapSamples: Int
 
-    public init(seed: UInt64 = 0, concurrency: Int = 4, maxExamples: Int? = nil, maxTrainExamples: Int? = nil, bootstrapSamples: Int = 1000) {
+    public init(seed: UInt64 = 0, concurrency: Int = 4, maxExamples: Int? = nil, maxTrainExamples: Int? = nil, maxValidationExamples: Int? = nil, bootstrapSamples: Int = 1000) {
         self.seed = seed
         self.concurrency = concurrency
         self.maxExamples = maxExamples
         self.maxTrainExamples = maxTrainExamples
+        self.maxValidationExamples = maxValidationExamples
         self.bootstrapSamples = bootstrapSamples
     }
 
@@ -220,6 +223,7 @@ public struct RunSettings: Sendable, Hashable, Codable {
         case seed, concurrency
         case maxExamples = "max_examples"
         case maxTrainExamples = "max_train_examples"
+        case maxValidationExamples = "max_validation_examples"
         case bootstrapSamples = "bootstrap_samples"
     }
 }

@@ -26,7 +26,7 @@ public enum RecipeLoader {
     public static let strategyKeys = ["name", "kind", "backend", "max_tokens"] + promptingKeys + loraKeys + trainingKeys
     public static let costKeys = ["compute_usd_per_hour", "requests_per_month", "horizon_months", "gpu_usd_per_hour"]
     public static let constraintKeys = ["min_accuracy", "max_forgetting", "budget_usd", "max_latency_ms"]
-    public static let runKeys = ["seed", "concurrency", "max_examples", "max_train_examples", "bootstrap_samples"]
+    public static let runKeys = ["seed", "concurrency", "max_examples", "max_train_examples", "max_validation_examples", "bootstrap_samples"]
     public static let schedules = ["constant", "linear", "cosine"]
 
     /// Loads and validates a recipe, including its data files.
@@ -732,12 +732,13 @@ final class RecipeParser {
         let concurrency = read("concurrency", min: 1)
         let maxExamples = read("max_examples", min: 1)
         let maxTrain = read("max_train_examples", min: 1)
+        let maxValidation = read("max_validation_examples", min: 1)
         let bootstrap = read("bootstrap_samples", min: 1)
         guard ok else { return nil }
         return RunSettings(
             seed: (seed ?? nil).map { UInt64($0) } ?? defaults.seed,
             concurrency: (concurrency ?? nil) ?? defaults.concurrency,
-            maxExamples: maxExamples ?? nil, maxTrainExamples: maxTrain ?? nil,
+            maxExamples: maxExamples ?? nil, maxTrainExamples: maxTrain ?? nil, maxValidationExamples: maxValidation ?? nil,
             bootstrapSamples: (bootstrap ?? nil) ?? defaults.bootstrapSamples)
     }
 }

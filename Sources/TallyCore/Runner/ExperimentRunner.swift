@@ -155,7 +155,9 @@ final class Execution: Sendable {
         needed.append(task.target)
         let train = try loadData(recipe.data.train, needing: needed).sample(recipe.run.maxTrainExamples, seed: recipe.run.seed, label: "train")
         let test = try loadData(recipe.data.test, needing: needed).sample(recipe.run.maxExamples, seed: recipe.run.seed, label: "test")
-        let validation = try recipe.data.validation.map { try loadData($0, needing: needed) }
+        let validation = try recipe.data.validation.map {
+            try loadData($0, needing: needed).sample(recipe.run.maxValidationExamples, seed: recipe.run.seed, label: "validation")
+        }
         var probeItems: [String: [ProbeItem]] = [:]
         for probe in recipe.probes {
             let loaded = try ProbeLoader.load(probe.data, kind: probe.kind)

@@ -76,7 +76,9 @@ public enum Planner {
         needed.append(task.target)
         let train = try DatasetLoader.load(recipe.data.train).requiring(needed).sample(recipe.run.maxTrainExamples, seed: recipe.run.seed, label: "train")
         let test = try DatasetLoader.load(recipe.data.test).requiring(needed).sample(recipe.run.maxExamples, seed: recipe.run.seed, label: "test")
-        let validation = try recipe.data.validation.map { try DatasetLoader.load($0).requiring(needed).examples } ?? []
+        let validation = try recipe.data.validation.map {
+            try DatasetLoader.load($0).requiring(needed).sample(recipe.run.maxValidationExamples, seed: recipe.run.seed, label: "validation").examples
+        } ?? []
         var probes: [(spec: ProbeSpec, items: [ProbeItem])] = []
         for probe in recipe.probes {
             let items = try ProbeLoader.load(probe.data, kind: probe.kind).items
