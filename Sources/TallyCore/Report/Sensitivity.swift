@@ -74,19 +74,22 @@ public enum Sensitivity {
         let columns = volumes ?? defaultVolumes(report: report)
         let pricesVaried = measurements != nil
         let rows = pricesVaried ? (multipliers ?? logSpaced(from: 0.1, to: 10, count: 25)) : [1]
-        let byName = Dictionary((measurements?.strategies ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        // A strategy run once per seed has one measurement per seed: its cost is their mean.
+        let byName = Dictionary(grouping: measurements?.strategies ?? [], by: \.name)
 
         var winners: [[String?]] = []
         for multiplier in rows {
             // Costs at this price level, computed once; totals per volume below.
             let priced: [(report: StrategyReport, cost: StrategyCost)] = report.strategies.map { row in
-                guard let measured = byName[row.name] else { return (row, row.cost) }
-                let scaled = StrategyMeasurement(
-                    name: measured.name, kind: measured.kind, backend: measured.backend, model: measured.model,
-                    dataLeavesMachine: measured.dataLeavesMachine, adaptsWeights: measured.adaptsWeights,
-                    pricing: scale(measured.pricing, by: multiplier), predictions: measured.predictions,
-                    training: measured.training, probes: measured.probes)
-                return (row, CostModel.cost(of: scaled, costs: report.costs))
+                guard let repetitions = byName[row.name], !repetitions.isEmpty else { return (row, row.cost) }
+                let scaled = repetitions.map { measured in
+                    StrategyMeasurement(
+                        name: measured.name, kind: measured.kind, backend: measured.backend, model: measured.model,
+                        dataLeavesMachine: measured.dataLeavesMachine, adaptsWeights: measured.adaptsWeights,
+                        pricing: scale(measured.pricing, by: multiplier), predictions: measured.predictions,
+                        training: measured.training, probes: measured.probes, seed: measured.seed)
+                }
+                return (row, CostModel.cost(ofRepetitions: scaled, costs: report.costs))
             }
             var line: [String?] = []
             for volume in columns {
@@ -152,7 +155,7 @@ public enum Sensitivity {
     /// `cost` with its total recomputed by the cost model for another traffic volume.
     static func atVolume(_ cost: StrategyCost, volume: Double, horizonMonths: Double) -> StrategyCost {
         StrategyCost(
-            oneOffUSD: cost.oneOffUSD, oneOffBasis: cost.oneOffBasis, per1kRequestsUSD: cost.per1kRequestsUSD,
+            oneOffUSD: cost.oneOffUSD, oneOffBasis: cost.oneOffBasis, oneOffUnknown: cost.oneOffUnknown, per1kRequestsUSD: cost.per1kRequestsUSD,
             totalUSD: CostModel.total(cost, requestsPerMonth: volume, horizonMonths: horizonMonths),
             evaluationUSD: cost.evaluationUSD, meanPromptTokens: cost.meanPromptTokens,
             meanCachedPromptTokens: cost.meanCachedPromptTokens, meanCompletionTokens: cost.meanCompletionTokens,
