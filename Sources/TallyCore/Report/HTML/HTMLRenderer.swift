@@ -28,13 +28,14 @@ public struct HTMLRenderer: ReportRenderer {
     /// - Throws: never in practice; declared by `ReportRenderer`.
     public func render(_ report: Report) throws -> String {
         let sensitivity = Sensitivity.map(report: report, measurements: measurements)
-        let charts = ReportCharts.all(for: report, sensitivity: sensitivity)
+        let tornado = Sensitivity.tornado(report: report, measurements: measurements)
+        let charts = ReportCharts.all(for: report, sensitivity: sensitivity, tornado: tornado)
         var page = HTMLPage()
         page.open(title: "Tally report: \(report.recipe)")
         header(&page, report)
         navigation(&page, charts: charts, report: report)
         page.raw("<main>\n")
-        summary(&page, report, sensitivity: sensitivity)
+        summary(&page, report, sensitivity: sensitivity, tornado: charts.contains { $0.id == "tornado" } ? tornado : nil)
         tally(&page, report)
         chartSections(&page, report, charts: charts)
         examples(&page, report)
@@ -80,7 +81,7 @@ public struct HTMLRenderer: ReportRenderer {
 
     // MARK: Summary card
 
-    func summary(_ page: inout HTMLPage, _ report: Report, sensitivity: SensitivityMap) {
+    func summary(_ page: inout HTMLPage, _ report: Report, sensitivity: SensitivityMap, tornado: Tornado?) {
         let decision = report.decision
         page.raw("<section id=\"summary\" class=\"card\" aria-labelledby=\"summary-h\">\n<h2 id=\"summary-h\">Recommendation</h2>\n")
         if let name = decision.recommended, let s = report.strategy(named: name) {
@@ -103,12 +104,17 @@ public struct HTMLRenderer: ReportRenderer {
         }
         let others = sensitivity.shares.filter { $0.name != (decision.recommended ?? "none") && $0.share > 0 }
         if sensitivity.pricesVaried || !others.isEmpty {
-            var text = sensitivity.pricesVaried
-                ? "Across traffic from \(TickFormat.volume(sensitivity.volumes.first ?? 0)) to \(TickFormat.volume(sensitivity.volumes.last ?? 0)) requests/month and token prices from 0.1x to 10x, "
-                : "Across traffic from \(TickFormat.volume(sensitivity.volumes.first ?? 0)) to \(TickFormat.volume(sensitivity.volumes.last ?? 0)) requests/month, "
+            var text = "Across traffic from \(TickFormat.volume(sensitivity.volumes.first ?? 0)) to \(TickFormat.volume(sensitivity.volumes.last ?? 0)) requests/month"
+            if sensitivity.pricesVaried {
+                text += " and \(sensitivity.axis == .computePrice ? "compute price" : "token prices") from \(TickFormat.multiplier(sensitivity.axisRange.lowerBound)) to \(TickFormat.multiplier(sensitivity.axisRange.upperBound))"
+            }
+            text += ", "
             text += sensitivity.shares.map { "\($0.name == "none" ? "no strategy qualifies" : $0.name) wins \(Int(($0.share * 100).rounded()))%" }.joined(separator: ", ")
             text += " of the map."
             page.raw("<p class=\"sensitivity-note\">\(esc(text)) <a href=\"#sensitivity\">See the map.</a></p>\n")
+        }
+        if let tornado {
+            page.raw("<p class=\"sensitivity-note\">One input at a time, against \(esc(tornado.rival)): \(esc(ReportCharts.tornadoFlipSentence(tornado))) <a href=\"#tornado\">See the tornado chart.</a></p>\n")
         }
         if let test = report.pairedTest {
             let verdict = test.significant ? "a significant difference" : "<strong>not</strong> a significant difference"
@@ -195,9 +201,7 @@ public struct HTMLRenderer: ReportRenderer {
             page.raw("<section id=\"\(chart.id)\" class=\"chart-section\" aria-labelledby=\"\(chart.id)-h\">\n<h2 id=\"\(chart.id)-h\">\(esc(chart.title))</h2>\n")
             page.raw("<figure>\n\(chart.svg())\n<figcaption>\(esc(chart.description))</figcaption>\n</figure>\n")
             page.raw(dataTable(chart.table, open: false))
-            if chart.id == "sensitivity" {
-                page.raw("<p class=\"legend-note\">Each cell reruns the cost model and the decision (constraints included) with the traffic of its column and all token prices multiplied by its row's factor; compute prices and accuracy stay as measured.</p>\n")
-            }
+            if let note = chart.note { page.raw("<p class=\"legend-note\">\(esc(note))</p>\n") }
             page.raw("</section>\n")
         }
     }
