@@ -131,9 +131,14 @@ public struct FakeFineTuner: FineTuner {
     let computeSeconds: Double?
     let crossEntropyOffset: Double
     let canScore: Bool
+    let sameTunedIdentity: Bool
 
-    public init(baseIdentity: String, wallSeconds: Double = 12, billedUSD: Double? = nil, computeSeconds: Double? = nil, crossEntropyOffset: Double = 0.3, canScore: Bool = true, log: CallLog, responder: @escaping FakeResponder) {
+    /// - Parameter sameTunedIdentity: every model tuned with one method reports one identity
+    ///   whatever its job (like a plugin whose identity ignores the seed), so only the
+    ///   runner's own cache keys can tell two seeds' calls apart.
+    public init(baseIdentity: String, wallSeconds: Double = 12, billedUSD: Double? = nil, computeSeconds: Double? = nil, crossEntropyOffset: Double = 0.3, canScore: Bool = true, sameTunedIdentity: Bool = false, log: CallLog, responder: @escaping FakeResponder) {
         self.canScore = canScore
+        self.sameTunedIdentity = sameTunedIdentity
         self.baseIdentity = baseIdentity
         self.responder = responder
         self.log = log
@@ -162,7 +167,10 @@ public struct FakeFineTuner: FineTuner {
 
     public func generator(for outcome: FineTuneOutcome) async throws -> any TextGenerator {
         log.reopened(outcome.artifact)
-        let tuned = FakeTextGenerator(identity: baseIdentity + "+" + outcome.artifact, fineTuned: true, computeSeconds: computeSeconds, crossEntropyOffset: crossEntropyOffset, log: log, responder: responder)
+        // `fake-artifact-<method>-<job key>`; without the job key the identity still tells
+        // methods apart, but not two jobs of one method (such as two seeds).
+        let artifact = sameTunedIdentity ? outcome.artifact.split(separator: "-").dropLast().joined(separator: "-") : outcome.artifact
+        let tuned = FakeTextGenerator(identity: baseIdentity + "+" + artifact, fineTuned: true, computeSeconds: computeSeconds, crossEntropyOffset: crossEntropyOffset, log: log, responder: responder)
         return canScore ? tuned : NonScoringGenerator(tuned)
     }
 }
@@ -173,8 +181,9 @@ public struct FakeBackendPlugin: BackendPlugin {
     public let name: String
     public let summary = "deterministic fake backend for tests"
     /// `fail_on`: calls whose last message contains this text throw; `can_score: false`:
-    /// its models cannot score text (like a hosted API).
-    public let settingKeys: Set<String> = ["max_concurrency", "latency_ms", "compute_s", "fail_on", "can_score", "batch_size"]
+    /// its models cannot score text (like a hosted API); `same_tuned_identity: true`: every
+    /// model it fine-tunes with one method reports the same identity.
+    public let settingKeys: Set<String> = ["max_concurrency", "latency_ms", "compute_s", "fail_on", "can_score", "batch_size", "same_tuned_identity"]
     public let fineTuningMethods: Set<String>
     public let log: CallLog
     let responder: FakeResponder
@@ -208,7 +217,7 @@ public struct FakeBackendPlugin: BackendPlugin {
         let canScore = config.settings["can_score"] != "false"
         let fake = FakeTextGenerator(identity: identity, latency: latency, computeSeconds: compute, failOn: failOn, log: log, responder: responder)
         let generator: any TextGenerator = canScore ? fake : NonScoringGenerator(fake)
-        let tuner = fineTuningMethods.isEmpty ? nil : FakeFineTuner(baseIdentity: identity, billedUSD: local ? nil : 0.5, computeSeconds: compute, canScore: canScore, log: log, responder: responder)
+        let tuner = fineTuningMethods.isEmpty ? nil : FakeFineTuner(baseIdentity: identity, billedUSD: local ? nil : 0.5, computeSeconds: compute, canScore: canScore, sameTunedIdentity: config.settings["same_tuned_identity"] == "true", log: log, responder: responder)
         return Backend(generator: generator, fineTuner: tuner, dataLeavesMachine: !local, maxConcurrency: Int(config.settings["max_concurrency"] ?? "") ?? 4, preferredBatchSize: Int(config.settings["batch_size"] ?? "") ?? 1)
     }
 }

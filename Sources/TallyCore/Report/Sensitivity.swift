@@ -136,8 +136,8 @@ public enum Sensitivity {
 
     /// Token prices when any measured strategy has a non-zero one; else the compute price
     /// when it is set; else nothing.
-    static func defaultAxis(report: Report, measured: [String: StrategyMeasurement]) -> SensitivityMap.PriceAxis {
-        if measured.values.contains(where: { hasTokenPrice($0.pricing) }) { return .tokenPrices }
+    static func defaultAxis(report: Report, measured: [String: [StrategyMeasurement]]) -> SensitivityMap.PriceAxis {
+        if measured.values.joined().contains(where: { hasTokenPrice($0.pricing) }) { return .tokenPrices }
         return report.costs.computeUSDPerHour > 0 ? .computePrice : .trafficOnly
     }
 
@@ -147,26 +147,30 @@ public enum Sensitivity {
         return all.contains { $0 > 0 }
     }
 
-    /// The run's measurements by strategy name (empty without measurements).
-    static func measuredByName(_ measurements: RunMeasurements?) -> [String: StrategyMeasurement] {
-        Dictionary((measurements?.strategies ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    /// The run's measurements by strategy name (empty without measurements): one per seed
+    /// for a strategy run once per seed, else one.
+    static func measuredByName(_ measurements: RunMeasurements?) -> [String: [StrategyMeasurement]] {
+        Dictionary(grouping: measurements?.strategies ?? [], by: \.name)
     }
 
     /// Every strategy's cost (in report order) under `scenario`, from the cost model. A
     /// strategy without measurements keeps its reported per-request and one-off cost, with
     /// the total recomputed for the scenario's traffic and horizon.
-    static func costs(report: Report, measured: [String: StrategyMeasurement], scenario: CostScenario) -> [StrategyCost] {
+    static func costs(report: Report, measured: [String: [StrategyMeasurement]], scenario: CostScenario) -> [StrategyCost] {
         let spec = scenario.spec(report.costs)
         return report.strategies.map { row in
-            guard let m = measured[row.name] else {
+            guard let runs = measured[row.name], !runs.isEmpty else {
                 return atVolume(row.cost, volume: spec.requestsPerMonth, horizonMonths: spec.horizonMonths)
             }
-            let pricing = scenario.tokenPriceFactor == 1 ? m.pricing : scale(m.pricing, by: scenario.tokenPriceFactor)
-            let scaled = StrategyMeasurement(
-                name: m.name, kind: m.kind, backend: m.backend, model: m.model,
-                dataLeavesMachine: m.dataLeavesMachine, adaptsWeights: m.adaptsWeights,
-                pricing: pricing, predictions: m.predictions, training: m.training, probes: m.probes)
-            return CostModel.cost(of: scaled, costs: spec)
+            // A strategy run once per seed costs the mean over its seeds.
+            let scaled = runs.map { m in
+                StrategyMeasurement(
+                    name: m.name, kind: m.kind, backend: m.backend, model: m.model,
+                    dataLeavesMachine: m.dataLeavesMachine, adaptsWeights: m.adaptsWeights,
+                    pricing: scenario.tokenPriceFactor == 1 ? m.pricing : scale(m.pricing, by: scenario.tokenPriceFactor),
+                    predictions: m.predictions, training: m.training, probes: m.probes, seed: m.seed)
+            }
+            return CostModel.cost(ofRepetitions: scaled, costs: spec)
         }
     }
 
@@ -179,7 +183,7 @@ public enum Sensitivity {
             candidates.append(DecisionCandidate(
                 name: row.name,
                 accuracy: ConfidenceInterval(value: row.accuracy.value, low: row.accuracy.ciLow, high: row.accuracy.ciHigh),
-                cost: cost, maxForgetting: row.maxForgetting, latencyP95Ms: row.latencyMs.p95, evaluated: row.accuracy.n))
+                cost: cost, maxForgetting: row.maxForgetting, latencyP95Ms: row.latencyMs.p95, evaluated: row.accuracy.n, seeds: row.seeds?.runs.count ?? 1))
         }
         return DecisionMaker.decide(candidates: candidates, costs: spec, constraints: report.constraints, compare: { _, _ in nil })
     }
@@ -225,7 +229,7 @@ public enum Sensitivity {
     /// `cost` with its total recomputed by the cost model for another traffic volume.
     static func atVolume(_ cost: StrategyCost, volume: Double, horizonMonths: Double) -> StrategyCost {
         StrategyCost(
-            oneOffUSD: cost.oneOffUSD, oneOffBasis: cost.oneOffBasis, per1kRequestsUSD: cost.per1kRequestsUSD,
+            oneOffUSD: cost.oneOffUSD, oneOffBasis: cost.oneOffBasis, oneOffUnknown: cost.oneOffUnknown, per1kRequestsUSD: cost.per1kRequestsUSD,
             totalUSD: CostModel.total(cost, requestsPerMonth: volume, horizonMonths: horizonMonths),
             evaluationUSD: cost.evaluationUSD, meanPromptTokens: cost.meanPromptTokens,
             meanCachedPromptTokens: cost.meanCachedPromptTokens, meanCompletionTokens: cost.meanCompletionTokens,

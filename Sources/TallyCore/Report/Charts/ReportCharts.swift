@@ -162,7 +162,7 @@ public enum ReportCharts {
         let table = DataTable(
             caption: "Break-even volumes (total cost equal)",
             header: ["pair", "requests/month", "total cost there", "cheaper below", "cheaper above"],
-            rows: marked.isEmpty ? rows.map { [$0.name, "-", "\(Cells.usd($0.cost.oneOffUSD)) once + \(Cells.usd($0.cost.per1kRequestsUSD))/1k requests", "-", "-"] } : marked)
+            rows: marked.isEmpty ? rows.map { [$0.name, "-", "\(Cells.oneOff($0.cost)) once + \(Cells.usd($0.cost.per1kRequestsUSD))/1k requests", "-", "-"] } : marked)
         return Chart(id: "cost-vs-traffic", title: "Total cost against monthly requests", description: description, width: width, height: height, body: svg, table: table)
     }
 

@@ -87,9 +87,9 @@ public struct HTMLRenderer: ReportRenderer {
         if let name = decision.recommended, let s = report.strategy(named: name) {
             page.raw("<p class=\"pick\"><span class=\"pick-name\">\(esc(name))</span> <span class=\"pick-kind\">\(esc(s.kind)) on \(esc(s.backend))</span></p>\n")
             page.raw("<dl class=\"facts\">")
-            page.raw("<div><dt>Accuracy</dt><dd>\(esc(Cells.accuracy(s.accuracy)))</dd></div>")
-            page.raw("<div><dt>Total over \(esc(CostModel.format(report.costs.horizonMonths))) months</dt><dd>\(esc(Cells.usd(s.cost.totalUSD)))</dd></div>")
-            page.raw("<div><dt>One-off</dt><dd>\(esc(Cells.usd(s.cost.oneOffUSD)))</dd></div>")
+            page.raw("<div><dt>Accuracy</dt><dd>\(esc(Cells.accuracy(s)))</dd></div>")
+            page.raw("<div><dt>Total over \(esc(CostModel.format(report.costs.horizonMonths))) months</dt><dd>\(esc(Cells.total(s.cost)))</dd></div>")
+            page.raw("<div><dt>One-off</dt><dd>\(esc(Cells.oneOff(s.cost)))</dd></div>")
             page.raw("<div><dt>Per 1k requests</dt><dd>\(esc(Cells.usd(s.cost.per1kRequestsUSD)))</dd></div>")
             page.raw("<div><dt>Data leaves machine</dt><dd>\(esc(Cells.yesNo(s.dataLeavesMachine)))</dd></div>")
             page.raw("</dl>\n")
@@ -153,11 +153,11 @@ public struct HTMLRenderer: ReportRenderer {
             if let ruledOut { nameCell += "<div class=\"why\">ruled out: \(esc(ruledOut.reasons.joined(separator: "; ")))</div>" }
             page.raw("<th scope=\"row\">\(nameCell)</th>")
             page.raw("<td>\(esc(s.kind))</td><td>\(esc(s.backend))</td>")
-            page.raw("<td class=\"num\">\(accuracyCell(s.accuracy))</td>")
+            page.raw("<td class=\"num\">\(accuracyCell(s.accuracy))\(seedsCell(s.seeds))</td>")
             page.raw("<td class=\"num\">\(s.accuracy.unparsed) / \(s.accuracy.n)</td>")
-            page.raw("<td class=\"num\" title=\"\(esc(s.cost.oneOffBasis))\">\(esc(Cells.usd(s.cost.oneOffUSD)))</td>")
+            page.raw("<td class=\"num\" title=\"\(esc(s.cost.oneOffBasis))\">\(esc(Cells.oneOff(s.cost)))</td>")
             page.raw("<td class=\"num\">\(esc(Cells.usd(s.cost.per1kRequestsUSD)))</td>")
-            page.raw("<td class=\"num\">\(esc(Cells.usd(s.cost.totalUSD)))</td>")
+            page.raw("<td class=\"num\">\(esc(Cells.total(s.cost)))</td>")
             page.raw("<td class=\"num\">\(esc(Cells.latency(s.latencyMs)))</td>")
             for probe in probes {
                 guard let f = s.forgetting.first(where: { $0.probe == probe }) else {
@@ -184,6 +184,14 @@ public struct HTMLRenderer: ReportRenderer {
         let pct = { (v: Double) in String(format: "%.1f", min(100, max(0, v * 100))) }
         return "<span class=\"acc\">\(esc(Cells.accuracy(a)))</span>"
             + "<span class=\"bar\" aria-hidden=\"true\"><span class=\"ci-band\" style=\"left:\(pct(a.ciLow))%;width:\(String(format: "%.1f", max(0, (min(1, a.ciHigh) - max(0, a.ciLow)) * 100)))%\"></span><span class=\"point\" style=\"left:\(pct(a.value))%\"></span></span>"
+    }
+
+    /// For a strategy run once per seed: the spread and each seed's accuracy, under its
+    /// accuracy (whose interval then covers seeds and test examples).
+    func seedsCell(_ seeds: SeedSummary?) -> String {
+        guard let seeds else { return "" }
+        let range = "\(Cells.percent(seeds.min))-\(Cells.percent(seeds.max))"
+        return "<br><span class=\"ci\" title=\"\(esc("Mean over seeds; interval: " + SeedSummary.intervalMethod))\">\(esc(seeds.shortDescription)); range \(esc(range))<br>\(esc(seeds.perSeedDescription))</span>"
     }
 
     // MARK: Charts
