@@ -32,8 +32,12 @@ enum FineTuneBench {
     ///   - steps: timed steps (median reported).
     ///   - warmup: untimed steps.
     ///   - modelPath: the SmolLM2 GGUF (default: the asset cache).
+    ///   - batch: sequences per step for configs A and B (default: the config's).
+    ///   - seq: tokens per sequence for configs A and B (default: the config's).
     /// - Returns: the JSON fields.
-    static func report(config: String, mode: String, threads: Int, steps: Int, warmup: Int, modelPath: String?) throws -> [String: Any] {
+    static func report(
+        config: String, mode: String, threads: Int, steps: Int, warmup: Int, modelPath: String?, batch: Int? = nil, seq: Int? = nil
+    ) throws -> [String: Any] {
         Threading.setThreadCount(threads)
         guard mode == "lora" || mode == "train" else { throw TallyError(code: .invalidRecipe, message: "mode must be lora or train") }
         var out: [String: Any] = ["impl": "tally", "config": config, "mode": mode == "lora" ? "lora" : "full", "threads": threads,
@@ -41,7 +45,9 @@ enum FineTuneBench {
         let model: any CausalLanguageModel
         var step: () -> Double
         var tokensPerStep: Int
-        if let s = shapes[config] {
+        if var s = shapes[config] {
+            s.batch = batch ?? s.batch
+            s.seq = seq ?? s.seq
             let c = TransformerConfig(
                 architecture: .llama, vocabSize: s.vocab, hiddenSize: s.d, intermediateSize: s.hidden, numLayers: s.layers,
                 numHeads: s.heads, numKVHeads: s.heads, maxPositions: s.seq, ropeTheta: 10_000, normEps: 1e-5, tieWordEmbeddings: false)
@@ -64,13 +70,15 @@ enum FineTuneBench {
                 x += ids[(b * (T + 1))..<(b * (T + 1) + T)]
                 y += ids[(b * (T + 1) + 1)..<((b + 1) * (T + 1))]
             }
-            let batch = TokenBatch(ids: x, batch: B, length: T)
+            let tokens = TokenBatch(ids: x, batch: B, length: T)
+            out["batch"] = B
+            out["seq"] = T
             tokensPerStep = B * T
             out["trainable_params"] = parameters.reduce(0) { $0 + $1.tensor.count }
             step = {
                 for (_, t) in parameters { t.zeroGrad() }
                 let tape = Tape()
-                let logits = model.outputLogits(model.hiddenStates(batch, tape: tape, cache: nil), tape: tape)
+                let logits = model.outputLogits(model.hiddenStates(tokens, tape: tape, cache: nil), tape: tape)
                 let loss = tape.crossEntropy(logits, targets: y)
                 tape.backward(from: loss)
                 optimizer.step(lr: 1e-3)
@@ -140,26 +148,5 @@ enum FineTuneBench {
         for _ in 0..<50 { once() }
         let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         return (2.0 * 2048 * 768 * 256 * 50 / s / 1e9 * 10).rounded() / 10
-    }
-
-    /// Parses `--config`, `--mode`, `--threads`, `--steps`, `--warmup`, `--model` and prints
-    /// the report as one JSON line.
-    static func main(_ arguments: [String]) throws {
-        var values: [String: String] = [:]
-        var i = 0
-        while i < arguments.count {
-            let a = arguments[i]
-            if a.hasPrefix("--"), i + 1 < arguments.count {
-                values[String(a.dropFirst(2))] = arguments[i + 1]
-                i += 2
-            } else {
-                throw TallyError(code: .invalidRecipe, message: "unexpected argument '\(a)'; usage: tally-bench --mode lora|train --config A|B|smollm2 [--threads N] [--steps S] [--warmup W] [--model PATH]")
-            }
-        }
-        let r = try report(
-            config: values["config"] ?? "A", mode: values["mode"] ?? "lora", threads: Int(values["threads"] ?? "") ?? 2,
-            steps: Int(values["steps"] ?? "") ?? 8, warmup: Int(values["warmup"] ?? "") ?? 2, modelPath: values["model"])
-        let data = try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys])
-        print(String(decoding: data, as: UTF8.self))
     }
 }

@@ -51,11 +51,12 @@ struct TallyBench: ParsableCommand {
             "calib_matmul_gflops": round1(calibration), "impl": "tally",
             "calib_matmul_gflops_per_cpu_thread": round1(Self.calibrationCPUGFLOPs / Double(threads)),
         ]
-        if mode == .lora || (mode == .train && config == .smollm2) {
-            // Fine-tuning through the LoRA wrapper / the real training job (FineTuneBench.swift).
+        if mode == .lora || mode == .train {
+            // Training steps with the trainer's own optimiser (AdamWOptimizer), through the LoRA
+            // wrapper or the real training job for smollm2 (FineTuneBench.swift).
             var r = try FineTuneBench.report(
-                config: config.rawValue, mode: mode == .lora ? "lora" : "train", threads: threads, steps: steps, warmup: warmup,
-                modelPath: model)
+                config: config.rawValue, mode: mode.rawValue, threads: threads, steps: steps, warmup: warmup,
+                modelPath: model, batch: batch, seq: seq)
             r["tokens_per_s"] = r["tok_per_s_median"]
             result.merge(r) { $1 }
             let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
@@ -73,7 +74,9 @@ struct TallyBench: ParsableCommand {
         switch mode {
         case .matmul:
             result.merge(Self.matmulReport(shape: shape, tokens: B * T)) { $1 }
-        case .forward, .train, .lora:
+        case .train, .lora:
+            break  // handled above
+        case .forward:
             let ids = randomIDs(B * (T + 1))
             var x: [Int] = [], y: [Int] = []
             for b in 0..<B {
@@ -81,26 +84,18 @@ struct TallyBench: ParsableCommand {
                 y += ids[b * (T + 1) + 1..<(b + 1) * (T + 1)]
             }
             let tokens = TokenBatch(ids: x, batch: B, length: T)
-            let train = mode == .train
-            lm.setTrainable(train)
-            let optimizer = AdamW(parameters: lm.namedParameters.map(\.tensor), learningRate: 1e-3, weightDecay: 0.1)
+            lm.setTrainable(false)
             var lastLoss: Float = 0
             let times = measure {
-                let tape = Tape(recording: train)
+                let tape = Tape(recording: false)
                 let logits = lm.outputLogits(lm.hiddenStates(tokens, tape: tape, cache: nil), tape: tape)
-                let loss = tape.crossEntropy(logits, targets: y)
-                if train {
-                    lm.zeroGrad()
-                    tape.backward(from: loss)
-                    optimizer.update()
-                }
-                lastLoss = loss.scalar
+                lastLoss = tape.crossEntropy(logits, targets: y).scalar
             }
             result.merge(report(times, tokens: B * T)) { $1 }
             result["final_loss"] = round1(Double(lastLoss) * 100) / 100
             let n = Double(lm.parameterCount)
             let attention = 4.0 * Double(lm.config.numLayers * T * lm.config.numHeads * lm.config.headDim * B * T)
-            let flops = (train ? 6 * n * Double(B * T) + 3 * attention : 2 * n * Double(B * T) + attention)
+            let flops = 2 * n * Double(B * T) + attention
             result["gflops_model_incl_attn"] = round1(flops / (times.sorted()[times.count / 2]) / 1e9)
             let cpu = Self.cpuTimes.sorted()[Self.cpuTimes.count / 2] / Double(threads)
             result["gflops_model_per_cpu_thread"] = round1(flops / cpu / 1e9 / Double(threads))
@@ -156,9 +151,8 @@ struct TallyBench: ParsableCommand {
             lm = try ModelLoader.load(huggingFaceDirectory: url)
         }
         let c = lm.config
-        // Prompt processing: one 65-token prompt (a classification prompt); training: 8 x 128.
-        let prompt = mode == .prefill || mode == .decode || mode == .forward
-        return (lm, Shape(vocab: c.vocabSize, d: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, hidden: c.intermediateSize, seq: prompt ? 65 : 128, batch: prompt ? 1 : 8))
+        // Prompt processing: one 65-token prompt, the size of a classification prompt.
+        return (lm, Shape(vocab: c.vocabSize, d: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, hidden: c.intermediateSize, seq: 65, batch: 1))
     }
 
     /// Wall-clock seconds of each timed step; CPU seconds (all threads) go to `cpuTimes`.

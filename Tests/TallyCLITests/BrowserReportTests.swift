@@ -96,10 +96,12 @@ struct BrowserReportTests {
         let consoleLines = result.stderr.split(separator: "\n").filter { $0.contains("CONSOLE") || $0.contains("Uncaught") }
         #expect(consoleLines.isEmpty, "console output: \(consoleLines.joined(separator: "\n"))")
 
-        // Charts: six accessible inline SVG images, each with a title.
+        // Charts: seven accessible inline SVG images, each with a title; the tornado among them.
         let charts = dom.matches(of: /<svg[^>]*role="img"/).count
-        #expect(charts == 6, "found \(charts) charts")
-        #expect(dom.matches(of: /<title id="[a-z-]+-title">/).count == 6)
+        #expect(charts == 7, "found \(charts) charts")
+        #expect(dom.matches(of: /<title id="[a-z-]+-title">/).count == 7)
+        #expect(dom.contains("<title id=\"tornado-title\">"))
+        #expect(dom.contains("<section id=\"tornado\""))
         // The tally table has a row per strategy.
         let tbody = try #require(dom.firstMatch(of: /<table class="tally">[\s\S]*?<tbody>([\s\S]*?)<\/tbody>/)?.1)
         #expect(tbody.matches(of: /<tr/).count == 3)
@@ -147,9 +149,17 @@ struct BrowserReportTests {
         // Five strategies in the table; loss curves because two of them fine-tune.
         #expect(html.contains("<section id=\"loss-curves\""))
         let markdown = try String(contentsOf: out.appending(path: "report.md"), encoding: .utf8)
-        for chart in ["accuracy-vs-cost", "cost-vs-traffic", "sensitivity", "forgetting", "loss-curves"] {
+        for chart in ["accuracy-vs-cost", "cost-vs-traffic", "sensitivity", "tornado", "forgetting", "loss-curves"] {
             #expect(markdown.contains("](charts/\(chart).svg)"), "report.md does not link \(chart)")
             #expect(FileManager.default.fileExists(atPath: out.appending(path: "charts/\(chart).svg").path), "charts/\(chart).svg missing")
+        }
+        // An all-local recipe has no token prices: the map's price axis is the compute price.
+        #expect(html.contains("No strategy has a token price, so the vertical axis is the compute price"))
+        // `TALLY_KEEP_REPORT=DIR` keeps this run's files for a look by eye.
+        if let keep = ProcessInfo.processInfo.environment["TALLY_KEEP_REPORT"], !keep.isEmpty {
+            let url = URL(fileURLWithPath: keep).appending(path: "run")
+            try? FileManager.default.removeItem(at: url)
+            try FileManager.default.copyItem(at: out, to: url)
         }
         guard Chromium.path != nil else { return }
         let result = try Chromium.run(["--dump-dom", out.appending(path: "report.html").absoluteString], in: workspace.root)

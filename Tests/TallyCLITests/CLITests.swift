@@ -171,6 +171,9 @@ import Testing
         for key in ["recommended", "reason", "pareto", "break_even"] { #expect(decision[key] != nil) }
         #expect(FileManager.default.fileExists(atPath: out.appending(path: "report.md").path))
         #expect(first.stdout.contains("Recommended:"))
+        // The home directory Tally created keeps itself out of version control.
+        let ignore = try String(contentsOf: workspace.home.appending(path: ".gitignore"), encoding: .utf8)
+        #expect(ignore.split(separator: "\n").contains("*"))
 
         // Rerun: everything comes from the ledger.
         let second = try await workspace.run(["run", "sentiment.yaml", "--quiet", "--json"])

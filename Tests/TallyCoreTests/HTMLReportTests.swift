@@ -19,14 +19,14 @@ import TallyTesting
         let (measurements, report) = Self.sample()
         let html = try HTMLRenderer(measurements: measurements).render(report)
         #expect(html.hasPrefix("<!DOCTYPE html>"))
-        for id in ["summary", "tally", "accuracy-vs-cost", "cost-vs-traffic", "sensitivity", "paired-test", "forgetting", "loss-curves", "examples", "notes"] {
+        for id in ["summary", "tally", "accuracy-vs-cost", "cost-vs-traffic", "sensitivity", "tornado", "paired-test", "forgetting", "loss-curves", "examples", "notes"] {
             #expect(html.contains("<section id=\"\(id)\""), "missing section \(id)")
         }
-        // Six charts, each an accessible image with a title, a description and a data table.
-        #expect(Self.count("<svg role=\"img\"", in: html) == 6)
-        #expect(Self.count("<title id=", in: html) == 6)
-        #expect(Self.count("<desc id=", in: html) == 6)
-        #expect(Self.count("<details class=\"data\">", in: html) == 6)
+        // Seven charts, each an accessible image with a title, a description and a data table.
+        #expect(Self.count("<svg role=\"img\"", in: html) == 7)
+        #expect(Self.count("<title id=", in: html) == 7)
+        #expect(Self.count("<desc id=", in: html) == 7)
+        #expect(Self.count("<details class=\"data\">", in: html) == 7)
         // The tally table: one row per strategy, recommended one marked in words.
         let body = try #require(html.range(of: "<table class=\"tally\">").map { html[$0.upperBound...] })
         let rows = try #require(body.range(of: "<tbody>").map { body[$0.upperBound...] })
@@ -87,7 +87,10 @@ import TallyTesting
         #expect(map.multipliers == [1])
         #expect(!map.pricesVaried)
         let html = try HTMLRenderer().render(report)
-        #expect(html.contains("token prices cannot be varied without the run&#39;s measurements"))
+        #expect(html.contains("without the run&#39;s measurements, or with no price set, prices cannot be varied"))
+        // The tornado still varies traffic and the horizon, and says what it left out.
+        #expect(html.contains("<section id=\"tornado\""))
+        #expect(html.contains("Token prices not varied: needs the run&#39;s measurements."))
     }
 
     @Test func emptyRunStillRenders() throws {
@@ -108,7 +111,7 @@ import TallyTesting
     @Test func recipeCellMatchesTheDecision() throws {
         let (measurements, report) = HTMLReportTests.sample()
         let map = Sensitivity.map(report: report, measurements: measurements)
-        #expect(map.pricesVaried)
+        #expect(map.pricesVaried && map.axis == .tokenPrices && !map.flatAlongAxis)
         #expect(map.multipliers.count == 25 && map.volumes.count == 41)
         #expect(abs((map.multipliers.first ?? 0) - 0.1) < 1e-12 && abs((map.multipliers.last ?? 0) - 10) < 1e-9)
         #expect(map.currentWinner == report.decision.recommended)
@@ -167,7 +170,7 @@ import TallyTesting
         let renderer = MarkdownRenderer(chartsDirectory: "charts", measurements: measurements)
         let markdown = try renderer.render(report)
         let artifacts = try renderer.artifacts(for: report)
-        #expect(artifacts.count == 6)
+        #expect(artifacts.count == 7)
         for artifact in artifacts {
             #expect(markdown.contains("](\(artifact.path))"), "report.md does not link \(artifact.path)")
             #expect(artifact.contents.hasPrefix("<?xml"))
@@ -187,7 +190,7 @@ import TallyTesting
             report, renderers: [MarkdownRenderer(chartsDirectory: "charts", measurements: measurements), JSONRenderer(), HTMLRenderer(measurements: measurements)],
             to: directory)
         let names = Set(written.map { $0.path.replacingOccurrences(of: directory.path + "/", with: "") })
-        #expect(names.isSuperset(of: ["report.md", "report.json", "report.html", "charts/accuracy-vs-cost.svg", "charts/sensitivity.svg"]))
+        #expect(names.isSuperset(of: ["report.md", "report.json", "report.html", "charts/accuracy-vs-cost.svg", "charts/sensitivity.svg", "charts/tornado.svg"]))
         for url in written { #expect(FileManager.default.fileExists(atPath: url.path)) }
     }
 }

@@ -223,6 +223,7 @@ struct RecipeValidationTests {
         try expectError(replacing(line: 14, with: lora), line: 14, token: "0}", message: "'strategies[0].rank' is 0 but must be greater than 0")
         try expectError(base + "\nconstraints: {min_accuracy: 1.5}", line: 15, token: "1.5", message: "'constraints.min_accuracy' is 1.5 but must be between 0 and 1")
         try expectError(base + "\nrun: {concurrency: 0}", line: 15, token: "0}", message: "'run.concurrency' is 0 but must be at least 1")
+        try expectError(base + "\nrun: {max_validation_examples: 0}", line: 15, token: "0}", message: "'run.max_validation_examples' is 0 but must be at least 1")
         try expectError(replacing(line: 14, with: "  - {name: zs, kind: few-shot, backend: hosted, shots: -1}"), line: 14, token: "-1", message: "'strategies[0].shots' is -1 but must be at least 1")
         try expectError(replacing(line: 14, with: "  - {name: l, kind: lora, backend: hosted, dropout: 1}"), line: 14, token: "1}", message: "'strategies[0].dropout' is 1 but must be at least 0 and less than 1")
         try expectError(base + "\ncosts: {horizon_months: 0}", line: 15, token: "0}", message: "'costs.horizon_months' is 0 but must be greater than 0")

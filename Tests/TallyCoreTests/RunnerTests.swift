@@ -5,7 +5,7 @@ import TallyTesting
 import Testing
 
 /// A workspace with the sentiment recipe (optionally edited) and a fresh home.
-private struct Setup {
+struct Setup {
     let recipe: Recipe
     let home: URL
     let ledger: Ledger
@@ -172,6 +172,16 @@ struct RunnerTests {
         #expect(second.strategies[3].training == first.strategies[3].training)
     }
 
+    @Test("run.max_validation_examples caps the validation rows each fine-tuning job receives")
+    func validationSubset() async throws {
+        let all = try Setup()
+        _ = try await all.run()
+        #expect(all.log.validationSizes == [2, 2])  // the fixture's two validation rows
+        let capped = try Setup(edit: { $0.replacingOccurrences(of: "run: {seed: 7, concurrency: 4}", with: "run: {seed: 7, concurrency: 4, max_validation_examples: 1}") })
+        _ = try await capped.run()
+        #expect(capped.log.validationSizes == [1, 1])
+    }
+
     @Test("the planner estimates requests, tokens and dollars from the recipe alone")
     func plan() throws {
         let setup = try Setup()
@@ -216,12 +226,39 @@ struct RunnerFailureTests {
         })
         let error = try await #require(throws: TallyError.self) { try await setup.run() }
         #expect(error.code == .backend)
-        #expect(error.message.contains("strategy 'zero-shot': the backend failed"))
-        #expect(error.message.contains("refuses requests containing 'Wonderful'"))
+        #expect(error.message.hasPrefix("strategy 'zero-shot' failed: the backend failed while answering the test examples: fake backend refuses requests containing 'Wonderful'. "))
+        // The cause is printed once, with what to do and where the strategy is defined.
+        #expect(error.description.components(separatedBy: "refuses requests containing").count == 2)
+        #expect(error.message.contains("check backend 'hosted' (plugin fake): its settings, model, API key and network, then run the recipe again"))
+        #expect(error.location?.line == 24 && error.location?.file.hasSuffix("sentiment.yaml") == true)  // fail_on adds a line above
+        #expect(error.description.hasPrefix("\(error.location?.description ?? "-"): strategy 'zero-shot' failed:"))
         let run = try #require(try setup.ledger.runs().first)
         #expect(run.status == .failed)
         // Base probes (5) and the 4 zero-shot answers before the failing example are stored.
         #expect(try setup.ledger.callCount() == 9)
+    }
+
+    @Test("a failed training job names the strategy and its seed once, with what to do")
+    func fineTuneFailure() async throws {
+        struct Broken: Error, CustomStringConvertible { var description: String { "disk full while saving the adapter" } }
+        let setup = try RunnerSeedsTests.seeded()
+        let failing = FailingTuner(base: setup.registry, failOnSeed: 11, error: Broken())
+        let runner = ExperimentRunner(recipe: setup.recipe, registry: failing.registry, ledger: setup.ledger, environment: [:], home: setup.home)
+        let error = try await #require(throws: TallyError.self) { try await runner.run { _ in } }
+        #expect(error.message.hasPrefix("strategy 'lora-r4 (seed 11)' failed: disk full while saving the adapter. Everything finished so far is saved in the ledger"))
+        #expect(error.description.components(separatedBy: "disk full").count == 2)
+        // The seed-7 repetition finished and is kept.
+        let run = try #require(try setup.ledger.runs().first)
+        #expect(try setup.ledger.predictions(runID: run.runID, strategy: "lora-r4 (seed 7)").count == 6)
+    }
+
+    @Test("an error's cause is not repeated when the message already quotes it")
+    func causeOnce() {
+        struct Cause: Error, CustomStringConvertible { var description: String { "connection reset" } }
+        let quoted = TallyError(code: .backend, message: "backend 'x' could not start: connection reset", underlying: Cause())
+        #expect(quoted.description == "backend 'x' could not start: connection reset")
+        let separate = TallyError(code: .backend, message: "backend 'x' could not start", underlying: Cause())
+        #expect(separate.description == "backend 'x' could not start (connection reset)")
     }
 
     @Test("drift probes are skipped, with a note, on models that cannot score text")
@@ -253,5 +290,129 @@ struct RunnerBatchTests {
         #expect(sizes.reduce(0, +) == 27)  // 5 base probe items + 2 x (6 test rows + 5 probe items)
         #expect(setup.log.generationCount == 45)
         #expect(result.strategies[3].predictions.map(\.exampleID) == ["t1", "t2", "t3", "t4", "t5", "t6"])
+    }
+}
+
+@Suite("Experiment runner with repeated seeds")
+struct RunnerSeedsTests {
+    /// The sentiment recipe with `run.seeds: [7, 11]`; the fake fine-tuner gives every tuned
+    /// model the same identity, so only the seed in the runner's cache keys keeps the two
+    /// seeds' calls apart.
+    static func seeded(log: CallLog = CallLog(), home: URL? = nil) throws -> Setup {
+        try Setup(edit: {
+            $0.replacingOccurrences(of: "run: {seed: 7, concurrency: 4}", with: "run: {seed: 7, seeds: [7, 11], concurrency: 4}")
+                .replacingOccurrences(of: "model: local-model,", with: "model: local-model, same_tuned_identity: true,")
+        }, log: log, home: home)
+    }
+
+    @Test("each fine-tuning strategy runs once per seed, fully measured; seeds never share cache entries; a rerun makes 0 calls")
+    func repeatsPerSeed() async throws {
+        let setup = try Self.seeded()
+        let first = try await setup.run()
+        // Prompting strategies here do not depend on the seed (similar/first demonstrations): once each.
+        #expect(first.strategies.map(\.name) == ["zero-shot", "few-shot-2", "cot", "lora-r4", "lora-r4", "full", "full"])
+        #expect(first.strategies.map(\.seed) == [nil, nil, nil, 7, 11, 7, 11])
+        #expect(first.strategies.map(\.runName) == ["zero-shot", "few-shot-2", "cot", "lora-r4 (seed 7)", "lora-r4 (seed 11)", "full (seed 7)", "full (seed 11)"])
+        // Four training jobs: one per strategy and seed, each with its own job (and artifact).
+        #expect(setup.log.fineTuneCount == 4)
+        let lora7 = first.strategies[3], lora11 = first.strategies[4]
+        let artifacts = Set(first.strategies.compactMap { $0.training?.artifact })
+        #expect(artifacts.count == 4)
+        #expect(lora7.model == lora11.model)  // the fake's identity ignores the job...
+        // ...yet every repetition made all of its own calls: hosted 3 x 6, base probes 5,
+        // and per strategy and seed 6 test rows + 5 probe items.
+        #expect(setup.log.generationCount == 18 + 5 + 4 * 11)
+        #expect(try setup.ledger.callCount() == 18 + 5 + 4 * 11)
+        #expect(setup.log.scoreCount == 2 + 4 * 2)  // drift texts on the base and on each tuned model
+        #expect(first.strategies.allSatisfy { $0.predictions.count == 6 && $0.predictions.allSatisfy { !$0.cached } })
+        // Each repetition is stored under its own name: predictions and probes.
+        #expect(try setup.ledger.predictions(runID: first.runID, strategy: "lora-r4 (seed 11)").count == 6)
+        #expect(try setup.ledger.predictions(runID: first.runID, strategy: "full (seed 7)").count == 6)
+        #expect(try setup.ledger.predictions(runID: first.runID, strategy: "lora-r4").isEmpty)
+        #expect(lora11.probes.map(\.subject) == ["lora-r4 (seed 11)", "lora-r4 (seed 11)", "lora-r4 (seed 11)"])
+        #expect(try setup.ledger.probes(runID: first.runID).filter { $0.subject.hasPrefix("full (seed ") }.count == 6)
+        #expect(lora7.training?.steps == 2 && lora11.training?.steps == 2)
+
+        // Rerun: nothing trained, called or scored again.
+        let second = try await setup.run()
+        #expect(setup.log.generationCount == 67)
+        #expect(setup.log.fineTuneCount == 4)
+        #expect(setup.log.scoreCount == 10)
+        #expect(second.strategies.allSatisfy { $0.predictions.allSatisfy(\.cached) })
+        #expect(second.strategies.map(\.seed) == first.strategies.map(\.seed))
+
+        // The same recipe without seeds is the run.seed repetition: it reuses that run's cache.
+        let single = try Setup(edit: { $0.replacingOccurrences(of: "model: local-model,", with: "model: local-model, same_tuned_identity: true,") }, log: setup.log, home: setup.home)
+        let plain = try await single.run()
+        #expect(plain.strategies.map(\.seed) == [nil, nil, nil, nil, nil])
+        #expect(setup.log.generationCount == 67 && setup.log.fineTuneCount == 4)
+        #expect(plain.strategies[3].predictions.map(\.score) == lora7.predictions.map(\.score))
+    }
+
+    @Test("random demonstrations depend on the seed: such a few-shot strategy is repeated too, and the planner counts every repetition")
+    func randomFewShotAndPlan() async throws {
+        let setup = try Setup(edit: {
+            $0.replacingOccurrences(of: "run: {seed: 7, concurrency: 4}", with: "run: {seed: 7, seeds: [7, 11, 13], concurrency: 4}")
+                .replacingOccurrences(of: "shots: 2, selection: similar", with: "shots: 2, selection: random")
+                .replacingOccurrences(of: "  - {name: full,", with: "#")
+        })
+        let plain = try Setup(edit: { $0.replacingOccurrences(of: "shots: 2, selection: similar", with: "shots: 2, selection: random").replacingOccurrences(of: "  - {name: full,", with: "#") })
+        let plan = try Planner.estimate(recipe: setup.recipe)
+        let once = try Planner.estimate(recipe: plain.recipe)
+        #expect(plan.items.map(\.name) == ["zero-shot", "few-shot-2", "cot", "probes on local", "lora-r4"])
+        #expect(plan.items.map(\.repetitions) == [nil, 3, nil, nil, 3])
+        #expect(plan.items.map(\.requests) == [6, 18, 6, 5, 33])
+        #expect(plan.items[4].trainingTokens == 3 * once.items[4].trainingTokens)
+        #expect(abs(plan.items[4].estimatedUSD - 3 * once.items[4].estimatedUSD) < 1e-9)
+        #expect(plan.items[0] == once.items[0])
+        #expect(plan.assumptions.contains { $0.contains("few-shot-2 x3") && $0.contains("lora-r4 x3") })
+        #expect(once.items.allSatisfy { $0.repetitions == nil })
+
+        let result = try await setup.run()
+        #expect(result.strategies.map(\.runName) == ["zero-shot", "few-shot-2 (seed 7)", "few-shot-2 (seed 11)", "few-shot-2 (seed 13)", "cot", "lora-r4 (seed 7)", "lora-r4 (seed 11)", "lora-r4 (seed 13)"])
+        #expect(setup.log.generationCount == plan.totalRequests)
+        let report = Report.build(from: result)
+        #expect(report.strategies.map(\.name) == ["zero-shot", "few-shot-2", "cot", "lora-r4"])
+        let few = try #require(report.strategy(named: "few-shot-2"))
+        #expect(few.seeds?.runs.map(\.seed) == [7, 11, 13])
+        #expect(few.accuracy.n == 18)
+        let perSeed = result.strategies.filter { $0.name == "few-shot-2" }.map { Statistics.mean($0.predictions.map(\.score)) }
+        #expect(abs(few.accuracy.value - perSeed.reduce(0, +) / 3) < 1e-12)
+        #expect(report.strategy(named: "zero-shot")?.seeds == nil)
+    }
+}
+
+/// Wraps the fake backend so that fine-tuning fails for one training seed.
+private struct FailingTuner {
+    let registry: PluginRegistry
+
+    init(base: PluginRegistry, failOnSeed: UInt64, error: any Error & Sendable) {
+        let plugins: [any BackendPlugin] = base.backends.values.sorted { $0.name < $1.name }.map { Plugin(base: $0, seed: failOnSeed, error: error) }
+        registry = PluginRegistry(plugins)
+    }
+
+    struct Plugin: BackendPlugin {
+        let base: any BackendPlugin
+        let seed: UInt64
+        let error: any Error & Sendable
+        var name: String { base.name }
+        var summary: String { base.summary }
+        var settingKeys: Set<String> { base.settingKeys }
+        var fineTuningMethods: Set<String> { base.fineTuningMethods }
+        func makeBackend(_ config: BackendConfig, environment: [String: String]) async throws -> Backend {
+            let backend = try await base.makeBackend(config, environment: environment)
+            return Backend(generator: backend.generator, fineTuner: backend.fineTuner.map { Tuner(base: $0, seed: seed, error: error) }, dataLeavesMachine: backend.dataLeavesMachine, maxConcurrency: backend.maxConcurrency, preferredBatchSize: backend.preferredBatchSize)
+        }
+    }
+
+    struct Tuner: FineTuner {
+        let base: any FineTuner
+        let seed: UInt64
+        let error: any Error & Sendable
+        func fineTune(_ request: FineTuneRequest, progress: @escaping @Sendable (ProgressEvent) -> Void) async throws -> FineTuneOutcome {
+            if request.options.seed == seed { throw error }
+            return try await base.fineTune(request, progress: progress)
+        }
+        func generator(for outcome: FineTuneOutcome) async throws -> any TextGenerator { try await base.generator(for: outcome) }
     }
 }

@@ -9,6 +9,7 @@ public final class CallLog: Sendable {
     struct State {
         var generations: [String] = []  // identity of the generator per call
         var fineTunes: [String] = []    // job keys
+        var validationSizes: [Int] = [] // validation examples per fineTune call
         var reopened: [String] = []     // artifacts reopened with generator(for:)
         var scored = 0
         var batches: [Int] = []
@@ -24,6 +25,8 @@ public final class CallLog: Sendable {
     public var generationIdentities: [String] { state.withLock { $0.generations } }
     /// Number of `fineTune` calls.
     public var fineTuneCount: Int { state.withLock { $0.fineTunes.count } }
+    /// Validation examples handed to each `fineTune` call, in call order.
+    public var validationSizes: [Int] { state.withLock { $0.validationSizes } }
     /// Number of `generator(for:)` calls.
     public var reopenCount: Int { state.withLock { $0.reopened.count } }
     /// Sizes of the `generate(batch:)` calls, in call order.
@@ -42,7 +45,12 @@ public final class CallLog: Sendable {
     }
     func end() { state.withLock { $0.inFlight -= 1 } }
     func batched(_ size: Int) { state.withLock { $0.batches.append(size) } }
-    func fineTuned(_ key: String) { state.withLock { $0.fineTunes.append(key) } }
+    func fineTuned(_ key: String, validation: Int = 0) {
+        state.withLock {
+            $0.fineTunes.append(key)
+            $0.validationSizes.append(validation)
+        }
+    }
     func reopened(_ artifact: String) { state.withLock { $0.reopened.append(artifact) } }
     func scoredOnce() { state.withLock { $0.scored += 1 } }
 }
@@ -123,9 +131,14 @@ public struct FakeFineTuner: FineTuner {
     let computeSeconds: Double?
     let crossEntropyOffset: Double
     let canScore: Bool
+    let sameTunedIdentity: Bool
 
-    public init(baseIdentity: String, wallSeconds: Double = 12, billedUSD: Double? = nil, computeSeconds: Double? = nil, crossEntropyOffset: Double = 0.3, canScore: Bool = true, log: CallLog, responder: @escaping FakeResponder) {
+    /// - Parameter sameTunedIdentity: every model tuned with one method reports one identity
+    ///   whatever its job (like a plugin whose identity ignores the seed), so only the
+    ///   runner's own cache keys can tell two seeds' calls apart.
+    public init(baseIdentity: String, wallSeconds: Double = 12, billedUSD: Double? = nil, computeSeconds: Double? = nil, crossEntropyOffset: Double = 0.3, canScore: Bool = true, sameTunedIdentity: Bool = false, log: CallLog, responder: @escaping FakeResponder) {
         self.canScore = canScore
+        self.sameTunedIdentity = sameTunedIdentity
         self.baseIdentity = baseIdentity
         self.responder = responder
         self.log = log
@@ -136,7 +149,7 @@ public struct FakeFineTuner: FineTuner {
     }
 
     public func fineTune(_ request: FineTuneRequest, progress: @escaping @Sendable (ProgressEvent) -> Void) async throws -> FineTuneOutcome {
-        log.fineTuned(request.jobKey)
+        log.fineTuned(request.jobKey, validation: request.validation.count)
         let steps = max(1, Int((Double(request.train.count) * request.options.epochs / Double(request.options.batchSize)).rounded(.up)))
         progress(.started(phase: "fake training", total: steps))
         var losses: [LossPoint] = []
@@ -154,7 +167,10 @@ public struct FakeFineTuner: FineTuner {
 
     public func generator(for outcome: FineTuneOutcome) async throws -> any TextGenerator {
         log.reopened(outcome.artifact)
-        let tuned = FakeTextGenerator(identity: baseIdentity + "+" + outcome.artifact, fineTuned: true, computeSeconds: computeSeconds, crossEntropyOffset: crossEntropyOffset, log: log, responder: responder)
+        // `fake-artifact-<method>-<job key>`; without the job key the identity still tells
+        // methods apart, but not two jobs of one method (such as two seeds).
+        let artifact = sameTunedIdentity ? outcome.artifact.split(separator: "-").dropLast().joined(separator: "-") : outcome.artifact
+        let tuned = FakeTextGenerator(identity: baseIdentity + "+" + artifact, fineTuned: true, computeSeconds: computeSeconds, crossEntropyOffset: crossEntropyOffset, log: log, responder: responder)
         return canScore ? tuned : NonScoringGenerator(tuned)
     }
 }
@@ -165,8 +181,9 @@ public struct FakeBackendPlugin: BackendPlugin {
     public let name: String
     public let summary = "deterministic fake backend for tests"
     /// `fail_on`: calls whose last message contains this text throw; `can_score: false`:
-    /// its models cannot score text (like a hosted API).
-    public let settingKeys: Set<String> = ["max_concurrency", "latency_ms", "compute_s", "fail_on", "can_score", "batch_size"]
+    /// its models cannot score text (like a hosted API); `same_tuned_identity: true`: every
+    /// model it fine-tunes with one method reports the same identity.
+    public let settingKeys: Set<String> = ["max_concurrency", "latency_ms", "compute_s", "fail_on", "can_score", "batch_size", "same_tuned_identity"]
     public let fineTuningMethods: Set<String>
     public let log: CallLog
     let responder: FakeResponder
@@ -200,7 +217,7 @@ public struct FakeBackendPlugin: BackendPlugin {
         let canScore = config.settings["can_score"] != "false"
         let fake = FakeTextGenerator(identity: identity, latency: latency, computeSeconds: compute, failOn: failOn, log: log, responder: responder)
         let generator: any TextGenerator = canScore ? fake : NonScoringGenerator(fake)
-        let tuner = fineTuningMethods.isEmpty ? nil : FakeFineTuner(baseIdentity: identity, billedUSD: local ? nil : 0.5, computeSeconds: compute, canScore: canScore, log: log, responder: responder)
+        let tuner = fineTuningMethods.isEmpty ? nil : FakeFineTuner(baseIdentity: identity, billedUSD: local ? nil : 0.5, computeSeconds: compute, canScore: canScore, sameTunedIdentity: config.settings["same_tuned_identity"] == "true", log: log, responder: responder)
         return Backend(generator: generator, fineTuner: tuner, dataLeavesMachine: !local, maxConcurrency: Int(config.settings["max_concurrency"] ?? "") ?? 4, preferredBatchSize: Int(config.settings["batch_size"] ?? "") ?? 1)
     }
 }

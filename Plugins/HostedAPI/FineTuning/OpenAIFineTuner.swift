@@ -136,14 +136,14 @@ public struct OpenAIFineTuner: FineTuner {
                 if let perMTok = pricing.trainingPerMTok {
                     notes.append(String(format: "training cost %d trained tokens x %.4g USD per 1M tokens = %.4f USD (the recipe's price; the provider does not report its bill)", trained, perMTok, Double(trained) * perMTok / 1_000_000))
                 } else {
-                    notes.append("no training_per_mtok price in the recipe: the job's cost cannot be counted")
+                    notes.append("no training_per_mtok price in the recipe and no bill from the provider: the job's cost is unknown")
                 }
                 return FineTuneOutcome(
                     artifact: model, wallSeconds: wall, trainedTokens: trained,
                     steps: trainLoss.keys.max() ?? totalSteps ?? 0,
                     trainLoss: trainLoss.sorted { $0.key < $1.key }.map { LossPoint(step: $0.key, loss: $0.value) },
                     validationLoss: validationLoss.sorted { $0.key < $1.key }.map { LossPoint(step: $0.key, loss: $0.value) },
-                    billedUSD: nil, notes: notes)
+                    billedUSD: nil, hostedOn: host, notes: notes)
             case "failed", "cancelled":
                 // Keep the record under another name so the next run starts a new job.
                 let archived = directory.appendingPathComponent("job-\(jobID)-\(job.status).json")

@@ -27,6 +27,7 @@ public struct OpenAIPlugin: BackendPlugin {
     public var summary: String { "OpenAI Chat Completions at any compatible base_url (OpenAI, vLLM, Ollama, llama.cpp, Together, Groq, OpenRouter) and OpenAI hosted fine-tuning" }
     public var settingKeys: Set<String> { HostedSettings.commonKeys.union(["poll_interval_s", "token_limit_field"]) }
     public var fineTuningMethods: Set<String> { ["full-finetune"] }
+    public var fineTunesRemotely: Bool { true }
 
     public func validate(_ config: BackendConfig, environment: [String: String]) -> [(field: String, message: String)] {
         validateHostedConfig(config, allowedKeys: settingKeys)

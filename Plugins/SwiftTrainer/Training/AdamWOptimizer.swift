@@ -77,17 +77,47 @@ public final class AdamWOptimizer {
                 slot.v.withUnsafeMutableBufferPointer { vb in
                     guard let m = mb.baseAddress, let v = vb.baseAddress else { return }
                     Threading.parallelChunks(n, minChunk: 1 << 14) { s, e in
-                        for i in s..<e {
-                            let gi = g[i]
-                            p[i] *= shrink
-                            m[i] = b1 * m[i] + (1 - b1) * gi
-                            v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                            let denom = v[i].squareRoot() / bc2Sqrt + epsilon
-                            p[i] -= stepSize * m[i] / denom
-                        }
+                        Self.update(p: p, g: g, m: m, v: v, range: s..<e, shrink: shrink, b1: b1, b2: b2,
+                                    stepSize: stepSize, bc2Sqrt: bc2Sqrt, eps: epsilon)
                     }
                 }
             }
+        }
+    }
+
+    /// The element-wise update over `range`, eight lanes at a time (the same operations in the
+    /// same order as the scalar tail, so every element gets the value the scalar loop gives).
+    @inline(__always)
+    static func update(
+        p: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
+        v: UnsafeMutablePointer<Float>, range: Range<Int>, shrink: Float, b1: Float, b2: Float,
+        stepSize: Float, bc2Sqrt: Float, eps: Float
+    ) {
+        typealias V8 = SIMD8<Float>
+        var i = range.lowerBound
+        while i + 8 <= range.upperBound {
+            let gi = UnsafeRawPointer(g + i).loadUnaligned(as: V8.self)
+            var pi = UnsafeRawPointer(p + i).loadUnaligned(as: V8.self)
+            var mi = UnsafeRawPointer(m + i).loadUnaligned(as: V8.self)
+            var vi = UnsafeRawPointer(v + i).loadUnaligned(as: V8.self)
+            pi *= shrink
+            mi = b1 * mi + (1 - b1) * gi
+            vi = b2 * vi + (1 - b2) * gi * gi
+            let denom = vi.squareRoot() / bc2Sqrt + eps
+            pi -= stepSize * mi / denom
+            UnsafeMutableRawPointer(p + i).storeBytes(of: pi, as: V8.self)
+            UnsafeMutableRawPointer(m + i).storeBytes(of: mi, as: V8.self)
+            UnsafeMutableRawPointer(v + i).storeBytes(of: vi, as: V8.self)
+            i += 8
+        }
+        while i < range.upperBound {
+            let gi = g[i]
+            p[i] *= shrink
+            m[i] = b1 * m[i] + (1 - b1) * gi
+            v[i] = b2 * v[i] + (1 - b2) * gi * gi
+            let denom = v[i].squareRoot() / bc2Sqrt + eps
+            p[i] -= stepSize * m[i] / denom
+            i += 1
         }
     }
 
@@ -99,14 +129,39 @@ public final class AdamWOptimizer {
 
 /// Gradient utilities shared by every training loop.
 public enum GradientNorm {
-    /// The global L2 norm of the gradients (computed in double precision).
+    /// Elements per block of the norm's partial sums. Fixed, so the sum (and so training) does
+    /// not depend on the thread count.
+    static let block = 1 << 16
+
+    /// The global L2 norm of the gradients (computed in double precision). Blocks of
+    /// ``block`` elements are summed in parallel and combined in order, so the result is the
+    /// same for any thread count.
     public static func globalNorm(_ tensors: [Tensor]) -> Double {
         var total = 0.0
         for t in tensors {
             guard let g = t.grad else { continue }
-            var s = 0.0
-            for i in 0..<t.count { s += Double(g[i]) * Double(g[i]) }
-            total += s
+            let n = t.count
+            let blocks = (n + block - 1) / block
+            var partial = [Double](repeating: 0, count: blocks)
+            partial.withUnsafeMutableBufferPointer { pb in
+                guard let out = pb.baseAddress else { return }
+                Threading.parallelChunks(blocks, minChunk: 4) { b0, b1 in
+                    for b in b0..<b1 {
+                        var lanes = SIMD4<Double>()
+                        var i = b * block
+                        let end = min(n, i + block)
+                        while i + 4 <= end {
+                            let x = SIMD4<Double>(Double(g[i]), Double(g[i + 1]), Double(g[i + 2]), Double(g[i + 3]))
+                            lanes += x * x
+                            i += 4
+                        }
+                        var s = lanes.sum()
+                        while i < end { s += Double(g[i]) * Double(g[i]); i += 1 }
+                        out[b] = s
+                    }
+                }
+            }
+            for s in partial { total += s }
         }
         return total.squareRoot()
     }
@@ -119,12 +174,7 @@ public enum GradientNorm {
         let norm = globalNorm(tensors)
         guard maxNorm > 0 else { return norm }
         let coef = Float(min(1, maxNorm / (norm + 1e-6)))
-        if coef < 1 {
-            for t in tensors {
-                guard let g = t.grad else { continue }
-                for i in 0..<t.count { g[i] *= coef }
-            }
-        }
+        if coef < 1 { scale(tensors, by: coef) }
         return norm
     }
 
@@ -132,7 +182,9 @@ public enum GradientNorm {
     public static func scale(_ tensors: [Tensor], by factor: Float) {
         for t in tensors {
             guard let g = t.grad else { continue }
-            for i in 0..<t.count { g[i] *= factor }
+            Threading.parallelChunks(t.count, minChunk: 1 << 15) { s, e in
+                for i in s..<e { g[i] *= factor }
+            }
         }
     }
 }

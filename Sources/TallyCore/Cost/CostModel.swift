@@ -4,11 +4,16 @@ import Foundation
 /// total over the recipe's horizon. Every input is a measurement; the only estimate is the
 /// clearly labelled `gpuEstimate`.
 public struct StrategyCost: Codable, Sendable, Hashable {
-    /// Training cost: the provider's bill, trained tokens x training price, or wall time x
-    /// compute price; 0 for prompting strategies.
+    /// Training cost: the provider's bill, trained tokens x training price, or (training on
+    /// this machine) wall time x compute price; 0 for prompting strategies, and 0 when
+    /// `oneOffUnknown`.
     public let oneOffUSD: Double
     /// How `oneOffUSD` was obtained, in words.
     public let oneOffBasis: String
+    /// True when the training cost is unknown: a hosted job whose provider reported no bill,
+    /// on a backend without `training_per_mtok`. `oneOffUSD` is then 0 and `totalUSD` leaves
+    /// training out; reports say "unknown" rather than show a made-up number.
+    public let oneOffUnknown: Bool
     /// Cost of 1,000 requests at the measured mean tokens and compute time.
     public let per1kRequestsUSD: Double
     /// `oneOffUSD` + requests over the horizon x per-request cost.
@@ -23,9 +28,10 @@ public struct StrategyCost: Codable, Sendable, Hashable {
     /// What the same training job would cost on a rented GPU: an estimate, labelled as such.
     public let gpuEstimate: GPUEstimate?
 
-    public init(oneOffUSD: Double, oneOffBasis: String, per1kRequestsUSD: Double, totalUSD: Double, evaluationUSD: Double, meanPromptTokens: Double, meanCachedPromptTokens: Double, meanCompletionTokens: Double, meanComputeSeconds: Double, gpuEstimate: GPUEstimate?) {
+    public init(oneOffUSD: Double, oneOffBasis: String, oneOffUnknown: Bool = false, per1kRequestsUSD: Double, totalUSD: Double, evaluationUSD: Double, meanPromptTokens: Double, meanCachedPromptTokens: Double, meanCompletionTokens: Double, meanComputeSeconds: Double, gpuEstimate: GPUEstimate?) {
         self.oneOffUSD = oneOffUSD
         self.oneOffBasis = oneOffBasis
+        self.oneOffUnknown = oneOffUnknown
         self.per1kRequestsUSD = per1kRequestsUSD
         self.totalUSD = totalUSD
         self.evaluationUSD = evaluationUSD
@@ -42,6 +48,7 @@ public struct StrategyCost: Codable, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case oneOffUSD = "one_off_usd"
         case oneOffBasis = "one_off_basis"
+        case oneOffUnknown = "one_off_unknown"
         case per1kRequestsUSD = "per_1k_requests_usd"
         case totalUSD = "total_usd"
         case evaluationUSD = "evaluation_usd"
@@ -50,6 +57,37 @@ public struct StrategyCost: Codable, Sendable, Hashable {
         case meanCompletionTokens = "mean_completion_tokens"
         case meanComputeSeconds = "mean_compute_s"
         case gpuEstimate = "gpu_estimate"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        oneOffUSD = try c.decode(Double.self, forKey: .oneOffUSD)
+        oneOffBasis = try c.decode(String.self, forKey: .oneOffBasis)
+        oneOffUnknown = try c.decodeIfPresent(Bool.self, forKey: .oneOffUnknown) ?? false
+        per1kRequestsUSD = try c.decode(Double.self, forKey: .per1kRequestsUSD)
+        totalUSD = try c.decode(Double.self, forKey: .totalUSD)
+        evaluationUSD = try c.decode(Double.self, forKey: .evaluationUSD)
+        meanPromptTokens = try c.decode(Double.self, forKey: .meanPromptTokens)
+        meanCachedPromptTokens = try c.decode(Double.self, forKey: .meanCachedPromptTokens)
+        meanCompletionTokens = try c.decode(Double.self, forKey: .meanCompletionTokens)
+        meanComputeSeconds = try c.decode(Double.self, forKey: .meanComputeSeconds)
+        gpuEstimate = try c.decodeIfPresent(GPUEstimate.self, forKey: .gpuEstimate)
+    }
+
+    /// `one_off_unknown` is written only when true, so reports with known costs keep their layout.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(oneOffUSD, forKey: .oneOffUSD)
+        try c.encode(oneOffBasis, forKey: .oneOffBasis)
+        if oneOffUnknown { try c.encode(true, forKey: .oneOffUnknown) }
+        try c.encode(per1kRequestsUSD, forKey: .per1kRequestsUSD)
+        try c.encode(totalUSD, forKey: .totalUSD)
+        try c.encode(evaluationUSD, forKey: .evaluationUSD)
+        try c.encode(meanPromptTokens, forKey: .meanPromptTokens)
+        try c.encode(meanCachedPromptTokens, forKey: .meanCachedPromptTokens)
+        try c.encode(meanCompletionTokens, forKey: .meanCompletionTokens)
+        try c.encode(meanComputeSeconds, forKey: .meanComputeSeconds)
+        try c.encodeIfPresent(gpuEstimate, forKey: .gpuEstimate)
     }
 }
 
@@ -138,14 +176,19 @@ public enum CostModel {
 
         var oneOff = 0.0
         var basis = strategy.adaptsWeights ? "no training job recorded" : "none: prompting does not train"
+        var unknown = false
         var gpu: GPUEstimate?
         if let training = strategy.training {
             if let billed = training.billedUSD {
                 oneOff = billed
                 basis = "billed by the provider"
-            } else if let perMTok = price.trainingPerMTok, perMTok > 0 {
+            } else if let perMTok = price.trainingPerMTok, perMTok > 0 || training.hostedOn != nil {
                 oneOff = Double(training.trainedTokens) * perMTok / 1_000_000
                 basis = "\(training.trainedTokens) trained tokens x \(format(perMTok)) USD per 1M tokens"
+            } else if let host = training.hostedOn {
+                // A hosted job: this machine only polled it, so its wall time prices nothing.
+                unknown = true
+                basis = "unknown: the job ran on \(host), which reported no bill, and the backend has no price.training_per_mtok (\(training.trainedTokens) trained tokens); totals leave training out"
             } else {
                 oneOff = training.wallSeconds * costs.computeUSDPerHour / 3600
                 basis = "\(format(training.wallSeconds)) s of training x \(format(costs.computeUSDPerHour)) USD/h compute"
@@ -154,12 +197,46 @@ public enum CostModel {
         }
         let requests = costs.requestsPerMonth * costs.horizonMonths
         return StrategyCost(
-            oneOffUSD: oneOff, oneOffBasis: basis, per1kRequestsUSD: perRequest * 1000,
+            oneOffUSD: oneOff, oneOffBasis: basis, oneOffUnknown: unknown, per1kRequestsUSD: perRequest * 1000,
             totalUSD: oneOff + perRequest * requests,
             evaluationUSD: perRequest * Double(predictions.count),
             meanPromptTokens: promptTokens, meanCachedPromptTokens: cachedTokens,
             meanCompletionTokens: completionTokens, meanComputeSeconds: computeSeconds,
             gpuEstimate: gpu)
+    }
+
+    /// The cost of a strategy run once per seed: the mean over its repetitions of each
+    /// figure (one-off, per request, total, tokens, compute), i.e. what one deployed model
+    /// trained like these costs. With a single repetition, its own cost. The training cost
+    /// is unknown when any repetition's is.
+    /// - Parameters:
+    ///   - repetitions: the strategy's measurements, one per seed.
+    ///   - costs: compute price, traffic and horizon from the recipe.
+    public static func cost(ofRepetitions repetitions: [StrategyMeasurement], costs: CostSpec) -> StrategyCost {
+        let each = repetitions.map { cost(of: $0, costs: costs) }
+        if each.count == 1, let only = each.first { return only }
+        guard !each.isEmpty else {
+            return StrategyCost(oneOffUSD: 0, oneOffBasis: "nothing measured", per1kRequestsUSD: 0, totalUSD: 0, evaluationUSD: 0, meanPromptTokens: 0, meanCachedPromptTokens: 0, meanCompletionTokens: 0, meanComputeSeconds: 0, gpuEstimate: nil)
+        }
+        func mean(_ value: (StrategyCost) -> Double) -> Double { Statistics.mean(each.map(value)) }
+        let unknown = each.contains(where: \.oneOffUnknown)
+        let oneOff = unknown ? 0 : mean(\.oneOffUSD)
+        let per1k = mean(\.per1kRequestsUSD)
+        let requests = costs.requestsPerMonth * costs.horizonMonths
+        let seeds = zip(repetitions, each).map { "seed \($0.seed.map(String.init) ?? "-"): \($1.oneOffBasis)" }
+        var gpu: GPUEstimate?
+        let estimates = each.compactMap(\.gpuEstimate)
+        if estimates.count == each.count, let first = estimates.first {
+            gpu = GPUEstimate(
+                usd: Statistics.mean(estimates.map(\.usd)), seconds: Statistics.mean(estimates.map(\.seconds)),
+                tokensPerSecond: first.tokensPerSecond, basis: "mean over \(each.count) seeds; " + first.basis)
+        }
+        return StrategyCost(
+            oneOffUSD: oneOff, oneOffBasis: "\(unknown ? "unknown" : "mean") over \(each.count) seeds (\(seeds.joined(separator: "; ")))",
+            oneOffUnknown: unknown, per1kRequestsUSD: per1k, totalUSD: oneOff + per1k / 1000 * requests,
+            evaluationUSD: mean(\.evaluationUSD), meanPromptTokens: mean(\.meanPromptTokens),
+            meanCachedPromptTokens: mean(\.meanCachedPromptTokens), meanCompletionTokens: mean(\.meanCompletionTokens),
+            meanComputeSeconds: mean(\.meanComputeSeconds), gpuEstimate: gpu)
     }
 
     /// Total cost of a strategy at a given traffic volume over `horizonMonths`.

@@ -11,10 +11,13 @@ public struct DecisionCandidate: Sendable, Hashable {
     public let latencyP95Ms: Double?
     /// Test examples scored; a strategy with none (the run stopped first) cannot be chosen.
     public let evaluated: Int
+    /// Seeds the figures are the mean over (1 for a strategy run once).
+    public let seeds: Int
 
-    public init(name: String, accuracy: ConfidenceInterval, cost: StrategyCost, maxForgetting: Double, latencyP95Ms: Double?, evaluated: Int = 1) {
+    public init(name: String, accuracy: ConfidenceInterval, cost: StrategyCost, maxForgetting: Double, latencyP95Ms: Double?, evaluated: Int = 1, seeds: Int = 1) {
         self.name = name
         self.evaluated = evaluated
+        self.seeds = seeds
         self.accuracy = accuracy
         self.cost = cost
         self.maxForgetting = maxForgetting
@@ -104,9 +107,15 @@ public enum DecisionMaker {
         }
 
         var reason = "\(best.name) is the cheapest strategy that meets every constraint: accuracy \(percent(best.accuracy.value)) [\(percent(best.accuracy.low)), \(percent(best.accuracy.high))]"
+        if best.seeds > 1 { reason += " (mean of \(best.seeds) seeds)" }
         if let minimum = constraints.minAccuracy { reason += " (minimum \(percent(minimum)))" }
-        reason += ", \(usd(best.cost.totalUSD)) in total over \(CostModel.format(costs.horizonMonths)) months at \(CostModel.formatVolume(costs.requestsPerMonth)) requests/month"
-        reason += " (\(usd(best.cost.oneOffUSD)) once, \(usd(best.cost.per1kRequestsUSD)) per 1k requests)."
+        if best.cost.oneOffUnknown {
+            reason += ", \(usd(best.cost.totalUSD)) in total over \(CostModel.format(costs.horizonMonths)) months at \(CostModel.formatVolume(costs.requestsPerMonth)) requests/month plus a training cost that is unknown"
+            reason += " (\(usd(best.cost.per1kRequestsUSD)) per 1k requests; add price.training_per_mtok to its backend to count training)."
+        } else {
+            reason += ", \(usd(best.cost.totalUSD)) in total over \(CostModel.format(costs.horizonMonths)) months at \(CostModel.formatVolume(costs.requestsPerMonth)) requests/month"
+            reason += " (\(usd(best.cost.oneOffUSD)) once, \(usd(best.cost.per1kRequestsUSD)) per 1k requests)."
+        }
         if constraints.minAccuracy == nil {
             reason += " No min_accuracy is set, so accuracy only breaks ties; set constraints.min_accuracy to rule out weak strategies."
         }
@@ -222,6 +231,7 @@ public enum DecisionMaker {
         let method = switch test.method {
         case "mcnemar-exact": "exact McNemar"
         case "mcnemar-continuity": "McNemar with continuity correction"
+        case "paired-bootstrap-seeds": "paired bootstrap over examples and seeds"
         default: "paired bootstrap"
         }
         return "\(method) p = \(String(format: "%.3g", test.pValue)), n = \(test.n)"

@@ -13,12 +13,18 @@ public struct StrategyCatalog: Sendable {
         public let summary: String
         /// Whether strategies of this kind change model weights (and need a fine-tuner).
         public let adaptsWeights: Bool
+        /// Whether a strategy's outcome depends on the seed, so that `run.seeds` repeats it.
+        public let dependsOnSeed: @Sendable (StrategySpec) -> Bool
         public let make: @Sendable (StrategySpec, StrategyContext) throws -> any Strategy
 
-        public init(kind: String, summary: String, adaptsWeights: Bool, make: @escaping @Sendable (StrategySpec, StrategyContext) throws -> any Strategy) {
+        /// - Parameter dependsOnSeed: default: strategies that adapt weights (training is
+        ///   seeded) and those that pick demonstrations at random (`selection: random`, shots > 0).
+        ///   Decoding is greedy, so sampling adds no dependence.
+        public init(kind: String, summary: String, adaptsWeights: Bool, dependsOnSeed: (@Sendable (StrategySpec) -> Bool)? = nil, make: @escaping @Sendable (StrategySpec, StrategyContext) throws -> any Strategy) {
             self.kind = kind
             self.summary = summary
             self.adaptsWeights = adaptsWeights
+            self.dependsOnSeed = dependsOnSeed ?? { spec in adaptsWeights || (spec.selection == "random" && spec.shots > 0) }
             self.make = make
         }
     }

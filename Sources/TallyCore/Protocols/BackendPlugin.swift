@@ -97,6 +97,10 @@ public protocol BackendPlugin: Sendable {
     var settingKeys: Set<String> { get }
     /// Whether this plugin can fine-tune (`lora`, `full-finetune` strategies).
     var fineTuningMethods: Set<String> { get }
+    /// Whether its fine-tuning jobs run on the provider's machines (hosted fine-tuning),
+    /// so that their cost is the provider's bill or trained tokens x `training_per_mtok`,
+    /// never this machine's compute time. Default: false.
+    var fineTunesRemotely: Bool { get }
     /// Checks a config without side effects (no network, no model loading). Returns
     /// problems as `(field, message)` pairs; `field` is a key of the backend entry.
     func validate(_ config: BackendConfig, environment: [String: String]) -> [(field: String, message: String)]
@@ -106,6 +110,7 @@ public protocol BackendPlugin: Sendable {
 
 extension BackendPlugin {
     public var fineTuningMethods: Set<String> { [] }
+    public var fineTunesRemotely: Bool { false }
     public func validate(_ config: BackendConfig, environment: [String: String]) -> [(field: String, message: String)] { [] }
 }
 

@@ -152,11 +152,14 @@ public struct FineTuneOutcome: Codable, Sendable, Hashable {
     public let peakMemoryBytes: Int?
     /// Cost the provider billed (hosted) or nil; local cost is wall time x compute price.
     public let billedUSD: Double?
+    /// The provider host that ran the job (hosted fine-tuning: this machine only polled, so
+    /// its compute time is no measure of the cost); nil when it ran on this machine.
+    public let hostedOn: String?
     /// Free-form notes for the report (e.g. "early stopped at step 40",
     /// "estimated 0.02 USD on one rented H100").
     public let notes: [String]
 
-    public init(artifact: String, wallSeconds: Double, trainedTokens: Int, steps: Int, trainLoss: [LossPoint], validationLoss: [LossPoint], peakMemoryBytes: Int? = nil, billedUSD: Double? = nil, notes: [String] = []) {
+    public init(artifact: String, wallSeconds: Double, trainedTokens: Int, steps: Int, trainLoss: [LossPoint], validationLoss: [LossPoint], peakMemoryBytes: Int? = nil, billedUSD: Double? = nil, hostedOn: String? = nil, notes: [String] = []) {
         self.artifact = artifact
         self.wallSeconds = wallSeconds
         self.trainedTokens = trainedTokens
@@ -165,6 +168,7 @@ public struct FineTuneOutcome: Codable, Sendable, Hashable {
         self.validationLoss = validationLoss
         self.peakMemoryBytes = peakMemoryBytes
         self.billedUSD = billedUSD
+        self.hostedOn = hostedOn
         self.notes = notes
     }
 
@@ -176,6 +180,7 @@ public struct FineTuneOutcome: Codable, Sendable, Hashable {
         case validationLoss = "validation_loss"
         case peakMemoryBytes = "peak_memory_bytes"
         case billedUSD = "billed_usd"
+        case hostedOn = "hosted_on"
     }
 }
 

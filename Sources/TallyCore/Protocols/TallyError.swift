@@ -56,12 +56,13 @@ public struct TallyError: Error, LocalizedError, Sendable, CustomStringConvertib
         self.underlying = underlying.map { String(describing: $0) }
     }
 
-    /// One line: `location: message (underlying)`.
+    /// One line: `location: message (underlying)`; the underlying error is left out when
+    /// the message already quotes it, so no text appears twice.
     public var description: String {
         var text = ""
         if let location { text += "\(location): " }
         text += message
-        if let underlying { text += " (\(underlying))" }
+        if let underlying, !underlying.isEmpty, !message.contains(underlying) { text += " (\(underlying))" }
         return text
     }
 

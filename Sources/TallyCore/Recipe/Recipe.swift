@@ -36,6 +36,16 @@ public struct Recipe: Sendable {
     public var directory: URL { file.deletingLastPathComponent() }
 
     public func backend(named name: String) -> BackendConfig? { backends.first { $0.name == name } }
+
+    /// The seeds `spec` runs with, one run each: its own `seeds:`, else `run.seeds`, when
+    /// its outcome depends on the seed; otherwise `[run.seed]` (one run). More than one seed
+    /// makes the strategy a repeated one, reported across seeds.
+    /// - Parameter dependsOnSeed: whether the strategy's outcome depends on the seed
+    ///   (`StrategyCatalog.Entry.dependsOnSeed`).
+    public func seeds(for spec: StrategySpec, dependsOnSeed: Bool) -> [UInt64] {
+        guard dependsOnSeed, let seeds = spec.seeds ?? run.seeds, !seeds.isEmpty else { return [run.seed] }
+        return seeds
+    }
 }
 
 /// The task every strategy is measured on.
@@ -128,10 +138,13 @@ public struct StrategySpec: Sendable, Hashable {
     public let lora: LoRAOptions?
     /// Optimiser settings (`lora`, `full-finetune`).
     public let training: TrainingOptions
+    /// The strategy's own `seeds:` list (it takes precedence over `run.seeds`); nil when the
+    /// recipe gives none. `Recipe.seeds(for:dependsOnSeed:)` resolves which seeds it runs with.
+    public let seeds: [UInt64]?
     /// Where the strategy is defined in the recipe, for error messages.
     public let location: SourceLocation?
 
-    public init(name: String, kind: String, backend: String, shots: Int = 0, selection: String = "first", balanced: Bool = false, rationaleField: String? = nil, maxTokens: Int? = nil, lora: LoRAOptions? = nil, training: TrainingOptions = TrainingOptions(), location: SourceLocation? = nil) {
+    public init(name: String, kind: String, backend: String, shots: Int = 0, selection: String = "first", balanced: Bool = false, rationaleField: String? = nil, maxTokens: Int? = nil, lora: LoRAOptions? = nil, training: TrainingOptions = TrainingOptions(), seeds: [UInt64]? = nil, location: SourceLocation? = nil) {
         self.name = name
         self.kind = kind
         self.backend = backend
@@ -142,11 +155,22 @@ public struct StrategySpec: Sendable, Hashable {
         self.maxTokens = maxTokens
         self.lora = lora
         self.training = training
+        self.seeds = seeds
         self.location = location
     }
 
     /// Whether the strategy changes model weights (and so can forget).
     public var adaptsWeights: Bool { kind == "lora" || kind == "full-finetune" }
+
+    /// The same strategy with its training seed set to `seed` (one repetition of a
+    /// strategy that runs once per seed).
+    public func withTrainingSeed(_ seed: UInt64) -> StrategySpec {
+        var training = self.training
+        training.seed = seed
+        return StrategySpec(
+            name: name, kind: kind, backend: backend, shots: shots, selection: selection, balanced: balanced,
+            rationaleField: rationaleField, maxTokens: maxTokens, lora: lora, training: training, seeds: seeds, location: location)
+    }
 }
 
 /// Prices of compute and the traffic the decision is made for.
@@ -201,28 +225,37 @@ public struct Constraints: Sendable, Hashable, Codable {
 
 /// How the run itself behaves.
 public struct RunSettings: Sendable, Hashable, Codable {
+    /// Seeds subsampling, bootstrap intervals and, unless `seeds` is given, every strategy.
     public let seed: UInt64
+    /// `run.seeds`: every strategy whose outcome depends on the seed (fine-tuning, random
+    /// demonstrations) runs once per seed; nil when the recipe gives none.
+    public let seeds: [UInt64]?
     /// Requests in flight at once (capped per backend by the backend's own limit).
     public let concurrency: Int
     /// Evaluate at most this many test examples (and probe items); nil: all.
     public let maxExamples: Int?
     /// Train on at most this many examples; nil: all.
     public let maxTrainExamples: Int?
+    /// Compute validation loss on at most this many examples; nil: all.
+    public let maxValidationExamples: Int?
     /// Bootstrap resamples for confidence intervals.
     public let bootstrapSamples: Int
 
-    public init(seed: UInt64 = 0, concurrency: Int = 4, maxExamples: Int? = nil, maxTrainExamples: Int? = nil, bootstrapSamples: Int = 1000) {
+    public init(seed: UInt64 = 0, seeds: [UInt64]? = nil, concurrency: Int = 4, maxExamples: Int? = nil, maxTrainExamples: Int? = nil, maxValidationExamples: Int? = nil, bootstrapSamples: Int = 1000) {
         self.seed = seed
+        self.seeds = seeds
         self.concurrency = concurrency
         self.maxExamples = maxExamples
         self.maxTrainExamples = maxTrainExamples
+        self.maxValidationExamples = maxValidationExamples
         self.bootstrapSamples = bootstrapSamples
     }
 
     enum CodingKeys: String, CodingKey {
-        case seed, concurrency
+        case seed, seeds, concurrency
         case maxExamples = "max_examples"
         case maxTrainExamples = "max_train_examples"
+        case maxValidationExamples = "max_validation_examples"
         case bootstrapSamples = "bootstrap_samples"
     }
 }

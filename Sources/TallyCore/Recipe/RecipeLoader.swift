@@ -23,10 +23,10 @@ public enum RecipeLoader {
     public static let promptingKeys = ["shots", "selection", "balanced", "rationale_field"]
     public static let loraKeys = ["rank", "alpha", "dropout", "targets", "use_rslora"]
     public static let trainingKeys = ["epochs", "max_steps", "learning_rate", "batch_size", "gradient_accumulation", "weight_decay", "warmup_steps", "schedule", "max_grad_norm", "eval_every", "early_stopping_patience", "learning_rate_multiplier"]
-    public static let strategyKeys = ["name", "kind", "backend", "max_tokens"] + promptingKeys + loraKeys + trainingKeys
+    public static let strategyKeys = ["name", "kind", "backend", "max_tokens", "seeds"] + promptingKeys + loraKeys + trainingKeys
     public static let costKeys = ["compute_usd_per_hour", "requests_per_month", "horizon_months", "gpu_usd_per_hour"]
     public static let constraintKeys = ["min_accuracy", "max_forgetting", "budget_usd", "max_latency_ms"]
-    public static let runKeys = ["seed", "concurrency", "max_examples", "max_train_examples", "bootstrap_samples"]
+    public static let runKeys = ["seed", "seeds", "concurrency", "max_examples", "max_train_examples", "max_validation_examples", "bootstrap_samples"]
     public static let schedules = ["constant", "linear", "cosine"]
 
     /// Loads and validates a recipe, including its data files.
@@ -373,8 +373,8 @@ final class RecipeParser {
             let updated = StrategySpec(
                 name: spec.name, kind: spec.kind, backend: spec.backend, shots: hasRationale ? spec.shots : 0, selection: spec.selection,
                 balanced: spec.balanced, rationaleField: hasRationale ? "rationale" : nil, maxTokens: spec.maxTokens, lora: spec.lora,
-                training: spec.training, location: spec.location)
-            return ParsedStrategy(spec: updated, rationaleNode: parsed.rationaleNode, shotsNode: parsed.shotsNode, node: parsed.node)
+                training: spec.training, seeds: spec.seeds, location: spec.location)
+            return ParsedStrategy(spec: updated, rationaleNode: parsed.rationaleNode, shotsNode: parsed.shotsNode, node: parsed.node, adaptsWeights: parsed.adaptsWeights, dependsOnSeed: parsed.dependsOnSeed && updated.shots > 0)
         }
     }
 
@@ -438,6 +438,8 @@ final class RecipeParser {
         let config: BackendConfig
         let plugin: (any BackendPlugin)?
         let node: Node
+        /// The backend's `price` mapping, when it has one.
+        var priceNode: Node? = nil
     }
 
     func parseBackends(_ top: YAMLReader.Mapping) -> [ParsedBackend]? {
@@ -518,7 +520,7 @@ final class RecipeParser {
                 reader.error(at, "backend '\(name)' (plugin \(plugin.name)): \(problem.message)", fix: "change '\(path).\(problem.field)'")
             }
         }
-        return ParsedBackend(config: config, plugin: plugin, node: node)
+        return ParsedBackend(config: config, plugin: plugin, node: node, priceNode: map["price"])
     }
 
     // MARK: strategies
@@ -528,6 +530,10 @@ final class RecipeParser {
         let rationaleNode: Node?
         let shotsNode: Node?
         let node: Node
+        /// Whether its kind adapts weights.
+        var adaptsWeights: Bool = false
+        /// Whether its outcome depends on the seed (so seeds repeat it).
+        var dependsOnSeed: Bool = false
     }
 
     func parseStrategies(_ top: YAMLReader.Mapping, backends: [ParsedBackend]?, task: TaskNodes?, run: RunSettings?) -> [ParsedStrategy]? {
@@ -554,7 +560,25 @@ final class RecipeParser {
             }
             parsed.append(strategy)
         }
+        if !failed, let seeds = run?.seeds, seeds.count > 1, !parsed.contains(where: \.dependsOnSeed), let node = runSeedsNode {
+            reader.warning(node, "'run.seeds' has no effect: no strategy's outcome depends on the seed (only fine-tuning and few-shot or chain-of-thought with selection: random do), so each runs once.", fix: "remove run.seeds, or add a strategy that depends on the seed")
+        }
+        if let backends { warnUnpricedHostedTraining(parsed, backends: backends) }
         return failed ? nil : parsed
+    }
+
+    /// A hosted fine-tuner's job is billed by the provider, not by this machine's compute
+    /// time; without `price.training_per_mtok` (and without a bill from the provider) its
+    /// cost is unknown, which `tally validate` says up front, once per backend.
+    func warnUnpricedHostedTraining(_ strategies: [ParsedStrategy], backends: [ParsedBackend]) {
+        var warned = Set<String>()
+        for strategy in strategies where strategy.adaptsWeights {
+            guard let backend = backends.first(where: { $0.config.name == strategy.spec.backend }), let plugin = backend.plugin,
+                  plugin.fineTunesRemotely, backend.config.price.trainingPerMTok == nil, warned.insert(backend.config.name).inserted else { continue }
+            let users = strategies.filter { $0.adaptsWeights && $0.spec.backend == backend.config.name }.map { "'\($0.spec.name)'" }
+            reader.warning(backend.priceNode ?? backend.node, "backend '\(backend.config.name)' (plugin \(plugin.name)) fine-tunes on the provider's machines but has no price.training_per_mtok: unless the provider reports its bill, the training cost of \(users.joined(separator: ", ")) is reported as unknown.",
+                fix: "add training_per_mtok (USD per million trained tokens, from the provider's price list) under backends.\(backend.config.name).price")
+        }
     }
 
     func parseStrategy(_ node: Node, index: Int, backends: [ParsedBackend]?, task: TaskNodes?, seed: UInt64) -> ParsedStrategy? {
@@ -578,7 +602,7 @@ final class RecipeParser {
 
         // Which keys make sense for which built-in kind.
         if let kind, ["zero-shot", "few-shot", "chain-of-thought", "lora", "full-finetune"].contains(kind) {
-            var allowed = Set(["name", "kind", "backend", "max_tokens"])
+            var allowed = Set(["name", "kind", "backend", "max_tokens", "seeds"])
             if kind == "few-shot" || kind == "chain-of-thought" { allowed.formUnion(RecipeLoader.promptingKeys) }
             if kind == "few-shot" { allowed.remove("rationale_field") }
             if kind == "lora" { allowed.formUnion(RecipeLoader.loraKeys) }
@@ -687,11 +711,47 @@ final class RecipeParser {
             check(map["learning_rate_multiplier"].map { reader.double($0, "\(path).learning_rate_multiplier", min: 0, minExclusive: true) }) { training.learningRateMultiplier = $0 }
         }
 
+        // Repetitions.
+        var seeds: [UInt64]?
+        if let node = map["seeds"] {
+            if let list = seedList(node, "\(path).seeds") { seeds = list } else { ok = false }
+        }
+
         guard ok, let kind, let backendName else { return nil }
         let spec = StrategySpec(
             name: name, kind: kind, backend: backendName, shots: shots, selection: selection, balanced: balanced,
-            rationaleField: rationaleField, maxTokens: maxTokens, lora: lora, training: training, location: reader.location(node))
-        return ParsedStrategy(spec: spec, rationaleNode: map["rationale_field"], shotsNode: map["shots"], node: node)
+            rationaleField: rationaleField, maxTokens: maxTokens, lora: lora, training: training, seeds: seeds, location: reader.location(node))
+        let dependsOnSeed = entry?.dependsOnSeed(spec) ?? false
+        if let seeds, seeds.count > 1, !dependsOnSeed, let node = map["seeds"] {
+            reader.warning(node, "\(label) does not depend on the seed (greedy decoding\(spec.shots > 0 ? ", demonstrations chosen by '\(selection)'" : "")), so 'seeds' has no effect: it runs once.", fix: "remove seeds\(kind == "few-shot" || kind == "chain-of-thought" ? ", or use selection: random to draw different demonstrations per seed" : "")")
+        }
+        return ParsedStrategy(spec: spec, rationaleNode: map["rationale_field"], shotsNode: map["shots"], node: node, adaptsWeights: entry?.adaptsWeights ?? false, dependsOnSeed: dependsOnSeed)
+    }
+
+    /// A list of seeds: at least one, each a whole number of at least 0, none repeated.
+    /// Every problem is reported at the offending item.
+    func seedList(_ node: Node, _ path: String) -> [UInt64]? {
+        guard case .sequence(let sequence) = node else {
+            reader.error(node, "'\(path)' must be a list of seeds such as [7, 11, 13], not \(reader.describe(node)).", fix: "write \(path.split(separator: ".").last ?? "seeds"): [7, 11, 13]")
+            return nil
+        }
+        if sequence.count == 0 {
+            reader.error(node, "'\(path)' is empty.", fix: "list at least one seed, e.g. [7, 11, 13], or remove the key")
+            return nil
+        }
+        var seeds: [UInt64] = []
+        var ok = true
+        for (index, item) in sequence.enumerated() {
+            guard let value = reader.int(item, "\(path)[\(index)]", min: 0) else { ok = false; continue }
+            let seed = UInt64(value)
+            if seeds.contains(seed) {
+                reader.error(item, "seed \(seed) appears more than once in '\(path)'; two runs with one seed would be the same run.", fix: "list each seed once")
+                ok = false
+                continue
+            }
+            seeds.append(seed)
+        }
+        return ok ? seeds : nil
     }
 
     // MARK: costs, constraints, run
@@ -725,6 +785,9 @@ final class RecipeParser {
         return ok ? Constraints(minAccuracy: minAccuracy, maxForgetting: maxForgetting, budgetUSD: budget, maxLatencyMs: latency) : nil
     }
 
+    /// The `run.seeds` node, for warnings about it.
+    private(set) var runSeedsNode: Node?
+
     func parseRun(_ top: YAMLReader.Mapping) -> RunSettings? {
         let defaults = RunSettings()
         guard let node = top["run"] else { return defaults }
@@ -740,12 +803,19 @@ final class RecipeParser {
         let concurrency = read("concurrency", min: 1)
         let maxExamples = read("max_examples", min: 1)
         let maxTrain = read("max_train_examples", min: 1)
+        let maxValidation = read("max_validation_examples", min: 1)
         let bootstrap = read("bootstrap_samples", min: 1)
+        var seeds: [UInt64]?
+        if let node = map["seeds"] {
+            runSeedsNode = node
+            seeds = seedList(node, "run.seeds")
+            if seeds == nil { ok = false }
+        }
         guard ok else { return nil }
         return RunSettings(
-            seed: (seed ?? nil).map { UInt64($0) } ?? defaults.seed,
+            seed: (seed ?? nil).map { UInt64($0) } ?? seeds?.first ?? defaults.seed, seeds: seeds,
             concurrency: (concurrency ?? nil) ?? defaults.concurrency,
-            maxExamples: maxExamples ?? nil, maxTrainExamples: maxTrain ?? nil,
+            maxExamples: maxExamples ?? nil, maxTrainExamples: maxTrain ?? nil, maxValidationExamples: maxValidation ?? nil,
             bootstrapSamples: (bootstrap ?? nil) ?? defaults.bootstrapSamples)
     }
 }

@@ -60,11 +60,17 @@ public struct StrategyReport: Codable, Sendable {
     public let forgetting: [ForgettingReport]
     /// Why forgetting is (or is not) measured for this strategy, in words.
     public let forgettingNote: String?
-    /// The training job: wall time, tokens, steps, loss curves (fine-tuning strategies).
+    /// The training job: wall time, tokens, steps, loss curves (fine-tuning strategies);
+    /// for a strategy run once per seed, the first seed's (every seed's is in `seeds`).
     public let training: FineTuneOutcome?
+    /// For a strategy run once per seed (`run.seeds` or its own `seeds`): the spread across
+    /// seeds and each seed's figures. Then `accuracy` is the mean over seeds with an interval
+    /// covering seed and test-sample variation, `accuracy.n` and `unparsed` count every
+    /// seed's answers, and costs are per seed (their mean). Absent for strategies run once.
+    public let seeds: SeedSummary?
 
     enum CodingKeys: String, CodingKey {
-        case name, kind, backend, model, accuracy, cost, forgetting, training
+        case name, kind, backend, model, accuracy, cost, forgetting, training, seeds
         case adaptsWeights = "adapts_weights"
         case dataLeavesMachine = "data_leaves_machine"
         case latencyMs = "latency_ms"
@@ -80,7 +86,7 @@ public struct AccuracyReport: Codable, Sendable, Hashable {
     public let value: Double
     public let ciLow: Double
     public let ciHigh: Double
-    /// Test examples scored.
+    /// Test examples scored (for a strategy run once per seed: answers over all seeds).
     public let n: Int
     /// Answers that named no valid answer (scored as wrong).
     public let unparsed: Int
@@ -150,9 +156,19 @@ extension Report {
         if let overrides = m.overrides, !overrides.isEmpty {
             notes.append("The recipe was run with command-line changes: \(overrides.map { "--set \($0)" }.joined(separator: " ")).")
         }
-        var rows: [StrategyReport] = []
+        // A strategy run once per seed has one measurement per seed, under one name.
+        var groups: [(name: String, runs: [StrategyMeasurement])] = []
         for strategy in m.strategies {
-            rows.append(strategyReport(strategy, measurements: m))
+            if let index = groups.firstIndex(where: { $0.name == strategy.name }) {
+                groups[index].runs.append(strategy)
+            } else {
+                groups.append((strategy.name, [strategy]))
+            }
+        }
+        var rows: [StrategyReport] = []
+        for group in groups {
+            let seeded = group.runs.count > 1 || group.runs[0].seed != nil
+            rows.append(seeded ? seededStrategyReport(group.runs, measurements: m) : strategyReport(group.runs[0], measurements: m))
         }
         if rows.contains(where: { !$0.adaptsWeights }) {
             notes.append("Prompting strategies leave the model's weights unchanged, so their forgetting is zero by construction; probes are measured only for fine-tuned models.")
@@ -160,11 +176,23 @@ extension Report {
         if rows.contains(where: { $0.cost.gpuEstimate != nil }) {
             notes.append("GPU figures are estimates from reference PyTorch throughput on one H100, not measurements; measured one-off costs use this machine's wall time.")
         }
-        let scoresByName = Dictionary(m.strategies.map { ($0.name, $0.predictions.map { (id: $0.exampleID, score: $0.score) }) }, uniquingKeysWith: { a, _ in a })
+        let unknownTraining = rows.filter(\.cost.oneOffUnknown).map(\.name)
+        if !unknownTraining.isEmpty {
+            notes.append("The training cost of \(unknownTraining.joined(separator: ", ")) is unknown: the hosted job's provider reported no bill and the backend has no price.training_per_mtok. One-off costs show \"unknown\" and totals leave training out; add training_per_mtok to the backend's price for a complete comparison.")
+        }
+        let seeded = rows.compactMap { row in row.seeds.map { "\(row.name) (\($0.runs.count))" } }
+        if !seeded.isEmpty {
+            notes.append("Run once per seed: \(seeded.joined(separator: ", ")). Their accuracy is the mean over seeds; its 95% interval is a \(SeedSummary.intervalMethod). Each seed's accuracy and the standard deviation across seeds are listed with them, and paired tests involving them resample seeds too. Their costs are per seed (the mean): what one deployed model costs; this run paid for every seed.")
+        }
+        let scoresByName = Dictionary(grouping: m.strategies, by: \.name).mapValues { runs in runs.map { $0.predictions.map { (id: $0.exampleID, score: $0.score) } } }
         let samples = m.bootstrapSamples
         let compare: (String, String) -> PairedComparison? = { first, second in
-            guard let a = scoresByName[first], let b = scoresByName[second], !a.isEmpty, !b.isEmpty else { return nil }
-            return PairedComparison.compare(first: (first, a), second: (second, b), samples: samples, seed: derivedSeed(m.seed, "paired", first, second))
+            guard let a = scoresByName[first], let b = scoresByName[second], a.allSatisfy({ !$0.isEmpty }), b.allSatisfy({ !$0.isEmpty }), !a.isEmpty, !b.isEmpty else { return nil }
+            let seed = derivedSeed(m.seed, "paired", first, second)
+            if a.count == 1, b.count == 1 {
+                return PairedComparison.compare(first: (first, a[0]), second: (second, b[0]), samples: samples, seed: seed)
+            }
+            return PairedComparison.compareAcrossSeeds(first: (first, a), second: (second, b), samples: samples, seed: seed)
         }
         let byAccuracy = rows.filter { $0.accuracy.n > 0 }.sorted { $0.accuracy.value > $1.accuracy.value }
         let paired = byAccuracy.count >= 2 ? compare(byAccuracy[0].name, byAccuracy[1].name) : nil
@@ -174,7 +202,7 @@ extension Report {
         let candidates = rows.map {
             DecisionCandidate(
                 name: $0.name, accuracy: ConfidenceInterval(value: $0.accuracy.value, low: $0.accuracy.ciLow, high: $0.accuracy.ciHigh),
-                cost: $0.cost, maxForgetting: $0.maxForgetting, latencyP95Ms: $0.latencyMs.p95, evaluated: $0.accuracy.n)
+                cost: $0.cost, maxForgetting: $0.maxForgetting, latencyP95Ms: $0.latencyMs.p95, evaluated: $0.accuracy.n, seeds: $0.seeds?.runs.count ?? 1)
         }
         let decision = DecisionMaker.decide(candidates: candidates, costs: m.costs, constraints: m.constraints, compare: compare)
         return Report(
@@ -211,7 +239,7 @@ extension Report {
         return StrategyReport(
             name: s.name, kind: s.kind, backend: s.backend, model: s.model, adaptsWeights: s.adaptsWeights,
             dataLeavesMachine: s.dataLeavesMachine, accuracy: accuracy, cost: cost, latencyMs: latency,
-            forgetting: forgetting, forgettingNote: note, training: s.training)
+            forgetting: forgetting, forgettingNote: note, training: s.training, seeds: nil)
     }
 
     static func forgettingReport(base: ProbeMeasurement?, adapted: ProbeMeasurement, samples: Int, seed: UInt64) -> ForgettingReport {
@@ -242,7 +270,7 @@ extension Report {
                     order.append(p.exampleID)
                     table[p.exampleID] = (p.input, p.expected, [])
                 }
-                table[p.exampleID]?.answers.append(.init(strategy: strategy.name, output: p.output, answer: p.answer, score: p.score))
+                table[p.exampleID]?.answers.append(.init(strategy: strategy.runName, output: p.output, answer: p.answer, score: p.score))
             }
         }
         return order.compactMap { id in table[id].map { ExampleReport(id: id, input: $0.input, expected: $0.expected, answers: $0.answers) } }

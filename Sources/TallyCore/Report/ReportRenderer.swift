@@ -50,7 +50,25 @@ enum Cells {
     static func accuracy(_ a: AccuracyReport) -> String {
         String(format: "%.1f%% [%.1f, %.1f]", a.value * 100, a.ciLow * 100, a.ciHigh * 100)
     }
+    /// The accuracy cell of a row; a strategy run once per seed adds its seed count and spread.
+    static func accuracy(_ s: StrategyReport) -> String {
+        accuracy(s.accuracy) + (s.seeds.map { " (\($0.shortDescription))" } ?? "")
+    }
     static func usd(_ value: Double) -> String { DecisionMaker.usd(value) }
+    /// The one-off cost, or "unknown" when the training cost is unknown.
+    static func oneOff(_ cost: StrategyCost) -> String { cost.oneOffUnknown ? "unknown" : usd(cost.oneOffUSD) }
+    /// The total, marked as a lower bound when it leaves out an unknown training cost.
+    static func total(_ cost: StrategyCost) -> String { cost.oneOffUnknown ? "≥ " + usd(cost.totalUSD) : usd(cost.totalUSD) }
+    /// One line per strategy run once per seed: mean, spread, range and each seed's accuracy.
+    static func seedLines(_ report: Report) -> [String] {
+        report.strategies.compactMap { s in
+            guard let seeds = s.seeds else { return nil }
+            var line = "\(s.name): mean \(percent(seeds.mean)) over \(seeds.runs.count) seed\(seeds.runs.count == 1 ? "" : "s")"
+            if let sd = seeds.standardDeviation { line += String(format: ", sd %.1f points", sd * 100) }
+            line += ", range \(percent(seeds.min))-\(percent(seeds.max)); \(seeds.perSeedDescription)"
+            return line
+        }
+    }
     static func ms(_ value: Double?) -> String {
         guard let value else { return "-" }
         return value >= 100 ? String(format: "%.0f", value) : String(format: "%.1f", value)
@@ -82,13 +100,19 @@ public struct TerminalRenderer: ReportRenderer {
         for s in report.strategies {
             let mark = s.name == report.decision.recommended ? "* " : "  "
             rows.append([
-                mark + s.name, s.kind, Cells.accuracy(s.accuracy), "\(s.accuracy.unparsed)/\(s.accuracy.n)",
-                Cells.usd(s.cost.oneOffUSD), Cells.usd(s.cost.per1kRequestsUSD), Cells.usd(s.cost.totalUSD),
+                mark + s.name, s.kind, Cells.accuracy(s), "\(s.accuracy.unparsed)/\(s.accuracy.n)",
+                Cells.oneOff(s.cost), Cells.usd(s.cost.per1kRequestsUSD), Cells.total(s.cost),
                 Cells.latency(s.latencyMs), Cells.forgetting(s), Cells.yesNo(s.dataLeavesMachine),
             ])
         }
         out += table(header: ["  " + header[0]] + header.dropFirst(), rows: rows)
         out += "\n"
+        let seedLines = Cells.seedLines(report)
+        if !seedLines.isEmpty {
+            out += "Across seeds (intervals resample seeds and test examples):\n"
+            for line in seedLines { out += wrap("- " + line, indent: "  ", hanging: "    ") + "\n" }
+            out += "\n"
+        }
         if let recommended = report.decision.recommended {
             out += "Recommended: \(recommended)\n"
         } else {
@@ -172,13 +196,15 @@ public struct MarkdownRenderer: ReportRenderer {
         out += "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
         for s in report.strategies {
             let name = s.name == report.decision.recommended ? "**\(escape(s.name))**" : escape(s.name)
-            out += "| \(name) | \(s.kind) | \(escape(s.backend)) | \(Cells.accuracy(s.accuracy)) | \(s.accuracy.unparsed) / \(s.accuracy.n) | \(Cells.usd(s.cost.oneOffUSD)) | \(Cells.usd(s.cost.per1kRequestsUSD)) | \(Cells.usd(s.cost.totalUSD)) | \(Cells.latency(s.latencyMs)) | \(Cells.forgetting(s)) | \(Cells.yesNo(s.dataLeavesMachine)) |\n"
+            out += "| \(name) | \(s.kind) | \(escape(s.backend)) | \(Cells.accuracy(s)) | \(s.accuracy.unparsed) / \(s.accuracy.n) | \(Cells.oneOff(s.cost)) | \(Cells.usd(s.cost.per1kRequestsUSD)) | \(Cells.total(s.cost)) | \(Cells.latency(s.latencyMs)) | \(Cells.forgetting(s)) | \(Cells.yesNo(s.dataLeavesMachine)) |\n"
         }
         out += "\nPareto front (accuracy vs total cost): \(report.decision.pareto.joined(separator: ", ")).\n"
         if !report.decision.infeasible.isEmpty {
             out += "\nRuled out by the constraints:\n\n"
             for entry in report.decision.infeasible { out += "- \(escape(entry.name)): \(escape(entry.reasons.joined(separator: "; ")))\n" }
         }
+
+        out += seedsSection(report)
 
         if let test = report.pairedTest {
             out += "\n## Paired test\n\n"
@@ -222,9 +248,17 @@ public struct MarkdownRenderer: ReportRenderer {
             out += "\n## Training\n\n"
             out += "| strategy | wall s | trained tokens | steps | first train loss | last train loss | best validation loss |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
             for s in trained {
-                guard let t = s.training else { continue }
-                let best = t.validationLoss.map(\.loss).min()
-                out += "| \(escape(s.name)) | \(String(format: "%.1f", t.wallSeconds)) | \(t.trainedTokens) | \(t.steps) | \(Cells.decimal(t.trainLoss.first?.loss)) | \(Cells.decimal(t.trainLoss.last?.loss)) | \(Cells.decimal(best)) |\n"
+                // A strategy run once per seed gets one row per seed's job.
+                var jobs: [(label: String, outcome: FineTuneOutcome)] = []
+                if let seeds = s.seeds {
+                    for run in seeds.runs { if let t = run.training { jobs.append(("\(s.name) (seed \(run.seed))", t)) } }
+                } else if let t = s.training {
+                    jobs.append((s.name, t))
+                }
+                for (label, t) in jobs {
+                    let best = t.validationLoss.map(\.loss).min()
+                    out += "| \(escape(label)) | \(String(format: "%.1f", t.wallSeconds)) | \(t.trainedTokens) | \(t.steps) | \(Cells.decimal(t.trainLoss.first?.loss)) | \(Cells.decimal(t.trainLoss.last?.loss)) | \(Cells.decimal(best)) |\n"
+                }
             }
             let trainingNotes = trained.flatMap { s in (s.training?.notes ?? []).map { "\(s.name): \($0)" } }
             if !trainingNotes.isEmpty {
@@ -237,6 +271,22 @@ public struct MarkdownRenderer: ReportRenderer {
         if !report.notes.isEmpty {
             out += "\n## Notes\n\n"
             for note in report.notes { out += "- \(escape(note))\n" }
+        }
+        return out
+    }
+
+    /// Strategies run once per seed: each seed's accuracy, the mean, spread and range.
+    func seedsSection(_ report: Report) -> String {
+        let seeded = report.strategies.filter { $0.seeds != nil }
+        guard !seeded.isEmpty else { return "" }
+        var out = "\n## Seeds\n\n"
+        out += "Strategies run once per seed. Accuracy in the Tally table is the mean over seeds; its 95% interval is a \(SeedSummary.intervalMethod). sd: sample standard deviation across seeds.\n\n"
+        out += "| strategy | seeds | mean | sd (points) | min - max | per seed [95% CI over examples] |\n| --- | ---: | ---: | ---: | --- | --- |\n"
+        for s in seeded {
+            guard let seeds = s.seeds else { continue }
+            let sd = seeds.standardDeviation.map { String(format: "%.1f", $0 * 100) } ?? "-"
+            let each = seeds.runs.map { "\($0.seed): \(String(format: "%.1f%% [%.1f, %.1f]", $0.accuracy * 100, $0.ciLow * 100, $0.ciHigh * 100))" }.joined(separator: "; ")
+            out += "| \(escape(s.name)) | \(seeds.runs.count) | \(Cells.percent(seeds.mean)) | \(sd) | \(Cells.percent(seeds.min)) - \(Cells.percent(seeds.max)) | \(each) |\n"
         }
         return out
     }

@@ -17,10 +17,13 @@ public enum CallPricing {
     }
 
     /// Dollars for a training job: what the provider billed, else trained tokens at the
-    /// training price, else wall time at `computeUSDPerHour`.
-    public static func trainingUSD(_ outcome: FineTuneOutcome, price: Pricing, computeUSDPerHour: Double) -> Double {
+    /// training price, else (a job that ran on this machine) wall time at
+    /// `computeUSDPerHour`. Nil for a hosted job with neither a bill nor a training price:
+    /// its cost is unknown (this machine only polled it).
+    public static func trainingUSD(_ outcome: FineTuneOutcome, price: Pricing, computeUSDPerHour: Double) -> Double? {
         if let billed = outcome.billedUSD { return billed }
-        if let perMTok = price.trainingPerMTok, perMTok > 0 { return Double(outcome.trainedTokens) * perMTok / 1_000_000 }
+        if let perMTok = price.trainingPerMTok, perMTok > 0 || outcome.hostedOn != nil { return Double(outcome.trainedTokens) * perMTok / 1_000_000 }
+        if outcome.hostedOn != nil { return nil }
         return outcome.wallSeconds * computeUSDPerHour / 3600
     }
 

@@ -156,7 +156,9 @@ final class Execution: Sendable {
         needed.append(task.target)
         let train = try loadData(recipe.data.train, needing: needed).sample(recipe.run.maxTrainExamples, seed: recipe.run.seed, label: "train")
         let test = try loadData(recipe.data.test, needing: needed).sample(recipe.run.maxExamples, seed: recipe.run.seed, label: "test")
-        let validation = try recipe.data.validation.map { try loadData($0, needing: needed) }
+        let validation = try recipe.data.validation.map {
+            try loadData($0, needing: needed).sample(recipe.run.maxValidationExamples, seed: recipe.run.seed, label: "validation")
+        }
         var probeItems: [String: [ProbeItem]] = [:]
         for probe in recipe.probes {
             let loaded = try ProbeLoader.load(probe.data, kind: probe.kind)
@@ -193,44 +195,115 @@ final class Execution: Sendable {
         for name in adaptedBackends where seen.insert(name).inserted && !recipe.probes.isEmpty {
             guard let backend = backends[name], let config = recipe.backend(named: name) else { continue }
             let handle = GeneratorHandle(backend.generator)
-            for probe in recipe.probes {
-                if let measurement = try await evaluateProbe(probe, items: probeItems[probe.name] ?? [], subject: name, identity: backend.generator.identity, handle: handle, backend: backend, price: config.price, fineTuned: false) {
-                    state.add(measurement)
-                    try ledger.recordProbe(runID: runID, measurement: measurement)
+            do {
+                for probe in recipe.probes {
+                    if let measurement = try await evaluateProbe(probe, items: probeItems[probe.name] ?? [], subject: name, identity: backend.generator.identity, handle: handle, backend: backend, price: config.price, fineTuned: false) {
+                        state.add(measurement)
+                        try ledger.recordProbe(runID: runID, measurement: measurement)
+                    }
                 }
+            } catch {
+                throw failure(error, of: "probing the base model of backend '\(name)'", backend: config, location: nil)
             }
         }
 
-        // Strategies, in recipe order.
+        // Strategies, in recipe order; one that depends on the seed runs once per seed.
+        let inputs = Inputs(scorer: scorer, train: train.examples, validation: validation?.examples ?? [], test: test.examples, probeItems: probeItems)
         for spec in recipe.strategies {
             try Task.checkCancellation()
             guard let backend = backends[spec.backend], let config = recipe.backend(named: spec.backend) else { continue }
             let entry = try runner.strategies.entry(kind: spec.kind)
-            let strategy = try entry.make(spec, StrategyContext(task: task, train: train.examples, validation: validation?.examples ?? [], seed: recipe.run.seed))
-            var identity = backend.generator.identity
-            var handle = GeneratorHandle(backend.generator)
-            var outcome: FineTuneOutcome?
-            if entry.adaptsWeights {
-                let trained = try await fineTune(strategy, backend: backend, config: config)
-                identity = trained.identity
-                handle = trained.handle
-                outcome = trained.outcome
+            let seeds = recipe.seeds(for: spec, dependsOnSeed: entry.dependsOnSeed(spec))
+            if seeds.count > 1 {
+                progress(.note("\(spec.name): one run per seed (\(seeds.map(String.init).joined(separator: ", ")))"))
             }
-            let predictions = try await evaluate(strategy, examples: test.examples, scorer: scorer, identity: identity, handle: handle, backend: backend, price: config.price, fineTuned: entry.adaptsWeights)
-            var probes: [ProbeMeasurement] = []
-            if entry.adaptsWeights {
-                for probe in recipe.probes {
-                    if let measurement = try await evaluateProbe(probe, items: probeItems[probe.name] ?? [], subject: spec.name, identity: identity, handle: handle, backend: backend, price: config.price, fineTuned: true) {
-                        probes.append(measurement)
-                        try ledger.recordProbe(runID: runID, measurement: measurement)
-                    }
+            for seed in seeds {
+                try Task.checkCancellation()
+                let repetition: UInt64? = seeds.count > 1 ? seed : nil
+                do {
+                    let measurement = try await measure(spec, entry: entry, seed: seed, repetition: repetition, backend: backend, config: config, inputs: inputs)
+                    state.add(measurement)
+                } catch {
+                    throw failure(error, of: "strategy '\(StrategyMeasurement.runName(spec.name, seed: repetition))'", backend: config, location: spec.location)
                 }
             }
-            state.add(StrategyMeasurement(
-                name: spec.name, kind: spec.kind, backend: spec.backend, model: identity,
-                dataLeavesMachine: backend.dataLeavesMachine, adaptsWeights: entry.adaptsWeights, pricing: config.price,
-                predictions: predictions, training: outcome, probes: probes))
         }
+    }
+
+    /// What every strategy is measured on.
+    struct Inputs: Sendable {
+        let scorer: AnswerScorer
+        let train: [Example]
+        let validation: [Example]
+        let test: [Example]
+        let probeItems: [String: [ProbeItem]]
+    }
+
+    /// One measured run of one strategy with one seed: trains (when the strategy adapts
+    /// weights), answers the test set, and probes the adapted model.
+    /// - Parameter repetition: the seed when the strategy runs once per seed, else nil.
+    ///   A repetition's results are stored under `name (seed N)`, and its cache keys (calls
+    ///   and drift scores) include the seed unless it is `run.seed`, the seed a single run
+    ///   uses: two seeds never share a cache entry, and the `run.seed` repetition reuses
+    ///   what a single-seed run of the same recipe stored.
+    func measure(_ recipeSpec: StrategySpec, entry: StrategyCatalog.Entry, seed: UInt64, repetition: UInt64?, backend: Backend, config: BackendConfig, inputs: Inputs) async throws -> StrategyMeasurement {
+        let spec = recipeSpec.training.seed == seed ? recipeSpec : recipeSpec.withTrainingSeed(seed)
+        let runName = StrategyMeasurement.runName(spec.name, seed: repetition)
+        let strategy = try entry.make(spec, StrategyContext(task: recipe.task, train: inputs.train, validation: inputs.validation, seed: seed))
+        var identity = backend.generator.identity
+        var handle = GeneratorHandle(backend.generator)
+        var outcome: FineTuneOutcome?
+        if entry.adaptsWeights {
+            let trained = try await fineTune(strategy, runName: runName, backend: backend, config: config)
+            identity = trained.identity
+            handle = trained.handle
+            outcome = trained.outcome
+        }
+        let salted = repetition.map { $0 == recipe.run.seed ? identity : identity + "\nseed \($0)" } ?? identity
+        let predictions = try await evaluate(strategy, runName: runName, examples: inputs.test, scorer: inputs.scorer, identity: salted, handle: handle, backend: backend, price: config.price, fineTuned: entry.adaptsWeights)
+        var probes: [ProbeMeasurement] = []
+        if entry.adaptsWeights {
+            for probe in recipe.probes {
+                if let measurement = try await evaluateProbe(probe, items: inputs.probeItems[probe.name] ?? [], subject: runName, identity: salted, handle: handle, backend: backend, price: config.price, fineTuned: true) {
+                    probes.append(measurement)
+                    try ledger.recordProbe(runID: runID, measurement: measurement)
+                }
+            }
+        }
+        return StrategyMeasurement(
+            name: spec.name, kind: spec.kind, backend: spec.backend, model: identity,
+            dataLeavesMachine: backend.dataLeavesMachine, adaptsWeights: entry.adaptsWeights, pricing: config.price,
+            predictions: predictions, training: outcome, probes: probes, seed: repetition)
+    }
+
+    /// The error a failed step stops the run with: one line naming what failed, the cause
+    /// once, and what to do. Cancellation and the budget stop pass through unchanged.
+    func failure(_ error: any Error, of subject: String, backend: BackendConfig, location: SourceLocation?) -> any Error {
+        if error is CancellationError { return error }
+        if let error = error as? TallyError, error.code == .budgetExceeded || error.code == .cancelled { return error }
+        let code = (error as? TallyError)?.code ?? .backend
+        let advice = switch code {
+        case .backend: "check backend '\(backend.name)' (plugin \(backend.plugin)): its settings, model, API key and network"
+        case .invalidModel: "check the model files of backend '\(backend.name)' (`tally models list`)"
+        case .io: "check free disk space and permissions under \(runner.home.path)"
+        case .ledger: "check that the ledger at \(ledger.path.path) is writable"
+        case .invalidRecipe, .invalidData, .unknownName: "fix the recipe or its data (`tally validate` lists every problem)"
+        default: "fix the cause"
+        }
+        var cause = Self.describe(error)
+        while cause.hasSuffix(".") { cause.removeLast() }
+        return TallyError(
+            code: code,
+            message: "\(subject) failed: \(cause). Everything finished so far is saved in the ledger; \(advice), then run the recipe again: finished calls and training jobs are reused, not repeated.",
+            location: location)
+    }
+
+    /// An error's text, once: a `TallyError`'s description (location, message and cause),
+    /// a `LocalizedError`'s description, or the error itself.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? TallyError { return error.description }
+        if let error = error as? any LocalizedError, let text = error.errorDescription { return text }
+        return String(describing: error)
     }
 
     // MARK: data
@@ -264,38 +337,49 @@ final class Execution: Sendable {
 
     // MARK: fine-tuning
 
-    func fineTune(_ strategy: any Strategy, backend: Backend, config: BackendConfig) async throws -> (identity: String, handle: GeneratorHandle, outcome: FineTuneOutcome) {
+    /// Trains (or reuses the finished job of) a strategy that adapts weights.
+    /// - Parameter runName: the strategy's name, with its seed for a repeated strategy.
+    func fineTune(_ strategy: any Strategy, runName: String, backend: Backend, config: BackendConfig) async throws -> (identity: String, handle: GeneratorHandle, outcome: FineTuneOutcome) {
         let spec = strategy.spec
         guard let tuner = backend.fineTuner else {
-            throw TallyError(code: .backend, message: "strategy '\(spec.name)' needs fine-tuning, but backend '\(config.name)' (plugin \(config.plugin)) has no fine-tuner; use a backend that can fine-tune", location: spec.location)
+            throw TallyError(code: .invalidRecipe, message: "it needs fine-tuning, but backend '\(config.name)' (plugin \(config.plugin)) has no fine-tuner; use a backend that can fine-tune")
         }
         let workRoot = runner.home.appendingPathComponent("work", isDirectory: true)
         guard let request = try strategy.fineTuneRequest(baseIdentity: backend.generator.identity, workRoot: workRoot) else {
-            throw TallyError(code: .invalidRecipe, message: "strategy '\(spec.name)' of kind \(spec.kind) adapts weights but produced no fine-tuning job", location: spec.location)
+            throw TallyError(code: .invalidRecipe, message: "its kind \(spec.kind) adapts weights but produced no fine-tuning job")
         }
-        let computePrice = recipe.costs.computeUSDPerHour
         if let job = try ledger.fineTuneJob(key: request.jobKey), job.status == .finished, let outcome = job.outcome, let identity = job.generatorIdentity {
-            progress(.note("\(spec.name): reusing finished fine-tuning job \(request.jobKey.prefix(12)) from the ledger"))
-            budget.add(CallPricing.trainingUSD(outcome, price: config.price, computeUSDPerHour: computePrice))
+            progress(.note("\(runName): reusing finished fine-tuning job \(request.jobKey.prefix(12)) from the ledger"))
+            countTraining(outcome, runName: runName, price: config.price)
             return (identity, GeneratorHandle { try await tuner.generator(for: outcome) }, outcome)
         }
         if try ledger.fineTuneJob(key: request.jobKey)?.status == .running {
-            progress(.note("\(spec.name): fine-tuning job \(request.jobKey.prefix(12)) was interrupted; resuming it in \(request.workDirectory.path)"))
+            progress(.note("\(runName): fine-tuning job \(request.jobKey.prefix(12)) was interrupted; resuming it in \(request.workDirectory.path)"))
         }
         let estimate = estimatedTrainingUSD(request, price: config.price)
         guard budget.fits(estimate) else {
-            throw budgetError(next: "the fine-tuning job of '\(spec.name)'", estimate: estimate)
+            throw budgetError(next: "the fine-tuning job of '\(runName)'", estimate: estimate)
         }
-        try ledger.recordFineTuneStarted(key: request.jobKey, strategy: spec.name, baseIdentity: backend.generator.identity)
+        try ledger.recordFineTuneStarted(key: request.jobKey, strategy: runName, baseIdentity: backend.generator.identity)
         try FileManager.default.createDirectory(at: request.workDirectory, withIntermediateDirectories: true)
-        let phase = "train \(spec.name)"
+        let phase = "train \(runName)"
         progress(.started(phase: phase, total: nil))
         let outcome = try await tuner.fineTune(request, progress: progress)
         let generator = try await tuner.generator(for: outcome)
         try ledger.recordFineTuneFinished(key: request.jobKey, outcome: outcome, generatorIdentity: generator.identity)
-        budget.add(CallPricing.trainingUSD(outcome, price: config.price, computeUSDPerHour: computePrice))
+        countTraining(outcome, runName: runName, price: config.price)
         progress(.finished(phase: phase))
         return (generator.identity, GeneratorHandle(generator), outcome)
+    }
+
+    /// Adds a training job's cost to the budget; a hosted job without a bill or a training
+    /// price cannot be counted, and a note says so.
+    func countTraining(_ outcome: FineTuneOutcome, runName: String, price: Pricing) {
+        if let usd = CallPricing.trainingUSD(outcome, price: price, computeUSDPerHour: recipe.costs.computeUSDPerHour) {
+            budget.add(usd)
+        } else {
+            progress(.note("\(runName): the training cost is unknown (hosted job, no bill from the provider and no training_per_mtok price); the budget cannot count it"))
+        }
     }
 
     func estimatedTrainingUSD(_ request: FineTuneRequest, price: Pricing) -> Double {
@@ -315,7 +399,9 @@ final class Execution: Sendable {
 
     /// Runs `requests` through the ledger cache with bounded concurrency; `handle(index,
     /// key, result, cached)` is called once per request as its result is stored.
-    func runCalls(_ requests: [GenerationRequest], phase: String, identity: String, handle: GeneratorHandle, backend: Backend, price: Pricing, fineTuned: Bool, what: String,
+    /// `what` names the work in budget messages ("strategy 'x'"); `doing` says what the
+    /// calls were doing in failure messages ("answering the test examples").
+    func runCalls(_ requests: [GenerationRequest], phase: String, identity: String, handle: GeneratorHandle, backend: Backend, price: Pricing, fineTuned: Bool, what: String, doing: String,
                   onResult: (Int, String, GenerationResult, Bool) throws -> Void) async throws {
         progress(.started(phase: phase, total: requests.count))
         let computePrice = recipe.costs.computeUSDPerHour
@@ -391,12 +477,12 @@ final class Execution: Sendable {
                 case .success(let values):
                     budget.commit(reserved: estimate, actual: 0)
                     if stopReason == nil {
-                        stopReason = TallyError(code: .backend, message: "\(what): the backend returned \(values.count) results for a batch of \(unit.count) requests")
+                        stopReason = TallyError(code: .backend, message: "the backend returned \(values.count) results for a batch of \(unit.count) requests while \(doing)")
                     }
                 case .failure(let error):
                     budget.commit(reserved: estimate, actual: 0)
                     if stopReason == nil {
-                        stopReason = error is CancellationError ? error : TallyError(code: .backend, message: "\(what): the backend failed: \(error.localizedDescription)", underlying: error)
+                        stopReason = error is CancellationError ? error : TallyError(code: .backend, message: "the backend failed while \(doing): \(Self.describe(error))")
                     }
                 }
                 if stopReason == nil, Task.isCancelled { stopReason = CancellationError() }
@@ -423,11 +509,12 @@ final class Execution: Sendable {
 
     // MARK: evaluation
 
-    func evaluate(_ strategy: any Strategy, examples: [Example], scorer: AnswerScorer, identity: String, handle: GeneratorHandle, backend: Backend, price: Pricing, fineTuned: Bool) async throws -> [Prediction] {
-        let name = strategy.spec.name
+    /// Answers and scores the test examples; predictions are stored under `runName`.
+    /// - Parameter identity: the model identity the cache keys are made from.
+    func evaluate(_ strategy: any Strategy, runName name: String, examples: [Example], scorer: AnswerScorer, identity: String, handle: GeneratorHandle, backend: Backend, price: Pricing, fineTuned: Bool) async throws -> [Prediction] {
         let requests = examples.map { strategy.request(for: $0) }
         let results = Mutex<[Prediction?]>(Array(repeating: nil, count: examples.count))
-        try await runCalls(requests, phase: "evaluate \(name)", identity: identity, handle: handle, backend: backend, price: price, fineTuned: fineTuned, what: "strategy '\(name)'") { index, key, result, cached in
+        try await runCalls(requests, phase: "evaluate \(name)", identity: identity, handle: handle, backend: backend, price: price, fineTuned: fineTuned, what: "strategy '\(name)'", doing: "answering the test examples") { index, key, result, cached in
             let example = examples[index]
             let expected = strategy.expected(for: example)
             let (answer, score) = scorer.evaluate(output: result.text, expected: [expected], reasoning: strategy.reasoning)
@@ -448,7 +535,7 @@ final class Execution: Sendable {
             let requests = items.map { GenerationRequest(messages: [.user($0.input)], maxTokens: probe.maxTokens) }
             let scorer = AnswerScorer(metric: MetricKind(rawValue: probe.metric) ?? .exactMatch)
             let scores = Mutex<[Double]>(Array(repeating: 0, count: items.count))
-            try await runCalls(requests, phase: phase, identity: identity, handle: handle, backend: backend, price: price, fineTuned: fineTuned, what: "probe '\(probe.name)' on \(subject)") { index, _, result, _ in
+            try await runCalls(requests, phase: phase, identity: identity, handle: handle, backend: backend, price: price, fineTuned: fineTuned, what: "probe '\(probe.name)' on \(subject)", doing: "answering probe '\(probe.name)'") { index, _, result, _ in
                 let score = probe.kind == .qa
                     ? scorer.evaluate(output: result.text, expected: items[index].answers).score
                     : (RefusalDetector.isRefusal(result.text) ? 1 : 0)

@@ -55,8 +55,11 @@ public struct StrategyMeasurement: Codable, Sendable {
     /// Probes evaluated on the adapted model (empty for prompting strategies, whose
     /// forgetting is zero by construction).
     public let probes: [ProbeMeasurement]
+    /// The seed of this repetition, for a strategy run once per seed (`run.seeds` or its
+    /// own `seeds`); nil for a strategy run once. Repetitions share `name`.
+    public let seed: UInt64?
 
-    public init(name: String, kind: String, backend: String, model: String, dataLeavesMachine: Bool, adaptsWeights: Bool, pricing: Pricing, predictions: [Prediction], training: FineTuneOutcome?, probes: [ProbeMeasurement]) {
+    public init(name: String, kind: String, backend: String, model: String, dataLeavesMachine: Bool, adaptsWeights: Bool, pricing: Pricing, predictions: [Prediction], training: FineTuneOutcome?, probes: [ProbeMeasurement], seed: UInt64? = nil) {
         self.name = name
         self.kind = kind
         self.backend = backend
@@ -67,6 +70,16 @@ public struct StrategyMeasurement: Codable, Sendable {
         self.predictions = predictions
         self.training = training
         self.probes = probes
+        self.seed = seed
+    }
+
+    /// The name of this repetition: `name`, or `name (seed N)` for one seed of a repeated
+    /// strategy. The ledger stores predictions and probe results under it.
+    public var runName: String { StrategyMeasurement.runName(name, seed: seed) }
+
+    /// `name`, or `name (seed N)` when `seed` is set.
+    public static func runName(_ name: String, seed: UInt64?) -> String {
+        seed.map { "\(name) (seed \($0))" } ?? name
     }
 }
 

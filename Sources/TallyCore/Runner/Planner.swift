@@ -19,9 +19,26 @@ public struct PlanEstimate: Codable, Sendable {
         public let estimatedUSD: Double
         /// Whether the backend is treated as local (no token prices) for the time estimate.
         public let local: Bool
+        /// For a strategy run once per seed: how many runs the numbers above add up (every
+        /// figure counts all of them); nil for a strategy run once.
+        public let repetitions: Int?
+
+        public init(name: String, kind: String, backend: String, requests: Int, promptTokens: Int, completionTokens: Int, trainingTokens: Int, estimatedSeconds: Double, estimatedUSD: Double, local: Bool, repetitions: Int? = nil) {
+            self.name = name
+            self.kind = kind
+            self.backend = backend
+            self.requests = requests
+            self.promptTokens = promptTokens
+            self.completionTokens = completionTokens
+            self.trainingTokens = trainingTokens
+            self.estimatedSeconds = estimatedSeconds
+            self.estimatedUSD = estimatedUSD
+            self.local = local
+            self.repetitions = repetitions
+        }
 
         enum CodingKeys: String, CodingKey {
-            case name, kind, backend, requests, local
+            case name, kind, backend, requests, local, repetitions
             case promptTokens = "prompt_tokens"
             case completionTokens = "completion_tokens"
             case trainingTokens = "training_tokens"
@@ -76,7 +93,9 @@ public enum Planner {
         needed.append(task.target)
         let train = try DatasetLoader.load(recipe.data.train).requiring(needed).sample(recipe.run.maxTrainExamples, seed: recipe.run.seed, label: "train")
         let test = try DatasetLoader.load(recipe.data.test).requiring(needed).sample(recipe.run.maxExamples, seed: recipe.run.seed, label: "test")
-        let validation = try recipe.data.validation.map { try DatasetLoader.load($0).requiring(needed).examples } ?? []
+        let validation = try recipe.data.validation.map {
+            try DatasetLoader.load($0).requiring(needed).sample(recipe.run.maxValidationExamples, seed: recipe.run.seed, label: "validation").examples
+        } ?? []
         var probes: [(spec: ProbeSpec, items: [ProbeItem])] = []
         for probe in recipe.probes {
             let items = try ProbeLoader.load(probe.data, kind: probe.kind).items
@@ -133,47 +152,55 @@ public enum Planner {
                 let base = probeCalls(config: config, fineTuned: false)
                 items.append(PlanEstimate.Item(name: "probes on \(spec.backend)", kind: "probes", backend: spec.backend, requests: base.requests, promptTokens: base.prompt, completionTokens: base.completion, trainingTokens: 0, estimatedSeconds: base.seconds, estimatedUSD: base.usd, local: isLocal(config)))
             }
-            let strategy = try entry.make(spec, StrategyContext(task: task, train: train.examples, validation: validation, seed: recipe.run.seed))
+            // A strategy that depends on the seed runs once per seed: every run is counted.
+            let seeds = recipe.seeds(for: spec, dependsOnSeed: entry.dependsOnSeed(spec))
             var prompt = 0, completion = 0
             var seconds = 0.0, usd = 0.0
-            for example in test.examples {
-                let request = strategy.request(for: example)
-                let p = promptTokens(request.messages)
-                let c = strategy.reasoning ? request.maxTokens : min(request.maxTokens, tokens(strategy.expected(for: example)) + 1)
-                let cost = call(prompt: p, completion: c, config: config, fineTuned: entry.adaptsWeights)
-                prompt += p
-                completion += c
-                seconds += cost.seconds
-                usd += cost.usd
-            }
-            seconds /= concurrency(config)
-            var requests = test.examples.count
+            var requests = 0
             var trainingTokens = 0
-            if entry.adaptsWeights, let job = try strategy.fineTuneRequest(baseIdentity: config.model, workRoot: URL(fileURLWithPath: "/")) {
-                let perEpoch = job.train.reduce(0) { $0 + promptTokens($1.messages) + tokens($1.completion) }
-                var epochs = job.options.epochs
-                if let steps = job.options.maxSteps, !job.train.isEmpty {
-                    let stepsPerEpoch = max(1.0, (Double(job.train.count) / Double(job.options.batchSize * job.options.gradientAccumulation)).rounded(.up))
-                    epochs = min(epochs, Double(steps) / stepsPerEpoch)
+            for seed in seeds {
+                let seeded = spec.training.seed == seed ? spec : spec.withTrainingSeed(seed)
+                let strategy = try entry.make(seeded, StrategyContext(task: task, train: train.examples, validation: validation, seed: seed))
+                var runSeconds = 0.0
+                for example in test.examples {
+                    let request = strategy.request(for: example)
+                    let p = promptTokens(request.messages)
+                    let c = strategy.reasoning ? request.maxTokens : min(request.maxTokens, tokens(strategy.expected(for: example)) + 1)
+                    let cost = call(prompt: p, completion: c, config: config, fineTuned: entry.adaptsWeights)
+                    prompt += p
+                    completion += c
+                    runSeconds += cost.seconds
+                    usd += cost.usd
                 }
-                trainingTokens = Int((Double(perEpoch) * epochs).rounded())
-                let trainSeconds = isLocal(config) ? Double(trainingTokens) / localTrainingTokensPerSecond : 0
-                seconds += trainSeconds
-                if let perMTok = config.price.trainingPerMTok, perMTok > 0 {
-                    usd += Double(trainingTokens) * perMTok / 1_000_000
-                } else {
-                    usd += trainSeconds * computePrice / 3600
+                seconds += runSeconds / concurrency(config)
+                requests += test.examples.count
+                if entry.adaptsWeights, let job = try strategy.fineTuneRequest(baseIdentity: config.model, workRoot: URL(fileURLWithPath: "/")) {
+                    let perEpoch = job.train.reduce(0) { $0 + promptTokens($1.messages) + tokens($1.completion) }
+                    var epochs = job.options.epochs
+                    if let steps = job.options.maxSteps, !job.train.isEmpty {
+                        let stepsPerEpoch = max(1.0, (Double(job.train.count) / Double(job.options.batchSize * job.options.gradientAccumulation)).rounded(.up))
+                        epochs = min(epochs, Double(steps) / stepsPerEpoch)
+                    }
+                    let jobTokens = Int((Double(perEpoch) * epochs).rounded())
+                    trainingTokens += jobTokens
+                    let trainSeconds = isLocal(config) ? Double(jobTokens) / localTrainingTokensPerSecond : 0
+                    seconds += trainSeconds
+                    if let perMTok = config.price.trainingPerMTok, perMTok > 0 {
+                        usd += Double(jobTokens) * perMTok / 1_000_000
+                    } else {
+                        usd += trainSeconds * computePrice / 3600
+                    }
+                    let adapted = probeCalls(config: config, fineTuned: true)
+                    requests += adapted.requests
+                    prompt += adapted.prompt
+                    completion += adapted.completion
+                    seconds += adapted.seconds
+                    usd += adapted.usd
                 }
-                let adapted = probeCalls(config: config, fineTuned: true)
-                requests += adapted.requests
-                prompt += adapted.prompt
-                completion += adapted.completion
-                seconds += adapted.seconds
-                usd += adapted.usd
             }
-            items.append(PlanEstimate.Item(name: spec.name, kind: spec.kind, backend: spec.backend, requests: requests, promptTokens: prompt, completionTokens: completion, trainingTokens: trainingTokens, estimatedSeconds: seconds, estimatedUSD: usd, local: isLocal(config)))
+            items.append(PlanEstimate.Item(name: spec.name, kind: spec.kind, backend: spec.backend, requests: requests, promptTokens: prompt, completionTokens: completion, trainingTokens: trainingTokens, estimatedSeconds: seconds, estimatedUSD: usd, local: isLocal(config), repetitions: seeds.count > 1 ? seeds.count : nil))
         }
-        let assumptions = [
+        var assumptions = [
             countTokens == nil
                 ? "tokens are estimated as characters / 4 (plus 4 per chat message), not counted by a tokenizer"
                 : "tokens are counted by the model's tokenizer (plus 4 per chat message for the chat template)",
@@ -182,6 +209,10 @@ public enum Planner {
             "hosted calls: \(hostedSecondsPerRequest) s + \(Int(hostedCompletionTokensPerSecond)) generated tokens/s, with run.concurrency calls in flight",
             "calls already in the ledger are not subtracted: a rerun costs less",
         ]
+        let repeated = items.filter { $0.repetitions != nil }
+        if !repeated.isEmpty {
+            assumptions.append("strategies run once per seed count every run (training, test answers and probes): \(repeated.map { "\($0.name) x\($0.repetitions ?? 1)" }.joined(separator: ", "))")
+        }
         return PlanEstimate(recipeName: recipe.name, testExamples: test.examples.count, trainExamples: train.examples.count, items: items, assumptions: assumptions, budgetUSD: recipe.constraints.budgetUSD)
     }
 }

@@ -121,7 +121,8 @@ public struct PairedComparison: Codable, Sendable, Hashable {
     public let second: String
     /// Examples both strategies were scored on.
     public let n: Int
-    /// `mcnemar-exact`, `mcnemar-continuity` or `paired-bootstrap`.
+    /// `mcnemar-exact`, `mcnemar-continuity`, `paired-bootstrap`, or
+    /// `paired-bootstrap-seeds` when a strategy ran once per seed.
     public let method: String
     /// Mean score difference `first - second` with a paired bootstrap 95% interval.
     public let difference: ConfidenceInterval
@@ -177,6 +178,35 @@ public struct PairedComparison: Codable, Sendable, Hashable {
         return PairedComparison(
             first: first.name, second: second.name, n: a.count, method: "paired-bootstrap",
             difference: bootstrap.difference, pValue: bootstrap.pValue, significant: bootstrap.pValue < 0.05,
+            onlyFirstCorrect: nil, onlySecondCorrect: nil)
+    }
+
+    /// Compares two strategies when at least one of them ran once per seed: a two-level
+    /// paired bootstrap (`SeedBootstrap.pairedTest`) over the examples every run of both
+    /// answered, drawing the examples once for both and each strategy's seeds on their own,
+    /// so the p-value and the interval account for seed variation as well as the test
+    /// sample. With one run each it is `compare(first:second:samples:seed:)`.
+    /// - Parameters:
+    ///   - first: `(name, runs)`: the first strategy's scores by example id, one list per seed.
+    ///   - second: the same for the second strategy.
+    ///   - samples: bootstrap resamples.
+    ///   - seed: generator seed.
+    public static func compareAcrossSeeds(
+        first: (name: String, runs: [[(id: String, score: Double)]]),
+        second: (name: String, runs: [[(id: String, score: Double)]]),
+        samples: Int, seed: UInt64
+    ) -> PairedComparison {
+        if first.runs.count == 1, second.runs.count == 1 {
+            return compare(first: (first.name, first.runs[0]), second: (second.name, second.runs[0]), samples: samples, seed: seed)
+        }
+        let tables = (first.runs + second.runs).map { run in Dictionary(run.map { ($0.id, $0.score) }, uniquingKeysWith: { a, _ in a }) }
+        let ids = (first.runs.first ?? []).map(\.id).filter { id in tables.allSatisfy { $0[id] != nil } }
+        let matrix = tables.map { table in ids.map { table[$0] ?? 0 } }
+        let a = Array(matrix.prefix(first.runs.count)), b = Array(matrix.dropFirst(first.runs.count))
+        let result = SeedBootstrap.pairedTest(a, b, samples: samples, seed: seed)
+        return PairedComparison(
+            first: first.name, second: second.name, n: ids.count, method: "paired-bootstrap-seeds",
+            difference: result.difference, pValue: result.pValue, significant: result.pValue < 0.05,
             onlyFirstCorrect: nil, onlySecondCorrect: nil)
     }
 }

@@ -104,6 +104,7 @@ enum StarterRecipe {
 
     run:
       seed: 7
+      # seeds: [7, 11, 13]          # run fine-tuning (and random demonstrations) once per seed
       concurrency: 2
       max_examples: 200             # evaluate at most this many test rows
 

@@ -84,10 +84,15 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// Opens (creating) the ledger in `home`.
+/// Opens (creating) the ledger in `home`. A home directory Tally creates gets a `.gitignore`
+/// of `*`, so runs started inside a repository do not show up as untracked files.
 func openLedger(home: URL) throws -> Ledger {
     do {
-        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: home.path) {
+            try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+            try Data("# Created by tally: the ledger and run reports stay out of version control.\n*\n".utf8)
+                .write(to: home.appending(path: ".gitignore"), options: .atomic)
+        }
     } catch {
         throw TallyError(code: .io, message: "cannot create Tally's home directory \(home.path); pass --home or set TALLY_HOME", underlying: error)
     }
@@ -133,7 +138,9 @@ final class InterruptHandler {
                 onFirst()
             } else {
                 FileHandle.standardError.write(Data("tally: interrupted again; quitting now\n".utf8))
-                exit(ExitStatus.interrupted)
+                // `_exit`, not `exit`: exit handlers (OpenBLAS's among them) can wait on threads
+                // still busy with the model. What the ledger committed is already on disk.
+                _exit(ExitStatus.interrupted)
             }
         }
         source.resume()

@@ -14,6 +14,8 @@ public struct Chart: Sendable {
     public let body: SVGFragment
     /// The plotted numbers: the chart's text alternative.
     public let table: DataTable
+    /// How the chart was computed, shown under it (nil for none).
+    public var note: String? = nil
 
     /// The chart as an `<svg role="img">` with `<title>` and `<desc>`.
     /// - Parameter standalone: true for a `.svg` file (adds the XML namespace and a

@@ -81,6 +81,7 @@ extension ReportCharts {
         for chart in charts {
             let alt = chart.title.replacingOccurrences(of: "]", with: ")").replacingOccurrences(of: "[", with: "(")
             out += "### \(chart.title)\n\n![\(alt)](\(directory)/\(chart.id).svg)\n\n\(chart.description.replacingOccurrences(of: "\n", with: " "))\n\n"
+            if let note = chart.note { out += "\(note)\n\n" }
         }
         return String(out.dropLast())
     }
@@ -94,10 +95,12 @@ extension MarkdownRenderer: ReportArtifactProducing {
         return charts(for: report).map { ReportArtifact(path: "\(chartsDirectory)/\($0.id).svg", contents: $0.svg(standalone: true)) }
     }
 
-    /// The charts of `report`, with the sensitivity map over traffic (and token prices when
-    /// `measurements` are set).
+    /// The charts of `report`, with the sensitivity map over traffic (and a price when
+    /// `measurements` are set) and the one-input-at-a-time tornado.
     func charts(for report: Report) -> [Chart] {
-        ReportCharts.all(for: report, sensitivity: Sensitivity.map(report: report, measurements: measurements))
+        ReportCharts.all(
+            for: report, sensitivity: Sensitivity.map(report: report, measurements: measurements),
+            tornado: Sensitivity.tornado(report: report, measurements: measurements))
     }
 
     /// The `## Charts` section linking the SVG files, or "" without a charts directory.

@@ -4,7 +4,7 @@ import Foundation
 /// (as `charts/*.svg` files next to `report.md`).
 ///
 /// ```swift
-/// for chart in ReportCharts.all(for: report, sensitivity: map) {
+/// for chart in ReportCharts.all(for: report, sensitivity: map, tornado: tornado) {
 ///     try chart.svg(standalone: true).write(to: dir.appending(path: "charts/\(chart.id).svg"), atomically: true, encoding: .utf8)
 /// }
 /// ```
@@ -13,11 +13,13 @@ public enum ReportCharts {
     /// - Parameters:
     ///   - report: the report.
     ///   - sensitivity: the region map (omitted from the list when nil).
-    public static func all(for report: Report, sensitivity: SensitivityMap?) -> [Chart] {
+    ///   - tornado: the one-at-a-time sensitivity (omitted when nil).
+    public static func all(for report: Report, sensitivity: SensitivityMap?, tornado: Tornado? = nil) -> [Chart] {
         var charts: [Chart] = []
         if let chart = accuracyVsCost(report) { charts.append(chart) }
         if let chart = costVsVolume(report) { charts.append(chart) }
         if let sensitivity, let chart = sensitivityMap(report, sensitivity) { charts.append(chart) }
+        if let tornado, let chart = Self.tornado(report, tornado) { charts.append(chart) }
         if let chart = pairedTest(report) { charts.append(chart) }
         if let chart = forgetting(report) { charts.append(chart) }
         if let chart = lossCurves(report) { charts.append(chart) }
@@ -160,90 +162,8 @@ public enum ReportCharts {
         let table = DataTable(
             caption: "Break-even volumes (total cost equal)",
             header: ["pair", "requests/month", "total cost there", "cheaper below", "cheaper above"],
-            rows: marked.isEmpty ? rows.map { [$0.name, "-", "\(Cells.usd($0.cost.oneOffUSD)) once + \(Cells.usd($0.cost.per1kRequestsUSD))/1k requests", "-", "-"] } : marked)
+            rows: marked.isEmpty ? rows.map { [$0.name, "-", "\(Cells.oneOff($0.cost)) once + \(Cells.usd($0.cost.per1kRequestsUSD))/1k requests", "-", "-"] } : marked)
         return Chart(id: "cost-vs-traffic", title: "Total cost against monthly requests", description: description, width: width, height: height, body: svg, table: table)
-    }
-
-    // MARK: Sensitivity
-
-    /// The region map: which strategy the decision picks at each traffic and price level.
-    public static func sensitivityMap(_ report: Report, _ map: SensitivityMap) -> Chart? {
-        guard !map.volumes.isEmpty, !map.multipliers.isEmpty else { return nil }
-        let strip = map.multipliers.count == 1
-        let legendNames = map.shares.map(\.name)
-        let legendRows = Double((legendNames.count + 3) / 4)
-        let plotHeight = strip ? 60.0 : 300.0
-        let height = 20 + plotHeight + 64 + legendRows * 18 + 10
-        let area = PlotArea(
-            width: width, height: height, margin: (20, 40, height - 20 - plotHeight, 70),
-            xDomain: (map.volumes.first ?? 1, map.volumes.last ?? 10),
-            yDomain: (map.multipliers.first ?? 1, map.multipliers.last ?? 1), xLog: true, yLog: !strip)
-        var svg = SVGFragment()
-        let columnWidth = (area.right - area.left) / Double(map.volumes.count)
-        let rowHeight = (area.bottom - area.top) / Double(map.multipliers.count)
-        var centroids: [String: (x: Double, y: Double, n: Double)] = [:]
-        for (r, row) in map.winners.enumerated() {
-            for (c, winner) in row.enumerated() {
-                let x = area.left + Double(c) * columnWidth
-                let y = area.bottom - Double(r + 1) * rowHeight
-                let fill = winner.map { style(report, $0).tint } ?? "#f2f2f2"
-                svg.rect(x: x, y: y, width: columnWidth + 0.6, height: rowHeight + 0.6, fill: fill)
-                let name = winner ?? "none"
-                let old = centroids[name] ?? (0, 0, 0)
-                centroids[name] = (old.x + x + columnWidth / 2, old.y + y + rowHeight / 2, old.n + 1)
-            }
-        }
-        // Texture: each region's marker on a sparse lattice, so regions differ in grey too.
-        for (r, row) in map.winners.enumerated() where strip || r % 3 == 1 {
-            for (c, winner) in row.enumerated() where c % 4 == 2 {
-                guard let winner else { continue }
-                let s = style(report, winner)
-                svg.marker(s.marker, x: area.left + (Double(c) + 0.5) * columnWidth, y: area.bottom - (Double(r) + 0.5) * rowHeight, size: 3, color: s.color)
-            }
-        }
-        let xTicks = area.x.ticks()
-        let yTicks = strip ? [] : [0.1, 0.2, 0.5, 1, 2, 5, 10].filter { $0 >= area.y.low * 0.999 && $0 <= area.y.high * 1.001 }
-        area.drawAxes(&svg, xTicks: xTicks, yTicks: yTicks, xFormat: TickFormat.volume, yFormat: TickFormat.multiplier,
-                      xLabel: "Requests per month (log scale)", yLabel: strip ? "" : "Token price x (log)", xGrid: false)
-        for (name, c) in centroids.sorted(by: { $0.key < $1.key }) where c.n >= 4 {
-            svg.text(name, x: c.x / c.n, y: c.y / c.n + 4, anchor: "middle", size: 13, weight: "bold", className: "halo")
-        }
-        // The recipe's own traffic and prices.
-        let px = area.x(map.currentVolume), py = strip ? (area.top + area.bottom) / 2 : area.y(1)
-        svg.append("<circle cx=\"\(Markup.number(px))\" cy=\"\(Markup.number(py))\" r=\"7\" fill=\"#ffffff\" stroke=\"\(Palette.ink)\" stroke-width=\"2.5\"/>")
-        svg.append("<circle cx=\"\(Markup.number(px))\" cy=\"\(Markup.number(py))\" r=\"2\" fill=\"\(Palette.ink)\"/>")
-        svg.text("this recipe", x: px + 10, y: py - 9, size: 11, weight: "bold", className: "halo")
-
-        let legendTop = area.bottom + 54
-        let entries = legendNames.map { name -> Legend.Entry in
-            let share = map.shares.first { $0.name == name }?.share ?? 0
-            let label = "\(name == "none" ? "none qualifies" : name) (\(Int((share * 100).rounded()))%)"
-            return Legend.Entry(label: label, style: name == "none" ? SeriesStyle(color: "#9e9e9e", tint: "#f2f2f2", marker: .square, dash: "") : style(report, name))
-        }
-        Legend.draw(&svg, entries: entries, x: area.left, y: legendTop, width: area.right - area.left)
-
-        var description = map.pricesVaried
-            ? "The recommended strategy when monthly traffic (horizontal) and all token prices (vertical, 0.1x to 10x) change, with everything else as measured. "
-            : "The recommended strategy as monthly traffic changes, at the recipe's prices (token prices cannot be varied without the run's measurements). "
-        description += "At this recipe's traffic and prices: \(map.currentWinner ?? "none qualifies"). Share of the map: "
-        description += map.shares.map { "\($0.name) \(Int(($0.share * 100).rounded()))%" }.joined(separator: ", ") + "."
-        // Text alternative: the winner along the recipe's price row and, when varied, the 0.5x and 2x rows.
-        var tableRows: [[String]] = []
-        let wanted = map.pricesVaried ? [0.5, 1, 2] : [1]
-        for target in wanted {
-            guard let r = map.multipliers.indices.min(by: { abs(log(map.multipliers[$0] / target)) < abs(log(map.multipliers[$1] / target)) }) else { continue }
-            var segments: [String] = []
-            var start = 0
-            for c in 1...map.volumes.count {
-                if c == map.volumes.count || map.winners[r][c] != map.winners[r][start] {
-                    segments.append("\(map.winners[r][start] ?? "none") from \(TickFormat.volume(map.volumes[start])) to \(TickFormat.volume(map.volumes[c - 1]))")
-                    start = c
-                }
-            }
-            tableRows.append([TickFormat.multiplier(map.multipliers[r]), segments.joined(separator: "; ")])
-        }
-        let table = DataTable(caption: "Winner by traffic (requests/month) at selected token price levels", header: ["token prices", "winner across traffic"], rows: tableRows)
-        return Chart(id: "sensitivity", title: "Which strategy wins as traffic and prices change", description: description, width: width, height: height, body: svg, table: table)
     }
 
     // MARK: Paired test

@@ -28,13 +28,14 @@ public struct HTMLRenderer: ReportRenderer {
     /// - Throws: never in practice; declared by `ReportRenderer`.
     public func render(_ report: Report) throws -> String {
         let sensitivity = Sensitivity.map(report: report, measurements: measurements)
-        let charts = ReportCharts.all(for: report, sensitivity: sensitivity)
+        let tornado = Sensitivity.tornado(report: report, measurements: measurements)
+        let charts = ReportCharts.all(for: report, sensitivity: sensitivity, tornado: tornado)
         var page = HTMLPage()
         page.open(title: "Tally report: \(report.recipe)")
         header(&page, report)
         navigation(&page, charts: charts, report: report)
         page.raw("<main>\n")
-        summary(&page, report, sensitivity: sensitivity)
+        summary(&page, report, sensitivity: sensitivity, tornado: charts.contains { $0.id == "tornado" } ? tornado : nil)
         tally(&page, report)
         chartSections(&page, report, charts: charts)
         examples(&page, report)
@@ -80,15 +81,15 @@ public struct HTMLRenderer: ReportRenderer {
 
     // MARK: Summary card
 
-    func summary(_ page: inout HTMLPage, _ report: Report, sensitivity: SensitivityMap) {
+    func summary(_ page: inout HTMLPage, _ report: Report, sensitivity: SensitivityMap, tornado: Tornado?) {
         let decision = report.decision
         page.raw("<section id=\"summary\" class=\"card\" aria-labelledby=\"summary-h\">\n<h2 id=\"summary-h\">Recommendation</h2>\n")
         if let name = decision.recommended, let s = report.strategy(named: name) {
             page.raw("<p class=\"pick\"><span class=\"pick-name\">\(esc(name))</span> <span class=\"pick-kind\">\(esc(s.kind)) on \(esc(s.backend))</span></p>\n")
             page.raw("<dl class=\"facts\">")
-            page.raw("<div><dt>Accuracy</dt><dd>\(esc(Cells.accuracy(s.accuracy)))</dd></div>")
-            page.raw("<div><dt>Total over \(esc(CostModel.format(report.costs.horizonMonths))) months</dt><dd>\(esc(Cells.usd(s.cost.totalUSD)))</dd></div>")
-            page.raw("<div><dt>One-off</dt><dd>\(esc(Cells.usd(s.cost.oneOffUSD)))</dd></div>")
+            page.raw("<div><dt>Accuracy</dt><dd>\(esc(Cells.accuracy(s)))</dd></div>")
+            page.raw("<div><dt>Total over \(esc(CostModel.format(report.costs.horizonMonths))) months</dt><dd>\(esc(Cells.total(s.cost)))</dd></div>")
+            page.raw("<div><dt>One-off</dt><dd>\(esc(Cells.oneOff(s.cost)))</dd></div>")
             page.raw("<div><dt>Per 1k requests</dt><dd>\(esc(Cells.usd(s.cost.per1kRequestsUSD)))</dd></div>")
             page.raw("<div><dt>Data leaves machine</dt><dd>\(esc(Cells.yesNo(s.dataLeavesMachine)))</dd></div>")
             page.raw("</dl>\n")
@@ -103,12 +104,17 @@ public struct HTMLRenderer: ReportRenderer {
         }
         let others = sensitivity.shares.filter { $0.name != (decision.recommended ?? "none") && $0.share > 0 }
         if sensitivity.pricesVaried || !others.isEmpty {
-            var text = sensitivity.pricesVaried
-                ? "Across traffic from \(TickFormat.volume(sensitivity.volumes.first ?? 0)) to \(TickFormat.volume(sensitivity.volumes.last ?? 0)) requests/month and token prices from 0.1x to 10x, "
-                : "Across traffic from \(TickFormat.volume(sensitivity.volumes.first ?? 0)) to \(TickFormat.volume(sensitivity.volumes.last ?? 0)) requests/month, "
+            var text = "Across traffic from \(TickFormat.volume(sensitivity.volumes.first ?? 0)) to \(TickFormat.volume(sensitivity.volumes.last ?? 0)) requests/month"
+            if sensitivity.pricesVaried {
+                text += " and \(sensitivity.axis == .computePrice ? "compute price" : "token prices") from \(TickFormat.multiplier(sensitivity.axisRange.lowerBound)) to \(TickFormat.multiplier(sensitivity.axisRange.upperBound))"
+            }
+            text += ", "
             text += sensitivity.shares.map { "\($0.name == "none" ? "no strategy qualifies" : $0.name) wins \(Int(($0.share * 100).rounded()))%" }.joined(separator: ", ")
             text += " of the map."
             page.raw("<p class=\"sensitivity-note\">\(esc(text)) <a href=\"#sensitivity\">See the map.</a></p>\n")
+        }
+        if let tornado {
+            page.raw("<p class=\"sensitivity-note\">One input at a time, against \(esc(tornado.rival)): \(esc(ReportCharts.tornadoFlipSentence(tornado))) <a href=\"#tornado\">See the tornado chart.</a></p>\n")
         }
         if let test = report.pairedTest {
             let verdict = test.significant ? "a significant difference" : "<strong>not</strong> a significant difference"
@@ -147,11 +153,11 @@ public struct HTMLRenderer: ReportRenderer {
             if let ruledOut { nameCell += "<div class=\"why\">ruled out: \(esc(ruledOut.reasons.joined(separator: "; ")))</div>" }
             page.raw("<th scope=\"row\">\(nameCell)</th>")
             page.raw("<td>\(esc(s.kind))</td><td>\(esc(s.backend))</td>")
-            page.raw("<td class=\"num\">\(accuracyCell(s.accuracy))</td>")
+            page.raw("<td class=\"num\">\(accuracyCell(s.accuracy))\(seedsCell(s.seeds))</td>")
             page.raw("<td class=\"num\">\(s.accuracy.unparsed) / \(s.accuracy.n)</td>")
-            page.raw("<td class=\"num\" title=\"\(esc(s.cost.oneOffBasis))\">\(esc(Cells.usd(s.cost.oneOffUSD)))</td>")
+            page.raw("<td class=\"num\" title=\"\(esc(s.cost.oneOffBasis))\">\(esc(Cells.oneOff(s.cost)))</td>")
             page.raw("<td class=\"num\">\(esc(Cells.usd(s.cost.per1kRequestsUSD)))</td>")
-            page.raw("<td class=\"num\">\(esc(Cells.usd(s.cost.totalUSD)))</td>")
+            page.raw("<td class=\"num\">\(esc(Cells.total(s.cost)))</td>")
             page.raw("<td class=\"num\">\(esc(Cells.latency(s.latencyMs)))</td>")
             for probe in probes {
                 guard let f = s.forgetting.first(where: { $0.probe == probe }) else {
@@ -180,6 +186,14 @@ public struct HTMLRenderer: ReportRenderer {
             + "<span class=\"bar\" aria-hidden=\"true\"><span class=\"ci-band\" style=\"left:\(pct(a.ciLow))%;width:\(String(format: "%.1f", max(0, (min(1, a.ciHigh) - max(0, a.ciLow)) * 100)))%\"></span><span class=\"point\" style=\"left:\(pct(a.value))%\"></span></span>"
     }
 
+    /// For a strategy run once per seed: the spread and each seed's accuracy, under its
+    /// accuracy (whose interval then covers seeds and test examples).
+    func seedsCell(_ seeds: SeedSummary?) -> String {
+        guard let seeds else { return "" }
+        let range = "\(Cells.percent(seeds.min))-\(Cells.percent(seeds.max))"
+        return "<br><span class=\"ci\" title=\"\(esc("Mean over seeds; interval: " + SeedSummary.intervalMethod))\">\(esc(seeds.shortDescription)); range \(esc(range))<br>\(esc(seeds.perSeedDescription))</span>"
+    }
+
     // MARK: Charts
 
     func chartSections(_ page: inout HTMLPage, _ report: Report, charts: [Chart]) {
@@ -187,9 +201,7 @@ public struct HTMLRenderer: ReportRenderer {
             page.raw("<section id=\"\(chart.id)\" class=\"chart-section\" aria-labelledby=\"\(chart.id)-h\">\n<h2 id=\"\(chart.id)-h\">\(esc(chart.title))</h2>\n")
             page.raw("<figure>\n\(chart.svg())\n<figcaption>\(esc(chart.description))</figcaption>\n</figure>\n")
             page.raw(dataTable(chart.table, open: false))
-            if chart.id == "sensitivity" {
-                page.raw("<p class=\"legend-note\">Each cell reruns the cost model and the decision (constraints included) with the traffic of its column and all token prices multiplied by its row's factor; compute prices and accuracy stay as measured.</p>\n")
-            }
+            if let note = chart.note { page.raw("<p class=\"legend-note\">\(esc(note))</p>\n") }
             page.raw("</section>\n")
         }
     }
