@@ -105,13 +105,7 @@ import Testing
         #expect(Set(strategies.map(\.kind)) == Set(kinds), "the quickstart should compare all five kinds: \(strategies)")
         let tuned = strategies.filter { $0.kind == "lora" || $0.kind == "full-finetune" }.map(\.name)
 
-        // No recipe key limits the validation split, and a validation pass over all of it
-        // would dwarf one training step: the tuned models are validated on its first rows.
-        let validation = workspace.root.appending(path: "validation-head.jsonl")
-        let validationRows = try String(contentsOf: CachedAssets.cache.datasetFile("validation", for: AssetCatalog.vaderMovieReviews), encoding: .utf8)
-            .split(separator: "\n").prefix(Self.trainExamples)
-        try (validationRows.joined(separator: "\n") + "\n").write(to: validation, atomically: true, encoding: .utf8)
-        let overrides = ["run.max_examples=\(Self.testExamples)", "run.max_train_examples=\(Self.trainExamples)", "data.validation=\(validation.path)"]
+        let overrides = ["run.max_examples=\(Self.testExamples)", "run.max_train_examples=\(Self.trainExamples)", "run.max_validation_examples=\(Self.trainExamples)"]
             + tuned.map { "strategies.\($0).max_steps=1" }
         let out = workspace.root.appending(path: "out")
         let clock = ContinuousClock()
