@@ -29,11 +29,16 @@ extension Tape {
             for r in 0..<rows { (y.data + r * outF).update(from: bias.data, count: outF) }
             beta = 1
         }
+        let recording = needsGrad(x, weight, bias)
+        if !recording, layout == .outIn, rows <= fewRowsLimit {
+            fewRowsLinear(x: x.data, rows: rows, weight: weight.data, outF: outF, inF: inF, y: y.data, accumulate: beta != 0)
+            return y
+        }
         BLAS.gemm(
             transA: false, transB: layout == .outIn, m: rows, n: outF, k: inF,
             a: x.data, lda: inF, b: weight.data, ldb: layout == .outIn ? inF : outF,
             beta: beta, c: y.data, ldc: outF)
-        guard needsGrad(x, weight, bias) else { return y }
+        guard recording else { return y }
         record(y) {
             guard let dy = y.grad else { return }
             if x.requiresGrad {
@@ -69,6 +74,66 @@ extension Tape {
     /// - Returns: `[m, n]`.
     public func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {
         linear(a, b, layout: .inOut)
+    }
+}
+
+/// Inputs of at most this many rows (token-by-token decoding of a batch) take
+/// ``fewRowsLinear(x:rows:weight:outF:inF:y:accumulate:)`` instead of `sgemm` when no gradient
+/// is needed.
+let fewRowsLimit = 8
+
+/// `y = x Wᵀ` (`accumulate`: `y += x Wᵀ`) for `W` stored `[out, in]` and a few rows of `x`.
+///
+/// Decoding multiplies a handful of token vectors by every weight matrix; `sgemm` first copies
+/// the whole weight into its packed layout, which costs more than the product itself. Here each
+/// weight row is read once, straight from the model, and applied to every input row (which stay
+/// in cache), eight lanes at a time, in parallel over output features.
+func fewRowsLinear(
+    x: UnsafePointer<Float>, rows: Int, weight w: UnsafePointer<Float>, outF: Int, inF: Int,
+    y: UnsafeMutablePointer<Float>, accumulate: Bool
+) {
+    typealias V8 = SIMD8<Float>
+    let vectorEnd = inF - inF % 8
+    Threading.parallelChunks(outF, minChunk: 32) { o0, o1 in
+        for o in o0..<o1 {
+            let wRow = w + o * inF
+            // Four input rows at a time, their accumulators in registers (a row past the end
+            // repeats the last one and is not written).
+            var r0 = 0
+            while r0 < rows {
+                let x0 = x + r0 * inF
+                let x1 = x + min(r0 + 1, rows - 1) * inF
+                let x2 = x + min(r0 + 2, rows - 1) * inF
+                let x3 = x + min(r0 + 3, rows - 1) * inF
+                var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
+                var i = 0
+                while i < vectorEnd {
+                    let wv = UnsafeRawPointer(wRow + i).loadUnaligned(as: V8.self)
+                    a0 += UnsafeRawPointer(x0 + i).loadUnaligned(as: V8.self) * wv
+                    a1 += UnsafeRawPointer(x1 + i).loadUnaligned(as: V8.self) * wv
+                    a2 += UnsafeRawPointer(x2 + i).loadUnaligned(as: V8.self) * wv
+                    a3 += UnsafeRawPointer(x3 + i).loadUnaligned(as: V8.self) * wv
+                    i += 8
+                }
+                var sums = (a0.sum(), a1.sum(), a2.sum(), a3.sum())
+                for j in vectorEnd..<inF {
+                    sums.0 += x0[j] * wRow[j]
+                    sums.1 += x1[j] * wRow[j]
+                    sums.2 += x2[j] * wRow[j]
+                    sums.3 += x3[j] * wRow[j]
+                }
+                func store(_ k: Int, _ sum: Float) {
+                    guard r0 + k < rows else { return }
+                    let out = y + (r0 + k) * outF + o
+                    out.pointee = accumulate ? out.pointee + sum : sum
+                }
+                store(0, sums.0)
+                store(1, sums.1)
+                store(2, sums.2)
+                store(3, sums.3)
+                r0 += 4
+            }
+        }
     }
 }
 
