@@ -18,6 +18,21 @@ import TallyTesting
         #expect(actual == expected, "\(name) differs from the golden file; if the change is intended, regenerate with TALLY_UPDATE_GOLDEN=1")
     }
 
+    @Test("a refusal probe the base model seldom refuses is called out in the notes")
+    func rarelyRefusingBaseModel() throws {
+        let sample = SampleMeasurements.make()
+        #expect(!Report.build(from: sample).notes.contains { $0.contains("rarely refuses") })  // 9 of 10 refused
+        let seldom = sample.baseProbes.map { p in
+            p.kind == .refusal ? ProbeMeasurement(probe: p.probe, kind: p.kind, subject: p.subject, scores: (0..<32).map { $0 < 2 ? 1 : 0 }) : p
+        }
+        let m = RunMeasurements(
+            runID: sample.runID, recipeName: sample.recipeName, recipePath: sample.recipePath, startedAt: sample.startedAt,
+            finishedAt: sample.finishedAt, costs: sample.costs, constraints: sample.constraints, metric: sample.metric, seed: sample.seed,
+            bootstrapSamples: sample.bootstrapSamples, strategies: sample.strategies, baseProbes: seldom)
+        let note = try #require(Report.build(from: m).notes.first { $0.contains("rarely refuses") })
+        #expect(note.contains("2 of the 32 requests of probe 'refusals' (6.2%)") && note.contains("(local)"))
+    }
+
     @Test func markdownMatchesGolden() throws {
         try golden("sample-report.md", MarkdownRenderer().render(Report.build(from: SampleMeasurements.make())))
     }
