@@ -33,7 +33,7 @@ public final class Tensor {
         self.shape = shape
         let n = shape.reduce(1, *)
         self.count = n
-        self.data = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
+        self.data = BufferPool.allocate(n)
         self.requiresGrad = requiresGrad
         self.isLeaf = isLeaf
     }
@@ -85,8 +85,8 @@ public final class Tensor {
     }()
 
     deinit {
-        data.deallocate()
-        grad?.deallocate()
+        BufferPool.release(data, count: count)
+        if let grad { BufferPool.release(grad, count: count) }
     }
 
     /// The elements as an array (a copy).
@@ -106,7 +106,7 @@ public final class Tensor {
     @discardableResult
     public func ensureGrad() -> UnsafeMutablePointer<Float> {
         if let g = grad { return g }
-        let g = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        let g = BufferPool.allocate(count)
         g.initialize(repeating: 0, count: max(count, 1))
         grad = g
         return g
@@ -117,7 +117,7 @@ public final class Tensor {
     /// contents undefined, the caller must write every element).
     public func gradForWriting() -> (pointer: UnsafeMutablePointer<Float>, accumulate: Bool) {
         if let g = grad { return (g, true) }
-        let g = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        let g = BufferPool.allocate(count)
         grad = g
         return (g, false)
     }
@@ -127,11 +127,23 @@ public final class Tensor {
     public func zeroGrad(release: Bool = false) {
         guard let g = grad else { return }
         if release {
-            g.deallocate()
+            BufferPool.release(g, count: count)
             grad = nil
         } else {
             g.update(repeating: 0, count: max(count, 1))
         }
+    }
+
+    /// Takes over `other`'s gradient buffer when this tensor has none yet, instead of
+    /// allocating one and copying: for ops whose input gradient equals their output
+    /// gradient (an addition). `other` must be an intermediate tensor of the same size whose
+    /// gradient is not needed after this call (it is released after its op's backward).
+    /// - Returns: whether the buffer was taken; if not, the caller must accumulate itself.
+    func adoptGrad(from other: Tensor) -> Bool {
+        guard grad == nil, !other.isLeaf, other.count == count, let g = other.grad else { return false }
+        grad = g
+        other.grad = nil
+        return true
     }
 
     /// Releases the gradient buffer of an intermediate tensor.

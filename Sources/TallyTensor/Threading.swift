@@ -17,12 +17,15 @@ public enum Threading {
         return 2
     }
 
-    /// Sets the number of threads for BLAS and for parallel loops.
+    /// Sets the number of threads for matrix products and parallel loops.
+    ///
+    /// OpenBLAS itself is kept on one thread; ``BLAS/gemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:serial:)``
+    /// splits large products across these threads instead.
     /// - Parameter count: threads to use; values below 1 mean 1.
     public static func setThreadCount(_ count: Int) {
         let n = max(1, count)
         current.store(n, ordering: .relaxed)
-        openblas_set_num_threads(Int32(n))
+        openblas_set_num_threads(1)
     }
 
     /// Runs `body(start, end)` over `0..<count` split into at most `threadCount` contiguous
@@ -50,8 +53,8 @@ public enum Threading {
         }
     }
 
-    /// Runs `body(i)` for every `i` in `0..<count` on up to `threadCount` threads, with
-    /// OpenBLAS limited to one thread inside (so BLAS calls in `body` do not oversubscribe).
+    /// Runs `body(i)` for every `i` in `0..<count` on up to `threadCount` threads. Matrix
+    /// products inside `body` should pass `serial: true` so they do not split again.
     /// - Parameters:
     ///   - count: the number of independent tasks.
     ///   - body: one task; tasks may run concurrently.
@@ -61,8 +64,6 @@ public enum Threading {
             for i in 0..<count { body(i) }
             return
         }
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(Int32(threads)) }
         let workers = min(threads, count)
         withoutActuallyEscaping(body) { body in
             let work = ParallelBody { i, _ in body(i) }

@@ -26,8 +26,9 @@ extension Tape {
         guard needsGrad(gate, up) else { return y }
         record(y) {
             guard let dy = y.grad else { return }
-            let dg = gate.requiresGrad ? gate.ensureGrad() : nil
-            let du = up.requiresGrad ? up.ensureGrad() : nil
+            // Fresh gradient buffers (the usual case) are written, not zeroed and accumulated.
+            let (dg, accumulateG) = gate.requiresGrad ? gate.gradForWriting() : (nil, false)
+            let (du, accumulateU) = up.requiresGrad ? up.gradForWriting() : (nil, false)
             Threading.parallelChunks(n, minChunk: 1 << 14) { s, e in
                 typealias V = FastMath.V
                 var i = s
@@ -37,16 +38,26 @@ extension Tape {
                     let d = FastMath.load(dy, i)
                     if let dg {
                         let dsilu = sg * (V(repeating: 1) + g * (V(repeating: 1) - sg))
-                        FastMath.store(FastMath.load(dg, i) + d * FastMath.load(up.data, i) * dsilu, dg, i)
+                        let v = d * FastMath.load(up.data, i) * dsilu
+                        FastMath.store(accumulateG ? FastMath.load(dg, i) + v : v, dg, i)
                     }
-                    if let du { FastMath.store(FastMath.load(du, i) + d * g * sg, du, i) }
+                    if let du {
+                        let v = d * g * sg
+                        FastMath.store(accumulateU ? FastMath.load(du, i) + v : v, du, i)
+                    }
                     i += 8
                 }
                 while i < e {
                     let g = gate.data[i]
                     let sg = 1 / (1 + FastMath.exp(-g))
-                    if let dg { dg[i] += dy[i] * up.data[i] * sg * (1 + g * (1 - sg)) }
-                    if let du { du[i] += dy[i] * g * sg }
+                    if let dg {
+                        let v = dy[i] * up.data[i] * sg * (1 + g * (1 - sg))
+                        dg[i] = accumulateG ? dg[i] + v : v
+                    }
+                    if let du {
+                        let v = dy[i] * g * sg
+                        du[i] = accumulateU ? du[i] + v : v
+                    }
                     i += 1
                 }
             }

@@ -82,7 +82,7 @@ public enum AttentionKernel {
                     }
                     BLAS.gemm(
                         transA: false, transB: true, m: i1 - i0, n: kmax, k: hd, alpha: scale,
-                        a: qh + i0 * qs, lda: qs, b: kg, ldb: ks, c: p, ldc: tk)
+                        a: qh + i0 * qs, lda: qs, b: kg, ldb: ks, c: p, ldc: tk, serial: true)
                     for i in i0..<i1 {
                         let row = p + (i - i0) * tk
                         let visible = min(tk, L.past + i + 1)
@@ -90,7 +90,7 @@ public enum AttentionKernel {
                     }
                     BLAS.gemm(
                         transA: false, transB: false, m: i1 - i0, n: hd, k: kmax,
-                        a: p, lda: tk, b: vg, ldb: ks, c: oh + i0 * qs, ldc: qs)
+                        a: p, lda: tk, b: vg, ldb: ks, c: oh + i0 * qs, ldc: qs, serial: true)
                     i0 = i1
                 }
             }
@@ -150,13 +150,13 @@ public enum AttentionKernel {
                         BLAS.gemm(
                             transA: true, transB: false, m: kmax, n: hd, k: rows,
                             a: p, lda: tk, b: doh + i0 * qs, ldb: qs, beta: 1,
-                            c: dv + b * L.keyBatchStride + g * hd, ldc: ks)
+                            c: dv + b * L.keyBatchStride + g * hd, ldc: ks, serial: true)
                     }
                     if dq != nil || dk != nil {
                         let ds = dp.pointer
                         BLAS.gemm(
                             transA: false, transB: true, m: rows, n: kmax, k: hd,
-                            a: doh + i0 * qs, lda: qs, b: vg, ldb: ks, c: ds, ldc: tk)
+                            a: doh + i0 * qs, lda: qs, b: vg, ldb: ks, c: ds, ldc: tk, serial: true)
                         for r in 0..<rows {
                             let pr = p + r * tk, dr = ds + r * tk
                             let dot = FastMath.dot(pr, dr, kmax)
@@ -166,13 +166,13 @@ public enum AttentionKernel {
                             BLAS.gemm(
                                 transA: false, transB: false, m: rows, n: hd, k: kmax,
                                 a: ds, lda: tk, b: kg, ldb: ks, beta: 1,
-                                c: dq + b * tq * qs + h * hd + i0 * qs, ldc: qs)
+                                c: dq + b * tq * qs + h * hd + i0 * qs, ldc: qs, serial: true)
                         }
                         if let dk {
                             BLAS.gemm(
                                 transA: true, transB: false, m: kmax, n: hd, k: rows,
                                 a: ds, lda: tk, b: qh + i0 * qs, ldb: qs, beta: 1,
-                                c: dk + b * L.keyBatchStride + g * hd, ldc: ks)
+                                c: dk + b * L.keyBatchStride + g * hd, ldc: ks, serial: true)
                         }
                     }
                     i0 = i1

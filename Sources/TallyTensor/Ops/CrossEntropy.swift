@@ -38,21 +38,37 @@ extension Tape {
         record(y) {
             guard let dy = y.grad else { return }
             let g = dy[0] / Float(scored)
-            let dl = logits.ensureGrad()
+            // A fresh buffer (the usual case) is written, not zeroed and then accumulated.
+            let (dl, accumulate) = logits.gradForWriting()
             let lse = box.pointer
             Threading.parallelChunks(n, minChunk: 4) { r0, r1 in
-                for r in r0..<r1 where targets[r] != Tape.ignoreIndex {
+                for r in r0..<r1 {
                     let row = logits.data + r * v, drow = dl + r * v
+                    if targets[r] == Tape.ignoreIndex {
+                        if !accumulate { drow.update(repeating: 0, count: v) }
+                        continue
+                    }
                     let l = lse[r]
                     let gv = FastMath.V(repeating: g), lv = FastMath.V(repeating: l)
                     var c = 0
-                    while c + 8 <= v {
-                        FastMath.store(FastMath.load(drow, c) + gv * FastMath.exp(FastMath.load(row, c) - lv), drow, c)
-                        c += 8
-                    }
-                    while c < v {
-                        drow[c] += g * FastMath.exp(row[c] - l)
-                        c += 1
+                    if accumulate {
+                        while c + 8 <= v {
+                            FastMath.store(FastMath.load(drow, c) + gv * FastMath.exp(FastMath.load(row, c) - lv), drow, c)
+                            c += 8
+                        }
+                        while c < v {
+                            drow[c] += g * FastMath.exp(row[c] - l)
+                            c += 1
+                        }
+                    } else {
+                        while c + 8 <= v {
+                            FastMath.store(gv * FastMath.exp(FastMath.load(row, c) - lv), drow, c)
+                            c += 8
+                        }
+                        while c < v {
+                            drow[c] = g * FastMath.exp(row[c] - l)
+                            c += 1
+                        }
                     }
                     drow[targets[r]] -= g
                 }

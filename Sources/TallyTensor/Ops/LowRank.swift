@@ -39,7 +39,8 @@ extension Tape {
         guard needsGrad(base, h, b) else { return y }
         record(y) {
             guard let dy = y.grad else { return }
-            if base.requiresGrad {
+            // dy stays valid below even when base takes over its buffer.
+            if base.requiresGrad && !base.adoptGrad(from: y) {
                 let db = base.ensureGrad()
                 Threading.parallelChunks(base.count, minChunk: 1 << 15) { s, e in
                     for i in s..<e { db[i] += dy[i] }

@@ -103,10 +103,16 @@ extension Tape {
         guard needsGrad(x) else { return y }
         record(y) {
             guard let dy = y.grad else { return }
+            let (dx, accumulate) = x.gradForWriting()
+            if !accumulate {
+                // Rotate dy back straight into the fresh gradient buffer.
+                dx.update(from: dy, count: x.count)
+                rope.apply(dx, rows: rows, heads: heads, positions: positions, inverse: true)
+                return
+            }
             let tmp = ScratchBox(count: x.count)
             tmp.pointer.update(from: dy, count: x.count)
             rope.apply(tmp.pointer, rows: rows, heads: heads, positions: positions, inverse: true)
-            let dx = x.ensureGrad()
             for i in 0..<x.count { dx[i] += tmp.pointer[i] }
         }
         return y
