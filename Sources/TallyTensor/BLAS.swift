@@ -12,9 +12,9 @@ import Dispatch
 /// a two-core machine).
 public enum BLAS {
     /// Products with fewer multiply-adds than this run on one thread.
-    @usableFromInline static let splitThreshold = 1 << 21
+    static let splitThreshold = 1 << 21
     /// Block boundaries fall on multiples of this many rows or columns (kernel-friendly).
-    @usableFromInline static let splitAlignment = 32
+    static let splitAlignment = 32
 
     /// `C = alpha * op(A) * op(B) + beta * C` with row-major matrices, on up to
     /// `Threading.threadCount` threads.
@@ -28,7 +28,6 @@ public enum BLAS {
     ///   - b: B's first element; `ldb` its row stride.
     ///   - c: C's first element; `ldc` its row stride.
     ///   - serial: run on the calling thread only (for callers already inside a parallel loop).
-    @inlinable
     public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -63,7 +62,6 @@ public enum BLAS {
         }
     }
 
-    @inlinable
     static func sgemm(
         _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
         _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
@@ -78,12 +76,11 @@ public enum BLAS {
 /// The operands of one product, carried into `concurrentPerform`.
 ///
 /// Audited use: the blocks of C that the threads write are disjoint, and A and B are only read.
-@usableFromInline
 struct GemmPointers: @unchecked Sendable {
-    @usableFromInline let a: UnsafePointer<Float>
-    @usableFromInline let b: UnsafePointer<Float>
-    @usableFromInline let c: UnsafeMutablePointer<Float>
-    @usableFromInline init(a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+    let a: UnsafePointer<Float>
+    let b: UnsafePointer<Float>
+    let c: UnsafeMutablePointer<Float>
+    init(a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
         self.a = a
         self.b = b
         self.c = c

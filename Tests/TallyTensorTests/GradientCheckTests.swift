@@ -131,6 +131,29 @@ struct GradientCheckTests {
         check([random([2, 5], seed: 28)]) { t, v in t.scale(v[0], 0.37) }
     }
 
+    /// Ops write a fresh gradient buffer instead of zeroing and accumulating, and an addition
+    /// hands its output gradient to an input without copying; an input that several ops
+    /// (or both operands of one op) consume must still receive the sum of their gradients.
+    @Test func inputsUsedTwiceAccumulate() {
+        check([random([2, 5], seed: 40)]) { t, v in t.add(v[0], v[0]) }
+        check([random([3, 8], seed: 41)]) { t, v in t.swiglu(gate: v[0], up: v[0]) }
+        check([random([6, 16], seed: 42)]) { t, v in
+            // h is an intermediate: the addition adopts dy as h's gradient, then rope adds to it.
+            let h = t.scale(v[0], 1.5)
+            return t.add(h, t.rope(h, RotaryEmbedding(headDim: 8, theta: 10_000), heads: 2, positions: [0, 1, 2, 3, 4, 5]))
+        }
+        check([random([4, 9], seed: 43)]) { t, v in
+            let logits = t.scale(v[0], 1.0)
+            return t.add(t.crossEntropy(logits, targets: [2, -100, 8, 0]), t.crossEntropy(logits, targets: [1, 3, -100, 5]))
+        }
+        check([random([3, 6], seed: 44), random([3, 2], seed: 45), random([6, 2], seed: 46)]) { t, v in
+            // base takes over the LoRA output's gradient, then the second scale adds to it.
+            let base = t.scale(v[0], 1.0)
+            let other = t.scale(base, 2.0)
+            return t.add(t.addScaledLinear(base, v[1], v[2], scale: 0.5), other)
+        }
+    }
+
     @Test func gatherAndSlice() {
         check([random([5, 4], seed: 29)]) { t, v in t.gatherRows(v[0], [4, 0, 4, 2]) }
         check([random([3, 9], seed: 30)]) { t, v in t.sliceColumns(v[0], start: 3, width: 4) }
