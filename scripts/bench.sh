@@ -13,8 +13,11 @@
 #     THREADS  (default "1 2")        BLAS and loop threads, both sides
 #     ROUNDS   (default 3)            interleaved repetitions per row
 #     STEPS    (default 8)            timed steps per run (each run reports its median step)
-#     SMOLLM2  (default 1)            also time SmolLM2-135M prompt processing (65 tokens) and,
-#                                     when transformers is importable, the same in transformers
+#     SMOLLM2  (default 1)            also time SmolLM2-135M: fine-tuning steps (MODES) on
+#                                     sentiment-sized batches beside transformers+PEFT
+#                                     (scripts/bench_peft_smollm2.py), and prompt processing
+#                                     (65 tokens) beside transformers, when those import
+#     SMOLLM2_STEPS (default 3)       timed SmolLM2 fine-tuning steps per run (after 1 warm-up)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +31,7 @@ THREADS="${THREADS:-1 2}"
 ROUNDS="${ROUNDS:-3}"
 STEPS="${STEPS:-8}"
 SMOLLM2="${SMOLLM2:-1}"
+SMOLLM2_STEPS="${SMOLLM2_STEPS:-3}"
 
 swift build -c release --product tally-bench >&2
 BENCH=.build/release/tally-bench
@@ -61,7 +65,7 @@ run_torch() {
     python3 "$PY_SCRIPT" --config "$1" --mode "$py_mode" --threads "$3" --steps "$STEPS"
 }
 
-printf '%-6s %-6s %-7s %12s %12s %8s %11s\n' config mode threads tally_tok_s torch_tok_s ratio ratio_range
+printf '%-8s %-6s %-7s %12s %12s %8s %11s\n' config mode threads tally_tok_s torch_tok_s ratio ratio_range
 for config in $CONFIGS; do
     for mode in $MODES; do
         for threads in $THREADS; do
@@ -81,7 +85,7 @@ for config in $CONFIGS; do
                 [[ $TORCH == 1 ]] && torch_values+=" $(field "$torch_json" tok_per_s_median)"
             done
             read -r t p r range <<<"$(summary "$tally_values" "$torch_values")"
-            printf '%-6s %-6s %-7s %12s %12s %8s %11s\n' "$config" "$mode" "$threads" "$t" "$p" "$r" "$range"
+            printf '%-8s %-6s %-7s %12s %12s %8s %11s\n' "$config" "$mode" "$threads" "$t" "$p" "$r" "$range"
         done
     done
 done
@@ -94,6 +98,40 @@ if [[ $SMOLLM2 == 1 ]]; then
     fi
     HF_BASELINE=0
     if python3 -c "import torch, transformers, gguf" 2>/dev/null; then HF_BASELINE=1; fi
+    PEFT_BASELINE=0
+    if [[ $HF_BASELINE == 1 ]] && python3 -c "import peft" 2>/dev/null; then PEFT_BASELINE=1; fi
+    run_tally_smollm2() { "$BENCH" --config smollm2 --mode "$1" --threads "$2" --steps "$SMOLLM2_STEPS" --warmup 1; }
+    run_torch_smollm2() {
+        local py_mode=$1
+        [[ $py_mode == train ]] && py_mode=full
+        python3 scripts/bench_peft_smollm2.py --mode "$py_mode" --threads "$2" --steps "$SMOLLM2_STEPS" --warmup 1
+    }
+    printf '%-8s %-6s %-7s %12s %12s %8s %11s\n' config mode threads tally_tok_s torch_tok_s ratio ratio_range
+    for mode in $MODES; do
+        # LoRA needs PEFT for the baseline; full fine-tuning only transformers.
+        baseline=$HF_BASELINE
+        [[ $mode == lora ]] && baseline=$PEFT_BASELINE
+        for threads in $THREADS; do
+            tally_values=""
+            torch_values=""
+            for round in $(seq 1 "$ROUNDS"); do
+                if [[ $baseline == 1 && $((round % 2)) == 0 ]]; then
+                    torch_json=$(run_torch_smollm2 "$mode" "$threads"); echo "$torch_json" >&2
+                    tally_json=$(run_tally_smollm2 "$mode" "$threads"); echo "$tally_json" >&2
+                else
+                    tally_json=$(run_tally_smollm2 "$mode" "$threads"); echo "$tally_json" >&2
+                    if [[ $baseline == 1 ]]; then
+                        torch_json=$(run_torch_smollm2 "$mode" "$threads"); echo "$torch_json" >&2
+                    fi
+                fi
+                tally_values+=" $(field "$tally_json" tokens_per_s)"
+                [[ $baseline == 1 ]] && torch_values+=" $(field "$torch_json" tok_per_s_median)"
+            done
+            read -r t p r range <<<"$(summary "$tally_values" "$torch_values")"
+            printf '%-8s %-6s %-7s %12s %12s %8s %11s\n' smollm2 "$mode" "$threads" "$t" "$p" "$r" "$range"
+        done
+    done
+    echo
     printf '%-34s %-7s %12s %14s %8s\n' "SmolLM2-135M, 65-token prompt" threads tally_ms transformers_ms ratio
     for threads in $THREADS; do
         tally_ms=""

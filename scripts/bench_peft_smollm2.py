@@ -19,6 +19,7 @@ import random
 import resource
 import statistics
 import time
+import warnings
 from pathlib import Path
 
 ANSWER_TOKENS = 3
@@ -41,6 +42,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
 
+    # Keep the output to the one JSON line (GGUF conversion progress bars, deprecation notes).
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore")
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -49,7 +54,7 @@ def main() -> None:
     path = model_path()
     if not path.is_file():
         raise SystemExit(f"{path}: not found; run: tally models fetch smollm2-135m-instruct")
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     model.config.use_cache = False
     if args.mode == "lora":
         from peft import LoraConfig, get_peft_model
