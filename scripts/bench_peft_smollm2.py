@@ -20,17 +20,10 @@ import resource
 import statistics
 import time
 import warnings
-from pathlib import Path
+
+from tally_assets import smollm2_gguf
 
 ANSWER_TOKENS = 3
-
-
-def model_path() -> Path:
-    cache = os.environ.get("TALLY_CACHE")
-    if not cache:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        cache = os.path.join(xdg, "tally") if xdg else os.path.expanduser("~/.cache/tally")
-    return Path(cache) / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def main() -> None:
@@ -51,7 +44,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    path = model_path()
+    path = smollm2_gguf()
     if not path.is_file():
         raise SystemExit(f"{path}: not found; run: tally models fetch smollm2-135m-instruct")
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)

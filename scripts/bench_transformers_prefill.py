@@ -7,18 +7,10 @@ asset cache (tally models fetch smollm2-135m-instruct). Used by scripts/bench.sh
 """
 import argparse
 import json
-import os
 import statistics
 import time
-from pathlib import Path
 
-
-def model_path() -> Path:
-    cache = os.environ.get("TALLY_CACHE")
-    if not cache:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        cache = os.path.join(xdg, "tally") if xdg else os.path.expanduser("~/.cache/tally")
-    return Path(cache) / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+from tally_assets import smollm2_gguf
 
 
 def main() -> None:
@@ -33,7 +25,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(args.threads)
-    path = model_path()
+    path = smollm2_gguf()
     if not path.is_file():
         raise SystemExit(f"{path}: not found; run: tally models fetch smollm2-135m-instruct")
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, torch_dtype=torch.float32)
