@@ -8,45 +8,16 @@ import TallyCore
 struct RunnerIntegrationTests {
     /// A recipe directory with data and a recipe pointing at `service`.
     private func writeRecipe(for service: FakeService, in directory: URL, pollInterval: String = "0.01") throws -> URL {
-        let train = (0..<8).map { index in
-            "{\"text\": \"training ticket \(index) about \(["billing", "shipping"][index % 2])\", \"label\": \"\(["billing", "shipping"][index % 2])\"}"
-        }
-        let test = (0..<6).map { index in
-            "{\"text\": \"test ticket number \(index) mentions \(["refunds", "parcels"][index % 2])\", \"label\": \"\(["billing", "shipping"][index % 2])\"}"
-        }
-        try (train.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("train.jsonl"), atomically: true, encoding: .utf8)
-        try (test.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("test.jsonl"), atomically: true, encoding: .utf8)
-        let recipe = """
-            name: loopback-hosted
-            task:
-              instruction: "Route the ticket: billing or shipping."
-              input: "Ticket: {text}"
-              target: label
-              labels: [billing, shipping]
-              metric: accuracy
-            data: {train: train.jsonl, test: test.jsonl}
-            backends:
-              hosted:
-                plugin: openai
-                model: gpt-4o-mini-2024-07-18
-                base_url: "\(service.openAIBase)"
-                api_key_env: \(FakeService.keyVariable)
-                price: {input_per_mtok: 0.15, output_per_mtok: 0.60, finetuned_input_per_mtok: 0.30, finetuned_output_per_mtok: 1.20, training_per_mtok: 3.0}
-                timeout_s: 5
-                retry_base_s: 0.01
-                max_retries: 6
-                max_concurrency: 3
-                max_response_bytes: 65536
-                poll_interval_s: \(pollInterval)
-            strategies:
-              - {name: zero-shot, kind: zero-shot, backend: hosted}
-              - {name: few-shot-2, kind: few-shot, backend: hosted, shots: 2}
-              - {name: tuned, kind: full-finetune, backend: hosted, epochs: 1, batch_size: 2}
-            run: {seed: 3, concurrency: 3, bootstrap_samples: 50}
-            """
-        let url = directory.appendingPathComponent("recipe.yaml")
-        try recipe.write(to: url, atomically: true, encoding: .utf8)
-        return url
+        try service.writeTicketRecipe(
+            in: directory, name: "loopback-hosted", trainCount: 8, testCount: 6,
+            price: "{input_per_mtok: 0.15, output_per_mtok: 0.60, finetuned_input_per_mtok: 0.30, finetuned_output_per_mtok: 1.20, training_per_mtok: 3.0}",
+            backendLines: ["max_retries: 6", "max_concurrency: 3", "max_response_bytes: 65536", "poll_interval_s: \(pollInterval)"],
+            strategies: [
+                "{name: zero-shot, kind: zero-shot, backend: hosted}",
+                "{name: few-shot-2, kind: few-shot, backend: hosted, shots: 2}",
+                "{name: tuned, kind: full-finetune, backend: hosted, epochs: 1, batch_size: 2}",
+            ],
+            tail: ["run: {seed: 3, concurrency: 3, bootstrap_samples: 50}"])
     }
 
     private var registry: PluginRegistry { PluginRegistry(HostedAPI.plugins) }

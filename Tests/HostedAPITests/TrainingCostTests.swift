@@ -7,39 +7,13 @@ import TallyCore
 /// training_per_mtok, never this machine's wall time; unknown (and said so) without either.
 @Suite("Hosted training cost")
 struct TrainingCostTests {
-    /// A recipe directory whose hosted backend has the given `price` mapping.
+    /// A recipe directory whose hosted backend has the given `price` mapping (recipe line 14).
     private func writeRecipe(for service: FakeService, price: String, in directory: URL) throws -> URL {
-        let train = (0..<6).map { "{\"text\": \"ticket \($0) about \(["billing", "shipping"][$0 % 2])\", \"label\": \"\(["billing", "shipping"][$0 % 2])\"}" }
-        let test = (0..<4).map { "{\"text\": \"test ticket \($0) on \(["refunds", "parcels"][$0 % 2])\", \"label\": \"\(["billing", "shipping"][$0 % 2])\"}" }
-        try (train.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("train.jsonl"), atomically: true, encoding: .utf8)
-        try (test.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("test.jsonl"), atomically: true, encoding: .utf8)
-        let recipe = """
-            name: hosted-cost
-            task:
-              instruction: "Route the ticket: billing or shipping."
-              input: "Ticket: {text}"
-              target: label
-              labels: [billing, shipping]
-            data: {train: train.jsonl, test: test.jsonl}
-            backends:
-              hosted:
-                plugin: openai
-                model: gpt-4o-mini-2024-07-18
-                base_url: "\(service.openAIBase)"
-                api_key_env: \(FakeService.keyVariable)
-                price: \(price)
-                timeout_s: 5
-                retry_base_s: 0.01
-                poll_interval_s: 0.01
-            strategies:
-              - {name: zero-shot, kind: zero-shot, backend: hosted}
-              - {name: tuned, kind: full-finetune, backend: hosted, epochs: 1, batch_size: 2}
-            costs: {compute_usd_per_hour: 100, requests_per_month: 1000, horizon_months: 6}
-            run: {seed: 3, concurrency: 2, bootstrap_samples: 50}
-            """
-        let url = directory.appendingPathComponent("recipe.yaml")
-        try recipe.write(to: url, atomically: true, encoding: .utf8)
-        return url
+        try service.writeTicketRecipe(
+            in: directory, name: "hosted-cost", trainCount: 6, testCount: 4, price: price,
+            backendLines: ["poll_interval_s: 0.01"],
+            strategies: ["{name: zero-shot, kind: zero-shot, backend: hosted}", "{name: tuned, kind: full-finetune, backend: hosted, epochs: 1, batch_size: 2}"],
+            tail: ["costs: {compute_usd_per_hour: 100, requests_per_month: 1000, horizon_months: 6}", "run: {seed: 3, concurrency: 2, bootstrap_samples: 50}"])
     }
 
     private var registry: PluginRegistry { PluginRegistry(HostedAPI.plugins) }

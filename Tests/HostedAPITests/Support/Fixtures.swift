@@ -34,6 +34,46 @@ struct FakeService {
             baseURL: base ?? (plugin == "openai" ? openAIBase : server.baseURL.absoluteString),
             price: price, settings: merged, recipeDirectory: FileManager.default.temporaryDirectory)
     }
+
+    /// Writes a ticket-routing task (billing or shipping) into `directory`: `train.jsonl`,
+    /// `test.jsonl` and `recipe.yaml`, whose backend `hosted` is this server. Line 14 of the
+    /// recipe is the backend's `price`.
+    /// - Parameters:
+    ///   - backendLines: further settings of the backend, one `key: value` per line.
+    ///   - strategies: the entries of `strategies:`, each a YAML flow mapping.
+    ///   - tail: top-level lines after the strategies (`costs:`, `run:`).
+    /// - Returns: the recipe's URL.
+    func writeTicketRecipe(
+        in directory: URL, name: String, trainCount: Int, testCount: Int, price: String,
+        backendLines: [String], strategies: [String], tail: [String]
+    ) throws -> URL {
+        let labels = ["billing", "shipping"], topics = ["refunds", "parcels"]
+        let train = (0..<trainCount).map { "{\"text\": \"training ticket \($0) about \(labels[$0 % 2])\", \"label\": \"\(labels[$0 % 2])\"}" }
+        let test = (0..<testCount).map { "{\"text\": \"test ticket \($0) mentions \(topics[$0 % 2])\", \"label\": \"\(labels[$0 % 2])\"}" }
+        try (train.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("train.jsonl"), atomically: true, encoding: .utf8)
+        try (test.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("test.jsonl"), atomically: true, encoding: .utf8)
+        let lines = [
+            "name: \(name)",
+            "task:",
+            "  instruction: \"Route the ticket: billing or shipping.\"",
+            "  input: \"Ticket: {text}\"",
+            "  target: label",
+            "  labels: [billing, shipping]",
+            "data: {train: train.jsonl, test: test.jsonl}",
+            "backends:",
+            "  hosted:",
+            "    plugin: openai",
+            "    model: gpt-4o-mini-2024-07-18",
+            "    base_url: \"\(openAIBase)\"",
+            "    api_key_env: \(Self.keyVariable)",
+            "    price: \(price)",
+            "    timeout_s: 5",
+            "    retry_base_s: 0.01",
+        ] + backendLines.map { "    " + $0 } + ["strategies:"] + strategies.map { "  - " + $0 } + tail
+        let url = directory.appendingPathComponent("recipe.yaml")
+        try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
 }
 
 /// Collects what a client reports (retries) for assertions.
