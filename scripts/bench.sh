@@ -8,7 +8,7 @@
 # Usage: scripts/bench.sh [PATH/TO/pytorch_llama_train.py]
 #   The PyTorch script defaults to ../shared/bench/pytorch_llama_train.py (next to the repository).
 #   Environment:
-#     CONFIGS  (default "A B")        shapes of the PyTorch script
+#     CONFIGS  (default "A B")        shapes of the PyTorch script ("" for none: SmolLM2 only)
 #     MODES    (default "train lora") train = full fine-tuning step, lora = rank 8 on q/v
 #     THREADS  (default "1 2")        BLAS and loop threads, both sides
 #     ROUNDS   (default 3)            interleaved repetitions per row
@@ -25,8 +25,8 @@ PY_SCRIPT="${1:-}"
 if [[ -z "$PY_SCRIPT" && -f ../shared/bench/pytorch_llama_train.py ]]; then
     PY_SCRIPT=../shared/bench/pytorch_llama_train.py
 fi
-CONFIGS="${CONFIGS:-A B}"
-MODES="${MODES:-train lora}"
+CONFIGS="${CONFIGS-A B}"
+MODES="${MODES-train lora}"
 THREADS="${THREADS:-1 2}"
 ROUNDS="${ROUNDS:-3}"
 STEPS="${STEPS:-8}"

@@ -7,8 +7,10 @@ asset cache (tally models fetch smollm2-135m-instruct). Used by scripts/bench.sh
 """
 import argparse
 import json
+import os
 import statistics
 import time
+import warnings
 
 from tally_assets import smollm2_gguf
 
@@ -21,6 +23,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=65)
     args = parser.parse_args()
 
+    # Keep the output to the one JSON line (GGUF conversion progress bars, deprecation notes).
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore")
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -28,7 +34,7 @@ def main() -> None:
     path = smollm2_gguf()
     if not path.is_file():
         raise SystemExit(f"{path}: not found; run: tally models fetch smollm2-135m-instruct")
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     model.eval()
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, model.config.vocab_size, (1, args.tokens), generator=generator)
