@@ -11,7 +11,7 @@ enum BufferPool {
     /// Buffers of at least this many floats are pooled (32 MiB, glibc's largest mmap threshold).
     static let minimumCount = (32 << 20) / MemoryLayout<Float>.stride
     /// The most memory the pool keeps while nothing uses it.
-    static let capacityBytes = 512 << 20
+    static let capacityBytes = 256 << 20
 
     private struct State: ~Copyable {
         /// Free buffers by size in floats, as addresses (pointers are not `Sendable`).
