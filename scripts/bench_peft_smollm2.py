@@ -14,14 +14,12 @@ scripts/bench.sh.
 """
 import argparse
 import json
-import os
 import random
 import resource
 import statistics
 import time
-import warnings
 
-from tally_assets import smollm2_gguf
+from tally_assets import load_smollm2
 
 ANSWER_TOKENS = 3
 
@@ -35,19 +33,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
 
-    # Keep the output to the one JSON line (GGUF conversion progress bars, deprecation notes).
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    warnings.filterwarnings("ignore")
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    path = smollm2_gguf()
-    if not path.is_file():
-        raise SystemExit(f"{path}: not found; run: tally models fetch smollm2-135m-instruct")
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    torch, model = load_smollm2(args.threads)
     model.config.use_cache = False
     if args.mode == "lora":
         from peft import LoraConfig, get_peft_model

@@ -7,12 +7,10 @@ asset cache (tally models fetch smollm2-135m-instruct). Used by scripts/bench.sh
 """
 import argparse
 import json
-import os
 import statistics
 import time
-import warnings
 
-from tally_assets import smollm2_gguf
+from tally_assets import load_smollm2
 
 
 def main() -> None:
@@ -23,18 +21,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=65)
     args = parser.parse_args()
 
-    # Keep the output to the one JSON line (GGUF conversion progress bars, deprecation notes).
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    warnings.filterwarnings("ignore")
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    torch.set_num_threads(args.threads)
-    path = smollm2_gguf()
-    if not path.is_file():
-        raise SystemExit(f"{path}: not found; run: tally models fetch smollm2-135m-instruct")
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    torch, model = load_smollm2(args.threads)
     model.eval()
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, model.config.vocab_size, (1, args.tokens), generator=generator)
