@@ -1,5 +1,4 @@
 import COpenBLAS
-import Dispatch
 
 /// Thin wrappers over OpenBLAS `cblas_sgemm` (row-major).
 ///
@@ -34,27 +33,19 @@ public enum BLAS {
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, serial: Bool = false
     ) {
         if m == 0 || n == 0 { return }
-        let threads = serial ? 1 : Threading.threadCount
-        let splitRows = m >= n
-        let span = splitRows ? m : n
-        let blocks = min(threads, span / splitAlignment)
-        if blocks < 2 || m * n * k < splitThreshold {
+        if serial || m * n * k < splitThreshold {
             sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
-        // Equal blocks rounded up to the alignment; the last block takes what is left.
-        let per = ((span + blocks - 1) / blocks + splitAlignment - 1) / splitAlignment * splitAlignment
-        let pointers = GemmPointers(a: a, b: b, c: c)
-        DispatchQueue.concurrentPerform(iterations: blocks) { i in
-            let start = i * per
-            let end = min(span, start + per)
-            guard start < end else { return }
-            let a = pointers.a, b = pointers.b, c = pointers.c
-            if splitRows {
+        // Blocks of the longer side of C, so the operand every block packs again is the smaller one.
+        if m >= n {
+            Threading.parallelChunks(m, minChunk: splitAlignment, alignment: splitAlignment) { start, end in
                 // Rows start..<end of op(A) and of C.
                 let aBlock = transA ? a + start : a + start * lda
                 sgemm(transA, transB, end - start, n, k, alpha, aBlock, lda, b, ldb, beta, c + start * ldc, ldc)
-            } else {
+            }
+        } else {
+            Threading.parallelChunks(n, minChunk: splitAlignment, alignment: splitAlignment) { start, end in
                 // Columns start..<end of op(B) and of C.
                 let bBlock = transB ? b + start * ldb : b + start
                 sgemm(transA, transB, m, end - start, k, alpha, a, lda, bBlock, ldb, beta, c + start, ldc)
@@ -70,19 +61,5 @@ public enum BLAS {
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    }
-}
-
-/// The operands of one product, carried into `concurrentPerform`.
-///
-/// Audited use: the blocks of C that the threads write are disjoint, and A and B are only read.
-struct GemmPointers: @unchecked Sendable {
-    let a: UnsafePointer<Float>
-    let b: UnsafePointer<Float>
-    let c: UnsafeMutablePointer<Float>
-    init(a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
-        self.a = a
-        self.b = b
-        self.c = c
     }
 }

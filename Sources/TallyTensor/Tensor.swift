@@ -146,6 +146,24 @@ public final class Tensor {
         return true
     }
 
+    /// Adds `dy` (this tensor's size) to the gradient, for an op whose input gradient equals
+    /// its output gradient. With no gradient yet, this tensor takes over `owner`'s buffer
+    /// (when given; `dy` must be `owner.grad`) or copies `dy`; otherwise it accumulates.
+    /// - Returns: whether `owner`'s buffer was taken (`dy` stays valid, now owned here).
+    @discardableResult
+    func addGrad(_ dy: UnsafeMutablePointer<Float>, takingBufferOf owner: Tensor?) -> Bool {
+        if let owner, adoptGrad(from: owner) { return true }
+        let (g, accumulate) = gradForWriting()
+        if !accumulate {
+            g.update(from: dy, count: count)
+            return false
+        }
+        Threading.parallelChunks(count, minChunk: 1 << 15) { s, e in
+            for i in s..<e { g[i] += dy[i] }
+        }
+        return false
+    }
+
     /// Releases the gradient buffer of an intermediate tensor.
     func releaseGrad() {
         if !isLeaf { zeroGrad(release: true) }

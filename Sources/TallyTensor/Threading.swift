@@ -33,16 +33,18 @@ public enum Threading {
     /// - Parameters:
     ///   - count: the number of items.
     ///   - minChunk: the smallest number of items worth a thread of its own.
+    ///   - alignment: chunk boundaries fall on multiples of this (the last chunk takes the rest).
     ///   - body: processes items `start..<end`; chunks never overlap.
     @inlinable
-    public static func parallelChunks(_ count: Int, minChunk: Int = 1, _ body: (Int, Int) -> Void) {
+    public static func parallelChunks(_ count: Int, minChunk: Int = 1, alignment: Int = 1, _ body: (Int, Int) -> Void) {
         if count <= 0 { return }
         let maxChunks = max(1, min(threadCount, count / max(minChunk, 1)))
         if maxChunks == 1 {
             body(0, count)
             return
         }
-        let per = (count + maxChunks - 1) / maxChunks
+        let step = max(alignment, 1)
+        let per = ((count + maxChunks - 1) / maxChunks + step - 1) / step * step
         withoutActuallyEscaping(body) { body in
             let work = ParallelBody(body)
             DispatchQueue.concurrentPerform(iterations: maxChunks) { c in

@@ -51,24 +51,15 @@ extension Tape {
                     let l = lse[r]
                     let gv = FastMath.V(repeating: g), lv = FastMath.V(repeating: l)
                     var c = 0
-                    if accumulate {
-                        while c + 8 <= v {
-                            FastMath.store(FastMath.load(drow, c) + gv * FastMath.exp(FastMath.load(row, c) - lv), drow, c)
-                            c += 8
-                        }
-                        while c < v {
-                            drow[c] += g * FastMath.exp(row[c] - l)
-                            c += 1
-                        }
-                    } else {
-                        while c + 8 <= v {
-                            FastMath.store(gv * FastMath.exp(FastMath.load(row, c) - lv), drow, c)
-                            c += 8
-                        }
-                        while c < v {
-                            drow[c] = g * FastMath.exp(row[c] - l)
-                            c += 1
-                        }
+                    while c + 8 <= v {
+                        let d = gv * FastMath.exp(FastMath.load(row, c) - lv)
+                        FastMath.store(accumulate ? FastMath.load(drow, c) + d : d, drow, c)
+                        c += 8
+                    }
+                    while c < v {
+                        let d = g * FastMath.exp(row[c] - l)
+                        drow[c] = accumulate ? drow[c] + d : d
+                        c += 1
                     }
                     drow[targets[r]] -= g
                 }

@@ -11,22 +11,11 @@ extension Tape {
         guard needsGrad(a, b) else { return y }
         record(y) {
             guard let dy = y.grad else { return }
-            // The first input without a gradient yet takes over dy's buffer (no copy); the
-            // other copies or accumulates it. dy stays valid: its new owner is an input.
-            var adopted = false
+            // The first input without a gradient yet takes over dy's buffer; the other copies
+            // or accumulates it.
+            var owner: Tensor? = y
             for t in [a, b] where t.requiresGrad {
-                if !adopted && t.adoptGrad(from: y) {
-                    adopted = true
-                    continue
-                }
-                let (dt, accumulate) = t.gradForWriting()
-                if !accumulate {
-                    dt.update(from: dy, count: n)
-                    continue
-                }
-                Threading.parallelChunks(n, minChunk: 1 << 15) { s, e in
-                    for i in s..<e { dt[i] += dy[i] }
-                }
+                if t.addGrad(dy, takingBufferOf: owner) { owner = nil }
             }
         }
         return y

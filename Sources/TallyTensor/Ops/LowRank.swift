@@ -40,12 +40,7 @@ extension Tape {
         record(y) {
             guard let dy = y.grad else { return }
             // dy stays valid below even when base takes over its buffer.
-            if base.requiresGrad && !base.adoptGrad(from: y) {
-                let db = base.ensureGrad()
-                Threading.parallelChunks(base.count, minChunk: 1 << 15) { s, e in
-                    for i in s..<e { db[i] += dy[i] }
-                }
-            }
+            if base.requiresGrad { base.addGrad(dy, takingBufferOf: y) }
             if h.requiresGrad {
                 BLAS.gemm(transA: false, transB: false, m: rows, n: r, k: outF, alpha: scale, a: dy, lda: outF, b: b.data, ldb: r, beta: 1, c: h.ensureGrad(), ldc: r)
             }
