@@ -160,7 +160,7 @@ public struct FakeFineTuner: FineTuner {
         progress(.finished(phase: "fake training"))
         let tokens = request.train.reduce(0) { $0 + ($1.messages.reduce(0) { $0 + $1.content.count } + $1.completion.count) / 4 }
         return FineTuneOutcome(
-            artifact: "fake-artifact-\(request.method.kind)-\(request.jobKey.prefix(12))", wallSeconds: wallSeconds,
+            artifact: "fake-artifact-\(request.method.name)-\(request.jobKey.prefix(12))", wallSeconds: wallSeconds,
             trainedTokens: Int(Double(tokens) * request.options.epochs), steps: steps, trainLoss: losses, validationLoss: [],
             billedUSD: billedUSD, notes: ["fake fine-tune"])
     }
@@ -199,12 +199,12 @@ public struct FakeBackendPlugin: BackendPlugin {
         self.responder = responder
     }
 
-    public func validate(_ config: BackendConfig, environment: [String: String]) -> [(field: String, message: String)] {
-        var problems: [(field: String, message: String)] = []
+    public func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue] {
+        var problems: [ConfigIssue] = []
         if let value = config.settings["max_concurrency"], (Int(value) ?? 0) < 1 {
-            problems.append(("max_concurrency", "max_concurrency must be a whole number of at least 1, not '\(value)'"))
+            problems.append(ConfigIssue(key: "max_concurrency", "max_concurrency must be a whole number of at least 1, not '\(value)'"))
         }
-        if config.model == "broken" { problems.append(("model", "model 'broken' cannot be served")) }
+        if config.model == "broken" { problems.append(ConfigIssue(key: "model", "model 'broken' cannot be served")) }
         return problems
     }
 

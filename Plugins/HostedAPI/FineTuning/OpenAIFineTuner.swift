@@ -52,8 +52,8 @@ public struct OpenAIFineTuner: FineTuner {
         progress(.started(phase: phase, total: nil))
 
         var notes: [String] = []
-        if case .lora = request.method {
-            notes.append("the provider chooses how weights are adapted; LoRA rank, alpha and targets do not apply to hosted fine-tuning")
+        if request.method != .full {
+            notes.append("the provider chooses how weights are adapted; the parameters of \(request.method.name) do not apply to hosted fine-tuning")
         }
         let epochs = max(1, Int(request.options.epochs.rounded()))
         if Double(epochs) != request.options.epochs {

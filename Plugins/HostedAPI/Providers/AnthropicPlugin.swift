@@ -25,13 +25,13 @@ public struct AnthropicPlugin: BackendPlugin {
     public var summary: String { "Anthropic Messages API (Claude models)" }
     public var settingKeys: Set<String> { HostedSettings.commonKeys.union(["anthropic_version"]) }
 
-    public func validate(_ config: BackendConfig, environment: [String: String]) -> [(field: String, message: String)] {
+    public func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue] {
         validateHostedConfig(config, allowedKeys: settingKeys)
     }
 
     public func makeBackend(_ config: BackendConfig, environment: [String: String]) async throws -> Backend {
-        if let problem = validate(config, environment: environment).first {
-            throw TallyError(code: .invalidRecipe, message: "backend '\(config.name)': \(problem.field): \(problem.message)")
+        if let problem = validate(config, environment: environment).first(where: { $0.severity == .error }) {
+            throw TallyError(code: .invalidRecipe, message: "backend '\(config.name)': \(problem)")
         }
         let settings = HostedSettings.parse(config.settings).settings
         let baseText = config.baseURL ?? Self.defaultBaseURL

@@ -45,18 +45,18 @@ public struct HostedSettings: Sendable, Hashable {
     ]
 
     /// Parses `settings`, collecting a `(field, message)` problem for each bad value.
-    public static func parse(_ settings: [String: String]) -> (settings: HostedSettings, problems: [(field: String, message: String)]) {
+    public static func parse(_ settings: [String: String]) -> (settings: HostedSettings, problems: [ConfigIssue]) {
         var result = HostedSettings()
-        var problems: [(field: String, message: String)] = []
+        var problems: [ConfigIssue] = []
 
         func number(_ key: String, min lower: Double, max upper: Double, apply: (Double) -> Void) {
             guard let text = settings[key] else { return }
             guard let value = Double(text.trimmingCharacters(in: .whitespaces)), value.isFinite else {
-                problems.append((key, "'\(text)' is not a number; write e.g. \(key): \(Int(lower.rounded(.up)) + 1)"))
+                problems.append(ConfigIssue(key: key, "'\(text)' is not a number; write e.g. \(key): \(Int(lower.rounded(.up)) + 1)"))
                 return
             }
             guard value >= lower, value <= upper else {
-                problems.append((key, "\(text) is out of range; use a value from \(clean(lower)) to \(clean(upper))"))
+                problems.append(ConfigIssue(key: key, "\(text) is out of range; use a value from \(clean(lower)) to \(clean(upper))"))
                 return
             }
             apply(value)
@@ -64,11 +64,11 @@ public struct HostedSettings: Sendable, Hashable {
         func integer(_ key: String, min lower: Int, max upper: Int, apply: (Int) -> Void) {
             guard let text = settings[key] else { return }
             guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
-                problems.append((key, "'\(text)' is not a whole number; write e.g. \(key): \(Swift.max(lower, 1))"))
+                problems.append(ConfigIssue(key: key, "'\(text)' is not a whole number; write e.g. \(key): \(Swift.max(lower, 1))"))
                 return
             }
             guard value >= lower, value <= upper else {
-                problems.append((key, "\(value) is out of range; use a whole number from \(lower) to \(upper)"))
+                problems.append(ConfigIssue(key: key, "\(value) is out of range; use a whole number from \(lower) to \(upper)"))
                 return
             }
             apply(value)
@@ -87,14 +87,14 @@ public struct HostedSettings: Sendable, Hashable {
             if ["max_tokens", "max_completion_tokens"].contains(field) {
                 result.tokenLimitField = field
             } else {
-                problems.append(("token_limit_field", "'\(field)' is not a token-limit field; use max_tokens or max_completion_tokens"))
+                problems.append(ConfigIssue(key: "token_limit_field", "'\(field)' is not a token-limit field; use max_tokens or max_completion_tokens"))
             }
         }
         if let version = settings["anthropic_version"] {
             if version.range(of: "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", options: .regularExpression) != nil {
                 result.anthropicVersion = version
             } else {
-                problems.append(("anthropic_version", "'\(version)' is not an API version date; use e.g. 2023-06-01"))
+                problems.append(ConfigIssue(key: "anthropic_version", "'\(version)' is not an API version date; use e.g. 2023-06-01"))
             }
         }
         return (result, problems)
@@ -115,27 +115,27 @@ private func clean(_ value: Double) -> String {
 
 /// Checks a backend entry's `base_url`, `api_key_env` and settings without touching the
 /// network or requiring the key to be set.
-func validateHostedConfig(_ config: BackendConfig, allowedKeys: Set<String>) -> [(field: String, message: String)] {
-    var problems: [(field: String, message: String)] = []
+func validateHostedConfig(_ config: BackendConfig, allowedKeys: Set<String>) -> [ConfigIssue] {
+    var problems: [ConfigIssue] = []
     if let base = config.baseURL {
         if let url = URL(string: base), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host?.isEmpty == false {
-            if url.query != nil { problems.append(("base_url", "'\(base)' has a query string; give only scheme, host and path prefix (e.g. https://api.openai.com/v1)")) }
+            if url.query != nil { problems.append(ConfigIssue(key: "base_url", "'\(base)' has a query string; give only scheme, host and path prefix (e.g. https://api.openai.com/v1)")) }
         } else {
-            problems.append(("base_url", "'\(base)' is not an http(s) URL; write e.g. https://api.openai.com/v1 or http://localhost:8000/v1"))
+            problems.append(ConfigIssue(key: "base_url", "'\(base)' is not an http(s) URL; write e.g. https://api.openai.com/v1 or http://localhost:8000/v1"))
         }
     }
     // Names with characters other than letters, digits and `_` are reported by the recipe
     // loader; here, names that are valid but look like a pasted key.
     if let variable = config.apiKeyEnv, variable.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil, looksLikeSecret(variable) {
-        problems.append(("api_key_env", "this looks like a key, not the name of an environment variable; put the key in an environment variable (e.g. OPENAI_API_KEY) and name that variable here"))
+        problems.append(ConfigIssue(key: "api_key_env", "this looks like a key, not the name of an environment variable; put the key in an environment variable (e.g. OPENAI_API_KEY) and name that variable here"))
     }
     if config.model.trimmingCharacters(in: .whitespaces).isEmpty {
-        problems.append(("model", "the model name is empty; write e.g. model: gpt-4o-mini"))
+        problems.append(ConfigIssue(key: "model", "the model name is empty; write e.g. model: gpt-4o-mini"))
     }
     for key in config.settings.keys.sorted() where !allowedKeys.contains(key) {
         var message = "unknown setting '\(key)'"
         if let near = nearestName(to: key, among: allowedKeys.sorted()) { message += "; did you mean '\(near)'?" }
-        problems.append((key, message))
+        problems.append(ConfigIssue(key: key, message))
     }
     let known = config.settings.filter { allowedKeys.contains($0.key) }
     problems += HostedSettings.parse(known).problems

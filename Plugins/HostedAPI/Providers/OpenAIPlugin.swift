@@ -26,17 +26,16 @@ public struct OpenAIPlugin: BackendPlugin {
     public var name: String { "openai" }
     public var summary: String { "OpenAI Chat Completions at any compatible base_url (OpenAI, vLLM, Ollama, llama.cpp, Together, Groq, OpenRouter) and OpenAI hosted fine-tuning" }
     public var settingKeys: Set<String> { HostedSettings.commonKeys.union(["poll_interval_s", "token_limit_field"]) }
-    public var fineTuningMethods: Set<String> { ["full-finetune"] }
+    public var fineTuningMethods: Set<String> { [FineTuneMethod.fullName] }
     public var fineTunesRemotely: Bool { true }
 
-    public func validate(_ config: BackendConfig, environment: [String: String]) -> [(field: String, message: String)] {
+    public func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue] {
         validateHostedConfig(config, allowedKeys: settingKeys)
     }
 
     public func makeBackend(_ config: BackendConfig, environment: [String: String]) async throws -> Backend {
-        let problems = validate(config, environment: environment)
-        if let problem = problems.first {
-            throw TallyError(code: .invalidRecipe, message: "backend '\(config.name)': \(problem.field): \(problem.message)")
+        if let problem = validate(config, environment: environment).first(where: { $0.severity == .error }) {
+            throw TallyError(code: .invalidRecipe, message: "backend '\(config.name)': \(problem)")
         }
         let settings = HostedSettings.parse(config.settings).settings
         let baseText = config.baseURL ?? Self.defaultBaseURL

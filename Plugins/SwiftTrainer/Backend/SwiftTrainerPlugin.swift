@@ -19,19 +19,19 @@ public struct SwiftTrainerPlugin: BackendPlugin {
     public var name: String { "swift-trainer" }
     public var summary: String { "built-in CPU backend: GGUF / Hugging Face Llama and GPT-2 models, LoRA and full fine-tuning" }
     public var settingKeys: Set<String> { ["threads", "max_batch", "max_concurrency"] }
-    public var fineTuningMethods: Set<String> { ["lora", "full-finetune"] }
+    public var fineTuningMethods: Set<String> { [FineTuneMethod.loraName, FineTuneMethod.fullName] }
 
-    public func validate(_ config: BackendConfig, environment: [String: String]) -> [(field: String, message: String)] {
-        var problems: [(field: String, message: String)] = []
+    public func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue] {
+        var problems: [ConfigIssue] = []
         for key in ["threads", "max_batch", "max_concurrency"] {
             if let text = config.settings[key], (Int(text) ?? 0) < 1 {
-                problems.append((key, "\(key) must be a whole number of at least 1, not '\(text)'"))
+                problems.append(ConfigIssue(key: key, "\(key) must be a whole number of at least 1, not '\(text)'"))
             }
         }
         do {
             _ = try AssetCatalog.resolveModel(config.model, relativeTo: config.recipeDirectory, environment: environment)
         } catch {
-            problems.append(("model", String(describing: error)))
+            problems.append(ConfigIssue(key: "model", String(describing: error)))
         }
         return problems
     }

@@ -77,17 +77,18 @@ public final class TrainingJob {
         self.jobKey = jobKey
         self.settings = settings
         var noDecay: Set<String> = []
-        switch method {
-        case .lora(let o):
+        if let o = try method.loraOptions() {
             let l = try LoRAModel(base: model, configuration: LoRAConfiguration(o), seed: options.seed)
             lora = l
             parameters = l.namedParameters
-        case .full:
+        } else if method == .full {
             lora = nil
             model.setTrainable(true)
             parameters = model.namedParameters
             // Hugging Face's Trainer does not decay biases and norm weights (1-D tensors).
             noDecay = Set(parameters.filter { $0.tensor.shape.count < 2 }.map(\.name))
+        } else {
+            throw TallyError(code: .backend, message: "the built-in trainer cannot run '\(method.name)' fine-tuning; it runs \(FineTuneMethod.loraName) and \(FineTuneMethod.fullName)")
         }
         optimizer = AdamWOptimizer(parameters: parameters, weightDecay: Float(options.weightDecay), noDecay: noDecay)
         order = DataOrder(seed: options.seed, exampleCount: train.count, batchSize: options.batchSize, accumulation: options.gradientAccumulation)

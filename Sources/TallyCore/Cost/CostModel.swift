@@ -130,26 +130,26 @@ public struct BreakEven: Codable, Sendable, Hashable {
 
 /// Turns measurements and prices into costs.
 public enum CostModel {
-    /// Throughput of the Python stack (transformers + PEFT, bf16 autocast, sequence 512) on
-    /// one H100, measured for the reference set shipped with the project brief
-    /// (`gpu-throughput-h100.json`). Used only for the labelled GPU estimate.
+    /// A reference training throughput on one GPU, for the labelled GPU estimate of a
+    /// training method (`h100Throughput` lists the measured rows for the built-in methods).
     public struct GPUThroughput: Sendable, Hashable {
         public let shape: String
         /// Substrings of a model name that select this shape.
         public let matches: [String]
-        public let mode: String
+        /// The training method (`FineTuneMethod.name`) this row was measured for.
+        public let method: String
+        /// The method in words, for the estimate's basis.
+        public let label: String
         public let tokensPerSecond: Double
-    }
 
-    /// The measured H100 rows.
-    public static let h100Throughput: [GPUThroughput] = [
-        GPUThroughput(shape: "SmolLM2-135M", matches: ["135m"], mode: "lora", tokensPerSecond: 48_928),
-        GPUThroughput(shape: "SmolLM2-135M", matches: ["135m"], mode: "full-finetune", tokensPerSecond: 67_957),
-        GPUThroughput(shape: "SmolLM2-360M", matches: ["360m"], mode: "lora", tokensPerSecond: 44_570),
-        GPUThroughput(shape: "SmolLM2-360M", matches: ["360m"], mode: "full-finetune", tokensPerSecond: 66_674),
-        GPUThroughput(shape: "Llama-3.2-1B", matches: ["1b", "1.2b"], mode: "lora", tokensPerSecond: 35_132),
-        GPUThroughput(shape: "Llama-3.2-1B", matches: ["1b", "1.2b"], mode: "full-finetune", tokensPerSecond: 36_309),
-    ]
+        public init(shape: String, matches: [String], method: String, label: String, tokensPerSecond: Double) {
+            self.shape = shape
+            self.matches = matches
+            self.method = method
+            self.label = label
+            self.tokensPerSecond = tokensPerSecond
+        }
+    }
 
     /// Computes a strategy's costs.
     /// - Parameters:
@@ -192,7 +192,7 @@ public enum CostModel {
             } else {
                 oneOff = training.wallSeconds * costs.computeUSDPerHour / 3600
                 basis = "\(format(training.wallSeconds)) s of training x \(format(costs.computeUSDPerHour)) USD/h compute"
-                gpu = gpuEstimate(model: strategy.model, kind: strategy.kind, trainedTokens: training.trainedTokens, gpuUSDPerHour: costs.gpuUSDPerHour)
+                gpu = gpuEstimate(model: strategy.model, method: strategy.trainingMethod ?? strategy.kind, trainedTokens: training.trainedTokens, gpuUSDPerHour: costs.gpuUSDPerHour)
             }
         }
         let requests = costs.requestsPerMonth * costs.horizonMonths
@@ -244,12 +244,12 @@ public enum CostModel {
         cost.oneOffUSD + cost.perRequestUSD * requestsPerMonth * horizonMonths
     }
 
-    /// What `trainedTokens` would take on one H100 at the reference throughput for a model
-    /// of the nearest listed shape (SmolLM2-135M when the name matches none).
-    public static func gpuEstimate(model: String, kind: String, trainedTokens: Int, gpuUSDPerHour: Double) -> GPUEstimate? {
-        let mode = kind == "lora" ? "lora" : "full-finetune"
+    /// What `trainedTokens` would take on one H100 at the reference throughput of `method`
+    /// for a model of the nearest listed shape (the first listed shape when the name matches
+    /// none); nil for a method without reference rows.
+    public static func gpuEstimate(model: String, method: String, trainedTokens: Int, gpuUSDPerHour: Double) -> GPUEstimate? {
         let lower = model.lowercased()
-        let rows = h100Throughput.filter { $0.mode == mode }
+        let rows = h100Throughput.filter { $0.method == method }
         let matched = rows.first { row in row.matches.contains { lower.contains($0) } }
         guard let row = matched ?? rows.first, trainedTokens > 0 else { return nil }
         let seconds = Double(trainedTokens) / row.tokensPerSecond
@@ -257,7 +257,7 @@ public enum CostModel {
         let why = matched == nil ? "assuming a \(row.shape)-sized model" : "\(row.shape) shape"
         return GPUEstimate(
             usd: usd, seconds: seconds, tokensPerSecond: row.tokensPerSecond,
-            basis: "estimate, not measured: \(trainedTokens) tokens at \(Int(row.tokensPerSecond)) tokens/s (PyTorch \(mode == "lora" ? "LoRA" : "full fine-tune") on one H100, \(why)) x \(format(gpuUSDPerHour)) USD/h")
+            basis: "estimate, not measured: \(trainedTokens) tokens at \(Int(row.tokensPerSecond)) tokens/s (PyTorch \(row.label) on one H100, \(why)) x \(format(gpuUSDPerHour)) USD/h")
     }
 
     /// The monthly volume at which `first` and `second` cost the same over `horizonMonths`.

@@ -15,22 +15,22 @@ public struct ExecPlugin: BackendPlugin {
     public var summary: String { "an external program speaking Tally's JSON-lines protocol (docs/plugins.md)" }
     public var settingKeys: Set<String> { ["command", "timeout_s", "max_concurrency"] }
     /// The program says what it supports in `describe`; validation allows both methods.
-    public var fineTuningMethods: Set<String> { ["lora", "full-finetune"] }
+    public var fineTuningMethods: Set<String> { [FineTuneMethod.loraName, FineTuneMethod.fullName] }
 
-    public func validate(_ config: BackendConfig, environment: [String: String]) -> [(field: String, message: String)] {
-        var problems: [(field: String, message: String)] = []
+    public func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue] {
+        var problems: [ConfigIssue] = []
         do {
             _ = try Self.resolveCommand(config, environment: environment)
         } catch let error as TallyError {
-            problems.append(("command", error.message))
+            problems.append(ConfigIssue(key: "command", error.message))
         } catch {
-            problems.append(("command", "\(error)"))
+            problems.append(ConfigIssue(key: "command", "\(error)"))
         }
         if let text = config.settings["timeout_s"], Double(text).map({ $0 > 0 }) != true {
-            problems.append(("timeout_s", "timeout_s must be a positive number of seconds, not '\(text)'"))
+            problems.append(ConfigIssue(key: "timeout_s", "timeout_s must be a positive number of seconds, not '\(text)'"))
         }
         if let text = config.settings["max_concurrency"], Int(text).map({ $0 > 0 }) != true {
-            problems.append(("max_concurrency", "max_concurrency must be a positive whole number, not '\(text)'"))
+            problems.append(ConfigIssue(key: "max_concurrency", "max_concurrency must be a positive whole number, not '\(text)'"))
         }
         return problems
     }
@@ -169,13 +169,11 @@ public struct ExecFineTuner: FineTuner {
     let baseIdentity: String
 
     public func fineTune(_ request: FineTuneRequest, progress: @escaping @Sendable (ProgressEvent) -> Void) async throws -> FineTuneOutcome {
-        guard methods.contains(request.method.kind) else {
-            throw TallyError(code: .backend, message: "this exec plugin does not support `\(request.method.kind)` (it offers \(methods.sorted().joined(separator: ", ")))")
+        guard methods.contains(request.method.name) else {
+            throw TallyError(code: .backend, message: "this exec plugin does not support `\(request.method.name)` (it offers \(methods.sorted().joined(separator: ", ")))")
         }
-        var lora: LoRAOptions?
-        if case .lora(let options) = request.method { lora = options }
         let params = ExecProtocol.FineTuneParams(
-            model: model, method: request.method.kind, lora: lora, options: request.options,
+            model: model, method: request.method.name, parameters: request.method.parameters, options: request.options,
             train: request.train, validation: request.validation,
             workDirectory: request.workDirectory.path, jobKey: request.jobKey)
         // The program names its own phases; close each one when the job ends.

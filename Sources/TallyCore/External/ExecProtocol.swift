@@ -156,9 +156,10 @@ public enum ExecProtocol {
     /// `finetune` parameters.
     public struct FineTuneParams: Codable, Sendable {
         public let model: String
-        /// `lora` or `full-finetune`.
+        /// The training method's name (`FineTuneMethod.name`), e.g. `lora`.
         public let method: String
-        public let lora: LoRAOptions?
+        /// The method's parameters (for `lora`: rank, alpha, dropout, targets, use_rslora).
+        public let parameters: [String: SettingValue]
         public let options: TrainingOptions
         public let train: [TrainingExample]
         public let validation: [TrainingExample]
@@ -166,7 +167,7 @@ public enum ExecProtocol {
         public let jobKey: String
 
         enum CodingKeys: String, CodingKey {
-            case model, method, lora, options, train, validation
+            case model, method, parameters, options, train, validation
             case workDirectory = "work_directory"
             case jobKey = "job_key"
         }

@@ -95,23 +95,30 @@ public protocol BackendPlugin: Sendable {
     /// Keys of `BackendConfig.settings` this plugin understands; others are reported by
     /// `tally validate` with the nearest valid name.
     var settingKeys: Set<String> { get }
-    /// Whether this plugin can fine-tune (`lora`, `full-finetune` strategies).
+    /// The fine-tuning methods (`FineTuneMethod.name`) this plugin can run in general, for
+    /// `tally plugins`. Default: none.
     var fineTuningMethods: Set<String> { get }
+    /// The fine-tuning methods a backend configured as `config` can run; a strategy whose
+    /// kind asks for another method is rejected by validation. Default: `fineTuningMethods`.
+    /// Plugins whose methods depend on the configuration (an exec program that declares
+    /// its own) override this.
+    func fineTuningMethods(for config: BackendConfig) -> Set<String>
     /// Whether its fine-tuning jobs run on the provider's machines (hosted fine-tuning),
     /// so that their cost is the provider's bill or trained tokens x `training_per_mtok`,
     /// never this machine's compute time. Default: false.
     var fineTunesRemotely: Bool { get }
-    /// Checks a config without side effects (no network, no model loading). Returns
-    /// problems as `(field, message)` pairs; `field` is a key of the backend entry.
-    func validate(_ config: BackendConfig, environment: [String: String]) -> [(field: String, message: String)]
+    /// Checks a config without side effects (no network, no model loading, nothing
+    /// written). Returns problems as errors or warnings; `key` is a key of the backend entry.
+    func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue]
     /// Builds the backend. May load models or open connections; runs once per `tally run`.
     func makeBackend(_ config: BackendConfig, environment: [String: String]) async throws -> Backend
 }
 
 extension BackendPlugin {
     public var fineTuningMethods: Set<String> { [] }
+    public func fineTuningMethods(for config: BackendConfig) -> Set<String> { fineTuningMethods }
     public var fineTunesRemotely: Bool { false }
-    public func validate(_ config: BackendConfig, environment: [String: String]) -> [(field: String, message: String)] { [] }
+    public func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue] { [] }
 }
 
 /// Progress reported by long work (runs, training, downloads); the CLI renders it.

@@ -12,41 +12,24 @@ public struct TrainingExample: Codable, Sendable, Hashable {
     }
 }
 
-/// How to adapt the weights.
-public enum FineTuneMethod: Codable, Sendable, Hashable {
-    case lora(LoRAOptions)
-    case full
+/// How to adapt the weights: an open identifier that a strategy kind asks a backend for
+/// (`BackendPlugin.fineTuningMethods(for:)` lists the ones a backend can run), and the
+/// method's parameters as the kind declared them.
+///
+/// The built-in kinds ask for `FineTuneMethod.lora(_:)` and `FineTuneMethod.full`; a
+/// plugin may offer methods of its own under any other name.
+public struct FineTuneMethod: Codable, Sendable, Hashable, CustomStringConvertible {
+    /// The method's identifier (`lora`, `full-finetune`, or a plugin's own).
+    public let name: String
+    /// Its parameters (for LoRA: rank, alpha, dropout, targets, use_rslora).
+    public let parameters: [String: SettingValue]
 
-    public var kind: String {
-        switch self {
-        case .lora: "lora"
-        case .full: "full-finetune"
-        }
-    }
-}
-
-/// LoRA settings with PEFT's meaning.
-public struct LoRAOptions: Codable, Sendable, Hashable {
-    public let rank: Int
-    public let alpha: Double
-    public let dropout: Double
-    /// Module names such as `q_proj`, or `["all-linear"]`.
-    public let targets: [String]
-    /// rsLoRA scaling alpha/sqrt(r) instead of alpha/r.
-    public let useRSLoRA: Bool
-
-    public init(rank: Int = 8, alpha: Double = 16, dropout: Double = 0, targets: [String] = ["all-linear"], useRSLoRA: Bool = false) {
-        self.rank = rank
-        self.alpha = alpha
-        self.dropout = dropout
-        self.targets = targets
-        self.useRSLoRA = useRSLoRA
+    public init(name: String, parameters: [String: SettingValue] = [:]) {
+        self.name = name
+        self.parameters = parameters
     }
 
-    enum CodingKeys: String, CodingKey {
-        case rank, alpha, dropout, targets
-        case useRSLoRA = "use_rslora"
-    }
+    public var description: String { name }
 }
 
 /// Optimiser and schedule settings shared by every fine-tuner. Hosted fine-tuners use what

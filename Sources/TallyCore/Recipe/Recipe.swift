@@ -117,59 +117,31 @@ public struct ProbeSpec: Sendable, Hashable {
     }
 }
 
-/// One strategy to measure.
+/// One strategy to measure: the keys every entry has, and its kind's own settings.
 public struct StrategySpec: Sendable, Hashable {
     public let name: String
-    /// zero-shot | few-shot | chain-of-thought | lora | full-finetune
+    /// A registered `StrategyKind`'s name (`zero-shot`, `lora`, or a plugin's own).
     public let kind: String
     /// Name of an entry under `backends:`.
     public let backend: String
-    /// Demonstrations for few-shot and chain-of-thought.
-    public let shots: Int
-    /// first | random | similar
-    public let selection: String
-    /// Pick demonstrations evenly across labels.
-    public let balanced: Bool
-    /// Data field with a worked rationale (chain-of-thought demonstrations).
-    public let rationaleField: String?
-    /// Generated-token limit for this strategy (chain-of-thought needs more).
+    /// Generated-token limit for this strategy; nil: the kind's default.
     public let maxTokens: Int?
-    /// LoRA settings (`lora` strategies).
-    public let lora: LoRAOptions?
-    /// Optimiser settings (`lora`, `full-finetune`).
-    public let training: TrainingOptions
+    /// The kind's own keys (`StrategyKind.keys`), validated, defaults filled in.
+    public let settings: StrategySettings
     /// The strategy's own `seeds:` list (it takes precedence over `run.seeds`); nil when the
     /// recipe gives none. `Recipe.seeds(for:dependsOnSeed:)` resolves which seeds it runs with.
     public let seeds: [UInt64]?
     /// Where the strategy is defined in the recipe, for error messages.
     public let location: SourceLocation?
 
-    public init(name: String, kind: String, backend: String, shots: Int = 0, selection: String = "first", balanced: Bool = false, rationaleField: String? = nil, maxTokens: Int? = nil, lora: LoRAOptions? = nil, training: TrainingOptions = TrainingOptions(), seeds: [UInt64]? = nil, location: SourceLocation? = nil) {
+    public init(name: String, kind: String, backend: String, maxTokens: Int? = nil, settings: StrategySettings = StrategySettings(), seeds: [UInt64]? = nil, location: SourceLocation? = nil) {
         self.name = name
         self.kind = kind
         self.backend = backend
-        self.shots = shots
-        self.selection = selection
-        self.balanced = balanced
-        self.rationaleField = rationaleField
         self.maxTokens = maxTokens
-        self.lora = lora
-        self.training = training
+        self.settings = settings
         self.seeds = seeds
         self.location = location
-    }
-
-    /// Whether the strategy changes model weights (and so can forget).
-    public var adaptsWeights: Bool { kind == "lora" || kind == "full-finetune" }
-
-    /// The same strategy with its training seed set to `seed` (one repetition of a
-    /// strategy that runs once per seed).
-    public func withTrainingSeed(_ seed: UInt64) -> StrategySpec {
-        var training = self.training
-        training.seed = seed
-        return StrategySpec(
-            name: name, kind: kind, backend: backend, shots: shots, selection: selection, balanced: balanced,
-            rationaleField: rationaleField, maxTokens: maxTokens, lora: lora, training: training, seeds: seeds, location: location)
     }
 }
 

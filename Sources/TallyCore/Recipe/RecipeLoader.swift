@@ -20,14 +20,9 @@ public enum RecipeLoader {
     /// Backend keys the core understands; any other scalar key is a plugin setting.
     public static let backendKeys = ["plugin", "model", "api_key_env", "base_url", "price"]
     public static let priceKeys = ["input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "finetuned_input_per_mtok", "finetuned_output_per_mtok", "training_per_mtok"]
-    public static let promptingKeys = ["shots", "selection", "balanced", "rationale_field"]
-    public static let loraKeys = ["rank", "alpha", "dropout", "targets", "use_rslora"]
-    public static let trainingKeys = ["epochs", "max_steps", "learning_rate", "batch_size", "gradient_accumulation", "weight_decay", "warmup_steps", "schedule", "max_grad_norm", "eval_every", "early_stopping_patience", "learning_rate_multiplier"]
-    public static let strategyKeys = ["name", "kind", "backend", "max_tokens", "seeds"] + promptingKeys + loraKeys + trainingKeys
     public static let costKeys = ["compute_usd_per_hour", "requests_per_month", "horizon_months", "gpu_usd_per_hour"]
     public static let constraintKeys = ["min_accuracy", "max_forgetting", "budget_usd", "max_latency_ms"]
     public static let runKeys = ["seed", "seeds", "concurrency", "max_examples", "max_train_examples", "max_validation_examples", "bootstrap_samples"]
-    public static let schedules = ["constant", "linear", "cosine"]
 
     /// Loads and validates a recipe, including its data files.
     /// - Parameters:
@@ -146,11 +141,13 @@ final class RecipeParser {
         let costs = parseCosts(top)
         let constraints = parseConstraints(top)
         let backends = parseBackends(top)
-        var strategies = parseStrategies(top, backends: backends, task: task, run: run)
+        let strategies = parseStrategies(top, backends: backends, task: task, run: run)
         let probes = parseProbes(top)
         if let task = task?.spec, let data {
-            if let train = data.train { strategies = strategies.map { defaultRationales($0, train: train) } }
-            checkData(task: task, taskNodes: self.task, data: data, strategies: strategies)
+            checkData(task: task, taskNodes: self.task, data: data)
+        }
+        if let task = task?.spec, let strategies {
+            checkStrategies(strategies, task: task, train: data?.train)
         }
 
         guard !reader.hasErrors, let task, let train = data?.train, let test = data?.test, let run, let costs, let constraints, let backends, let strategies, let probes else { return nil }
@@ -320,7 +317,7 @@ final class RecipeParser {
     }
 
     /// Template fields, target and rationale fields must exist in the data.
-    func checkData(task: TaskSpec, taskNodes: TaskNodes?, data: LoadedData, strategies: [ParsedStrategy]?) {
+    func checkData(task: TaskSpec, taskNodes: TaskNodes?, data: LoadedData) {
         var needs: [(field: String, node: Node?, what: String)] = []
         for field in PromptTemplate(task.input).fields { needs.append((field, taskNodes?.input, "task.input")) }
         if let context = task.context {
@@ -347,34 +344,21 @@ final class RecipeParser {
                 reportProblems(outside.map { DataProblem(location: $0.location, message: "target '\($0[task.target] ?? "")' is not one of task.labels (\(labels.joined(separator: ", "))); no answer can be scored correct on this row.") })
             }
         }
-        guard let strategies, let trainFile = data.train, let train = trainFile.dataset else { return }
-        for strategy in strategies {
-            if let field = strategy.spec.rationaleField, !train.fieldNames.contains(field) {
-                let near = nearestName(to: field, among: train.fieldNames)
-                reader.error(strategy.rationaleNode, "strategy '\(strategy.spec.name)': rationale_field '\(field)' is in no row of \(trainFile.shown) (its fields: \(train.fieldNames.joined(separator: ", "))).", fix: near.map { "did you mean '\($0)'?" } ?? "add a rationale to the training rows or remove rationale_field")
-            }
-            if strategy.spec.shots > train.examples.count {
-                reader.warning(strategy.shotsNode, "strategy '\(strategy.spec.name)' asks for \(strategy.spec.shots) demonstrations but \(trainFile.shown) has only \(train.examples.count) usable row(s); it will show at most that many.", fix: "lower shots or add training rows")
-            }
-        }
     }
 
-    /// Chain-of-thought with shots but no `rationale_field` uses the training data's
-    /// `rationale` field when it has one; otherwise it runs zero-shot ("think step by
-    /// step"), with a warning.
-    func defaultRationales(_ strategies: [ParsedStrategy], train: LoadedFile) -> [ParsedStrategy] {
-        strategies.map { parsed in
-            let spec = parsed.spec
-            guard spec.kind == "chain-of-thought", spec.shots > 0, spec.rationaleField == nil, let dataset = train.dataset else { return parsed }
-            let hasRationale = dataset.fieldNames.contains("rationale")
-            if !hasRationale {
-                reader.warning(parsed.shotsNode ?? parsed.node, "strategy '\(spec.name)' asks for \(spec.shots) chain-of-thought demonstrations, but names no rationale_field and \(train.shown) has no 'rationale' field; it runs as zero-shot \"think step by step\".", fix: "add rationale_field: <the data field holding a worked rationale>, or set shots: 0")
+    /// Each strategy kind's own checks of its entries (keys that need task labels, data
+    /// fields that must exist), reported at the key they name.
+    func checkStrategies(_ strategies: [ParsedStrategy], task: TaskSpec, train: LoadedFile?) {
+        let context = StrategyCheckContext(task: task, trainFields: train?.dataset?.fieldNames, trainCount: train?.dataset?.examples.count)
+        for strategy in strategies {
+            for issue in strategy.kind.check(strategy.spec, context: context) {
+                let node = issue.key.flatMap { strategy.valueNodes[$0] } ?? strategy.node
+                if issue.severity == .error {
+                    reader.error(node, issue.message, fix: issue.fix)
+                } else {
+                    reader.warning(node, issue.message, fix: issue.fix)
+                }
             }
-            let updated = StrategySpec(
-                name: spec.name, kind: spec.kind, backend: spec.backend, shots: hasRationale ? spec.shots : 0, selection: spec.selection,
-                balanced: spec.balanced, rationaleField: hasRationale ? "rationale" : nil, maxTokens: spec.maxTokens, lora: spec.lora,
-                training: spec.training, seeds: spec.seeds, location: spec.location)
-            return ParsedStrategy(spec: updated, rationaleNode: parsed.rationaleNode, shotsNode: parsed.shotsNode, node: parsed.node, adaptsWeights: parsed.adaptsWeights, dependsOnSeed: parsed.dependsOnSeed && updated.shots > 0)
         }
     }
 
@@ -515,9 +499,11 @@ final class RecipeParser {
         guard let pluginName, let model else { return nil }
         let config = BackendConfig(name: name, plugin: pluginName, model: model, apiKeyEnv: apiKeyEnv, baseURL: baseURL, price: price, settings: settings, recipeDirectory: directory)
         if let plugin {
-            for problem in plugin.validate(config, environment: environment) {
-                let at = map.keyNode(problem.field).flatMap { key in map[problem.field] ?? key } ?? node
-                reader.error(at, "backend '\(name)' (plugin \(plugin.name)): \(problem.message)", fix: "change '\(path).\(problem.field)'")
+            for issue in plugin.validate(config, environment: environment) {
+                let at = issue.key.flatMap { key in map[key] ?? map.keyNode(key) } ?? node
+                let fix = issue.fix ?? issue.key.map { "change '\(path).\($0)'" }
+                let message = "backend '\(name)' (plugin \(plugin.name)): \(issue.message)"
+                if issue.severity == .error { reader.error(at, message, fix: fix) } else { reader.warning(at, message, fix: fix) }
             }
         }
         return ParsedBackend(config: config, plugin: plugin, node: node, priceNode: map["price"])
@@ -527,13 +513,14 @@ final class RecipeParser {
 
     struct ParsedStrategy {
         let spec: StrategySpec
-        let rationaleNode: Node?
-        let shotsNode: Node?
+        let kind: any StrategyKind
+        /// The entry's node, and its values by key (for diagnostics at a key).
         let node: Node
+        let valueNodes: [String: Node]
         /// Whether its kind adapts weights.
-        var adaptsWeights: Bool = false
+        var adaptsWeights: Bool { kind.adaptsWeights }
         /// Whether its outcome depends on the seed (so seeds repeat it).
-        var dependsOnSeed: Bool = false
+        var dependsOnSeed: Bool { kind.dependsOnSeed(spec) }
     }
 
     func parseStrategies(_ top: YAMLReader.Mapping, backends: [ParsedBackend]?, task: TaskNodes?, run: RunSettings?) -> [ParsedStrategy]? {
@@ -561,7 +548,7 @@ final class RecipeParser {
             parsed.append(strategy)
         }
         if !failed, let seeds = run?.seeds, seeds.count > 1, !parsed.contains(where: \.dependsOnSeed), let node = runSeedsNode {
-            reader.warning(node, "'run.seeds' has no effect: no strategy's outcome depends on the seed (only fine-tuning and few-shot or chain-of-thought with selection: random do), so each runs once.", fix: "remove run.seeds, or add a strategy that depends on the seed")
+            reader.warning(node, "'run.seeds' has no effect: no strategy's outcome depends on the seed (fine-tuning does; prompting with fixed demonstrations does not), so each runs once.", fix: "remove run.seeds, or add a strategy that depends on the seed")
         }
         if let backends { warnUnpricedHostedTraining(parsed, backends: backends) }
         return failed ? nil : parsed
@@ -583,38 +570,52 @@ final class RecipeParser {
 
     func parseStrategy(_ node: Node, index: Int, backends: [ParsedBackend]?, task: TaskNodes?, seed: UInt64) -> ParsedStrategy? {
         let path = "strategies[\(index)]"
-        guard let map = reader.mapping(node, path, allowed: RecipeLoader.strategyKeys, example: "{name: zero-shot, kind: zero-shot, backend: local}") else { return nil }
+        guard let map = reader.mapping(node, path, allowed: nil, example: "{name: zero-shot, kind: zero-shot, backend: local}") else { return nil }
         var ok = true
-        let kind = reader.requiredString(map, "kind", example: "zero-shot")
-        var entry: StrategyCatalog.Entry?
-        if let kind, let kindNode = map["kind"] {
-            entry = try? catalog.entry(kind: kind)
-            if entry == nil {
-                let near = nearestName(to: kind, among: catalog.kinds)
-                reader.error(kindNode, "unknown strategy kind '\(kind)' in '\(path).kind'.", fix: (near.map { "did you mean '\($0)'? " } ?? "") + "Known kinds: \(catalog.kinds.joined(separator: ", ")).")
+        let kindName = reader.requiredString(map, "kind", example: catalog.names.first ?? "<kind>")
+        var kind: (any StrategyKind)?
+        if let kindName, let kindNode = map["kind"] {
+            kind = try? catalog.kind(named: kindName)
+            if kind == nil {
+                let near = nearestName(to: kindName, among: catalog.names)
+                reader.error(kindNode, "unknown strategy kind '\(kindName)' in '\(path).kind'.", fix: (near.map { "did you mean '\($0)'? " } ?? "") + "Known kinds: \(catalog.names.joined(separator: ", ")).")
                 ok = false
             }
         } else {
             ok = false
         }
-        let name = reader.string(map["name"], "\(path).name") ?? kind ?? "strategy-\(index + 1)"
+        let name = reader.string(map["name"], "\(path).name") ?? kindName ?? "strategy-\(index + 1)"
         let label = "strategy '\(name)'"
 
-        // Which keys make sense for which built-in kind.
-        if let kind, ["zero-shot", "few-shot", "chain-of-thought", "lora", "full-finetune"].contains(kind) {
-            var allowed = Set(["name", "kind", "backend", "max_tokens", "seeds"])
-            if kind == "few-shot" || kind == "chain-of-thought" { allowed.formUnion(RecipeLoader.promptingKeys) }
-            if kind == "few-shot" { allowed.remove("rationale_field") }
-            if kind == "lora" { allowed.formUnion(RecipeLoader.loraKeys) }
-            if kind == "lora" || kind == "full-finetune" { allowed.formUnion(RecipeLoader.trainingKeys) }
-            for entry in map.entries where !allowed.contains(entry.key) {
-                let owners: String
-                if RecipeLoader.loraKeys.contains(entry.key) { owners = "lora strategies" }
-                else if RecipeLoader.trainingKeys.contains(entry.key) { owners = "lora and full-finetune strategies" }
-                else if entry.key == "rationale_field" { owners = "chain-of-thought strategies" }
-                else { owners = "few-shot and chain-of-thought strategies" }
-                reader.error(entry.keyNode, "'\(entry.key)' does not apply to \(kind) (\(label)); it is used by \(owners).", fix: "remove it, or change the kind")
-                ok = false
+        // Keys: the common ones, then the kind's own.
+        let common = StrategyCatalog.commonKeys
+        var settings: [String: SettingValue] = [:]
+        var written: Set<String> = []
+        if let kind {
+            let keys = kind.keys
+            let allowed = common + keys.map(\.name)
+            for entry in map.entries where !common.contains(entry.key) {
+                guard let key = keys.first(where: { $0.name == entry.key }) else {
+                    let owners = catalog.kinds.filter { $0.keys.contains { $0.name == entry.key } }.map(\.name)
+                    if !owners.isEmpty {
+                        reader.error(entry.keyNode, "'\(entry.key)' does not apply to \(kind.name) (\(label)); it is used by \(owners.joined(separator: ", ")) strategies.", fix: "remove it, or change the kind")
+                    } else {
+                        let near = nearestName(to: entry.key, among: allowed)
+                        reader.error(entry.keyNode, "unknown key '\(entry.key)' in '\(path)' (\(label), kind \(kind.name)).",
+                            fix: (near.map { "did you mean '\($0)'? " } ?? "remove it; ") + "Valid keys: \(allowed.joined(separator: ", ")).")
+                    }
+                    ok = false
+                    continue
+                }
+                if let value = read(entry.value, key: key, path: "\(path).\(entry.key)") {
+                    settings[key.name] = value
+                    written.insert(key.name)
+                } else {
+                    ok = false
+                }
+            }
+            for key in keys where settings[key.name] == nil {
+                if let value = key.defaultValue { settings[key.name] = value }
             }
         }
 
@@ -627,11 +628,11 @@ final class RecipeParser {
         }
         if let backendName, let backends {
             if let backend = backends.first(where: { $0.config.name == backendName }) {
-                if let entry, entry.adaptsWeights, let plugin = backend.plugin, let kind, !plugin.fineTuningMethods.contains(kind) {
-                    let methods = plugin.fineTuningMethods.sorted()
-                    let fineTunable = backends.filter { $0.plugin?.fineTuningMethods.contains(kind) ?? false }.map(\.config.name)
-                    reader.error(map["backend"] ?? map.node, "\(label) is a \(kind) strategy, but backend '\(backendName)' (plugin \(plugin.name)) cannot run \(kind)\(methods.isEmpty ? "; it cannot fine-tune at all" : "; it supports \(methods.joined(separator: ", "))").",
-                        fix: fineTunable.isEmpty ? "use a backend whose plugin can fine-tune (e.g. swift-trainer)" : "use backend \(fineTunable.map { "'\($0)'" }.joined(separator: " or "))")
+                if let kind, let method = kind.trainingMethod, let plugin = backend.plugin, !plugin.fineTuningMethods(for: backend.config).contains(method) {
+                    let methods = plugin.fineTuningMethods(for: backend.config).sorted()
+                    let fineTunable = backends.filter { $0.plugin?.fineTuningMethods(for: $0.config).contains(method) ?? false }.map(\.config.name)
+                    reader.error(map["backend"] ?? map.node, "\(label) is a \(kind.name) strategy, but backend '\(backendName)' (plugin \(plugin.name)) cannot run \(method) fine-tuning\(methods.isEmpty ? "; it cannot fine-tune at all" : "; it supports \(methods.joined(separator: ", "))").",
+                        fix: fineTunable.isEmpty ? "use a backend whose plugin can run \(method) (e.g. swift-trainer for the built-in methods)" : "use backend \(fineTunable.map { "'\($0)'" }.joined(separator: " or "))")
                     ok = false
                 }
             } else {
@@ -642,73 +643,10 @@ final class RecipeParser {
             }
         }
 
-        // Prompting settings.
-        let isFewShot = kind == "few-shot"
-        let rationaleField = reader.string(map["rationale_field"], "\(path).rationale_field")
-        var shots = isFewShot ? 4 : (kind == "chain-of-thought" && rationaleField != nil ? 4 : 0)
-        if let node = map["shots"] {
-            if let value = reader.int(node, "\(path).shots", min: isFewShot ? 1 : 0) { shots = value } else { ok = false }
-        }
-        var selection = "first"
-        if let node = map["selection"] {
-            if let value = reader.choice(node, "\(path).selection", DemonstrationSelector.Selection.allCases.map(\.rawValue), what: "selection") { selection = value } else { ok = false }
-        }
-        var balanced = false
-        if let node = map["balanced"] {
-            if let value = reader.bool(node, "\(path).balanced") { balanced = value } else { ok = false }
-            if balanced, let task, task.spec.labels == nil {
-                reader.error(node, "\(label) asks for label-balanced demonstrations but the task has no labels.", fix: "add task.labels, or remove balanced")
-                ok = false
-            }
-        }
         var maxTokens: Int?
         if let node = map["max_tokens"] {
             maxTokens = reader.int(node, "\(path).max_tokens", min: 1)
             if maxTokens == nil { ok = false }
-        }
-
-        // LoRA.
-        var lora: LoRAOptions?
-        if kind == "lora" {
-            let defaults = LoRAOptions()
-            let rank = map["rank"].map { reader.int($0, "\(path).rank", min: 1, rule: "greater than 0") } ?? defaults.rank
-            let alpha = map["alpha"].map { reader.double($0, "\(path).alpha", min: 0, minExclusive: true) } ?? defaults.alpha
-            let dropout = map["dropout"].map { reader.double($0, "\(path).dropout", min: 0, max: 1, maxExclusive: true) } ?? defaults.dropout
-            let targets = map["targets"].map { reader.stringList($0, "\(path).targets") } ?? defaults.targets
-            let rs = map["use_rslora"].map { reader.bool($0, "\(path).use_rslora") } ?? defaults.useRSLoRA
-            if let targets, targets.isEmpty, let node = map["targets"] {
-                reader.error(node, "'\(path).targets' is empty.", fix: "write targets: all-linear, or a list such as [q_proj, v_proj]")
-                ok = false
-            }
-            if let rank, let alpha, let dropout, let targets, let rs {
-                lora = LoRAOptions(rank: rank, alpha: alpha, dropout: dropout, targets: targets, useRSLoRA: rs)
-            } else {
-                ok = false
-            }
-        }
-
-        // Training options.
-        var training = TrainingOptions(seed: seed)
-        if entry?.adaptsWeights ?? false {
-            func check<T>(_ value: T??, _ assign: (T) -> Void) {
-                switch value {
-                case .none: break
-                case .some(.none): ok = false
-                case .some(.some(let v)): assign(v)
-                }
-            }
-            check(map["epochs"].map { reader.double($0, "\(path).epochs", min: 0, minExclusive: true) }) { training.epochs = $0 }
-            check(map["max_steps"].map { reader.int($0, "\(path).max_steps", min: 1) }) { training.maxSteps = $0 }
-            check(map["learning_rate"].map { reader.double($0, "\(path).learning_rate", min: 0, minExclusive: true) }) { training.learningRate = $0 }
-            check(map["batch_size"].map { reader.int($0, "\(path).batch_size", min: 1) }) { training.batchSize = $0 }
-            check(map["gradient_accumulation"].map { reader.int($0, "\(path).gradient_accumulation", min: 1) }) { training.gradientAccumulation = $0 }
-            check(map["weight_decay"].map { reader.double($0, "\(path).weight_decay", min: 0) }) { training.weightDecay = $0 }
-            check(map["warmup_steps"].map { reader.int($0, "\(path).warmup_steps", min: 0) }) { training.warmupSteps = $0 }
-            check(map["schedule"].map { reader.choice($0, "\(path).schedule", RecipeLoader.schedules, what: "schedule") }) { training.schedule = $0 }
-            check(map["max_grad_norm"].map { reader.double($0, "\(path).max_grad_norm", min: 0, minExclusive: true) }) { training.maxGradNorm = $0 }
-            check(map["eval_every"].map { reader.int($0, "\(path).eval_every", min: 0) }) { training.evalEvery = $0 }
-            check(map["early_stopping_patience"].map { reader.int($0, "\(path).early_stopping_patience", min: 0) }) { training.earlyStoppingPatience = $0 }
-            check(map["learning_rate_multiplier"].map { reader.double($0, "\(path).learning_rate_multiplier", min: 0, minExclusive: true) }) { training.learningRateMultiplier = $0 }
         }
 
         // Repetitions.
@@ -719,13 +657,43 @@ final class RecipeParser {
 
         guard ok, let kind, let backendName else { return nil }
         let spec = StrategySpec(
-            name: name, kind: kind, backend: backendName, shots: shots, selection: selection, balanced: balanced,
-            rationaleField: rationaleField, maxTokens: maxTokens, lora: lora, training: training, seeds: seeds, location: reader.location(node))
-        let dependsOnSeed = entry?.dependsOnSeed(spec) ?? false
-        if let seeds, seeds.count > 1, !dependsOnSeed, let node = map["seeds"] {
-            reader.warning(node, "\(label) does not depend on the seed (greedy decoding\(spec.shots > 0 ? ", demonstrations chosen by '\(selection)'" : "")), so 'seeds' has no effect: it runs once.", fix: "remove seeds\(kind == "few-shot" || kind == "chain-of-thought" ? ", or use selection: random to draw different demonstrations per seed" : "")")
+            name: name, kind: kind.name, backend: backendName, maxTokens: maxTokens,
+            settings: StrategySettings(settings, written: written), seeds: seeds, location: reader.location(node))
+        if let seeds, seeds.count > 1, !kind.dependsOnSeed(spec), let node = map["seeds"] {
+            reader.warning(node, "\(label) does not depend on the seed (its \(kind.name) outcome is the same for every seed: greedy decoding, no seeded choice in its settings), so 'seeds' has no effect: it runs once.", fix: "remove seeds, or change a setting that makes it seeded (e.g. selection: random for demonstrations)")
         }
-        return ParsedStrategy(spec: spec, rationaleNode: map["rationale_field"], shotsNode: map["shots"], node: node, adaptsWeights: entry?.adaptsWeights ?? false, dependsOnSeed: dependsOnSeed)
+        let valueNodes = Dictionary(map.entries.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        return ParsedStrategy(spec: spec, kind: kind, node: node, valueNodes: valueNodes)
+    }
+
+    /// A strategy key's value, checked against its declared type and range.
+    func read(_ node: Node, key: StrategyKey, path: String) -> SettingValue? {
+        let rule = key.rangeDescription
+        switch key.type {
+        case .bool:
+            return reader.bool(node, path).map(SettingValue.bool)
+        case .int:
+            guard let value = reader.int(node, path, min: key.minimum.map { Int(($0.value + ($0.exclusive ? 1 : 0)).rounded(.up)) }, rule: rule) else { return nil }
+            if let hi = key.maximum, hi.exclusive ? Double(value) >= hi.value : Double(value) > hi.value {
+                reader.error(node, "'\(path)' is \(value) but must be \(rule ?? "smaller").", fix: "choose a value \(rule ?? "in range")")
+                return nil
+            }
+            return .int(value)
+        case .number:
+            return reader.double(node, path, min: key.minimum?.value, minExclusive: key.minimum?.exclusive ?? false,
+                                 max: key.maximum?.value, maxExclusive: key.maximum?.exclusive ?? false, rule: rule).map(SettingValue.number)
+        case .string:
+            return reader.string(node, path).map(SettingValue.string)
+        case .strings:
+            guard let list = reader.stringList(node, path) else { return nil }
+            if list.isEmpty {
+                reader.error(node, "'\(path)' is empty.", fix: "give at least one value, or remove the key to use its default")
+                return nil
+            }
+            return .list(list)
+        case .choice(let choices):
+            return reader.choice(node, path, choices, what: key.name).map(SettingValue.string)
+        }
     }
 
     /// A list of seeds: at least one, each a whole number of at least 0, none repeated.

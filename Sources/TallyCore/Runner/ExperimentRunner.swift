@@ -190,7 +190,7 @@ final class Execution: Sendable {
         }
 
         // Probes on each base model that some strategy adapts.
-        let adaptedBackends = recipe.strategies.filter { (try? runner.strategies.entry(kind: $0.kind).adaptsWeights) ?? $0.adaptsWeights }.map(\.backend)
+        let adaptedBackends = recipe.strategies.filter { (try? runner.strategies.kind(named: $0.kind).adaptsWeights) ?? false }.map(\.backend)
         var seen = Set<String>()
         for name in adaptedBackends where seen.insert(name).inserted && !recipe.probes.isEmpty {
             guard let backend = backends[name], let config = recipe.backend(named: name) else { continue }
@@ -212,8 +212,8 @@ final class Execution: Sendable {
         for spec in recipe.strategies {
             try Task.checkCancellation()
             guard let backend = backends[spec.backend], let config = recipe.backend(named: spec.backend) else { continue }
-            let entry = try runner.strategies.entry(kind: spec.kind)
-            let seeds = recipe.seeds(for: spec, dependsOnSeed: entry.dependsOnSeed(spec))
+            let kind = try runner.strategies.kind(named: spec.kind)
+            let seeds = recipe.seeds(for: spec, dependsOnSeed: kind.dependsOnSeed(spec))
             if seeds.count > 1 {
                 progress(.note("\(spec.name): one run per seed (\(seeds.map(String.init).joined(separator: ", ")))"))
             }
@@ -221,7 +221,7 @@ final class Execution: Sendable {
                 try Task.checkCancellation()
                 let repetition: UInt64? = seeds.count > 1 ? seed : nil
                 do {
-                    let measurement = try await measure(spec, entry: entry, seed: seed, repetition: repetition, backend: backend, config: config, inputs: inputs)
+                    let measurement = try await measure(spec, kind: kind, seed: seed, repetition: repetition, backend: backend, config: config, inputs: inputs)
                     state.add(measurement)
                 } catch {
                     throw failure(error, of: "strategy '\(StrategyMeasurement.runName(spec.name, seed: repetition))'", backend: config, location: spec.location)
@@ -246,23 +246,22 @@ final class Execution: Sendable {
     ///   and drift scores) include the seed unless it is `run.seed`, the seed a single run
     ///   uses: two seeds never share a cache entry, and the `run.seed` repetition reuses
     ///   what a single-seed run of the same recipe stored.
-    func measure(_ recipeSpec: StrategySpec, entry: StrategyCatalog.Entry, seed: UInt64, repetition: UInt64?, backend: Backend, config: BackendConfig, inputs: Inputs) async throws -> StrategyMeasurement {
-        let spec = recipeSpec.training.seed == seed ? recipeSpec : recipeSpec.withTrainingSeed(seed)
+    func measure(_ spec: StrategySpec, kind: any StrategyKind, seed: UInt64, repetition: UInt64?, backend: Backend, config: BackendConfig, inputs: Inputs) async throws -> StrategyMeasurement {
         let runName = StrategyMeasurement.runName(spec.name, seed: repetition)
-        let strategy = try entry.make(spec, StrategyContext(task: recipe.task, train: inputs.train, validation: inputs.validation, seed: seed))
+        let strategy = try kind.makeStrategy(spec, context: StrategyContext(task: recipe.task, train: inputs.train, validation: inputs.validation, seed: seed))
         var identity = backend.generator.identity
         var handle = GeneratorHandle(backend.generator)
         var outcome: FineTuneOutcome?
-        if entry.adaptsWeights {
+        if kind.adaptsWeights {
             let trained = try await fineTune(strategy, runName: runName, backend: backend, config: config)
             identity = trained.identity
             handle = trained.handle
             outcome = trained.outcome
         }
         let salted = repetition.map { $0 == recipe.run.seed ? identity : identity + "\nseed \($0)" } ?? identity
-        let predictions = try await evaluate(strategy, runName: runName, examples: inputs.test, scorer: inputs.scorer, identity: salted, handle: handle, backend: backend, price: config.price, fineTuned: entry.adaptsWeights)
+        let predictions = try await evaluate(strategy, runName: runName, examples: inputs.test, scorer: inputs.scorer, identity: salted, handle: handle, backend: backend, price: config.price, fineTuned: kind.adaptsWeights)
         var probes: [ProbeMeasurement] = []
-        if entry.adaptsWeights {
+        if kind.adaptsWeights {
             for probe in recipe.probes {
                 if let measurement = try await evaluateProbe(probe, items: inputs.probeItems[probe.name] ?? [], subject: runName, identity: salted, handle: handle, backend: backend, price: config.price, fineTuned: true) {
                     probes.append(measurement)
@@ -272,7 +271,7 @@ final class Execution: Sendable {
         }
         return StrategyMeasurement(
             name: spec.name, kind: spec.kind, backend: spec.backend, model: identity,
-            dataLeavesMachine: backend.dataLeavesMachine, adaptsWeights: entry.adaptsWeights, pricing: config.price,
+            dataLeavesMachine: backend.dataLeavesMachine, adaptsWeights: kind.adaptsWeights, trainingMethod: kind.trainingMethod, pricing: config.price,
             predictions: predictions, training: outcome, probes: probes, seed: repetition)
     }
 

@@ -47,6 +47,8 @@ public struct StrategyMeasurement: Codable, Sendable {
     public let model: String
     public let dataLeavesMachine: Bool
     public let adaptsWeights: Bool
+    /// The fine-tuning method its kind asked for (`FineTuneMethod.name`); nil for prompting.
+    public let trainingMethod: String?
     public let pricing: Pricing
     /// One per evaluated test example, in test-set order.
     public let predictions: [Prediction]
@@ -59,13 +61,14 @@ public struct StrategyMeasurement: Codable, Sendable {
     /// own `seeds`); nil for a strategy run once. Repetitions share `name`.
     public let seed: UInt64?
 
-    public init(name: String, kind: String, backend: String, model: String, dataLeavesMachine: Bool, adaptsWeights: Bool, pricing: Pricing, predictions: [Prediction], training: FineTuneOutcome?, probes: [ProbeMeasurement], seed: UInt64? = nil) {
+    public init(name: String, kind: String, backend: String, model: String, dataLeavesMachine: Bool, adaptsWeights: Bool, trainingMethod: String? = nil, pricing: Pricing, predictions: [Prediction], training: FineTuneOutcome?, probes: [ProbeMeasurement], seed: UInt64? = nil) {
         self.name = name
         self.kind = kind
         self.backend = backend
         self.model = model
         self.dataLeavesMachine = dataLeavesMachine
         self.adaptsWeights = adaptsWeights
+        self.trainingMethod = trainingMethod
         self.pricing = pricing
         self.predictions = predictions
         self.training = training

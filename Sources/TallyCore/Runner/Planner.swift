@@ -147,26 +147,25 @@ public enum Planner {
         var probedBackends = Set<String>()
         for spec in recipe.strategies {
             guard let config = recipe.backend(named: spec.backend) else { continue }
-            let entry = try strategies.entry(kind: spec.kind)
-            if entry.adaptsWeights, !probes.isEmpty, probedBackends.insert(spec.backend).inserted {
+            let kind = try strategies.kind(named: spec.kind)
+            if kind.adaptsWeights, !probes.isEmpty, probedBackends.insert(spec.backend).inserted {
                 let base = probeCalls(config: config, fineTuned: false)
                 items.append(PlanEstimate.Item(name: "probes on \(spec.backend)", kind: "probes", backend: spec.backend, requests: base.requests, promptTokens: base.prompt, completionTokens: base.completion, trainingTokens: 0, estimatedSeconds: base.seconds, estimatedUSD: base.usd, local: isLocal(config)))
             }
             // A strategy that depends on the seed runs once per seed: every run is counted.
-            let seeds = recipe.seeds(for: spec, dependsOnSeed: entry.dependsOnSeed(spec))
+            let seeds = recipe.seeds(for: spec, dependsOnSeed: kind.dependsOnSeed(spec))
             var prompt = 0, completion = 0
             var seconds = 0.0, usd = 0.0
             var requests = 0
             var trainingTokens = 0
             for seed in seeds {
-                let seeded = spec.training.seed == seed ? spec : spec.withTrainingSeed(seed)
-                let strategy = try entry.make(seeded, StrategyContext(task: task, train: train.examples, validation: validation, seed: seed))
+                let strategy = try kind.makeStrategy(spec, context: StrategyContext(task: task, train: train.examples, validation: validation, seed: seed))
                 var runSeconds = 0.0
                 for example in test.examples {
                     let request = strategy.request(for: example)
                     let p = promptTokens(request.messages)
                     let c = strategy.reasoning ? request.maxTokens : min(request.maxTokens, tokens(strategy.expected(for: example)) + 1)
-                    let cost = call(prompt: p, completion: c, config: config, fineTuned: entry.adaptsWeights)
+                    let cost = call(prompt: p, completion: c, config: config, fineTuned: kind.adaptsWeights)
                     prompt += p
                     completion += c
                     runSeconds += cost.seconds
@@ -174,7 +173,7 @@ public enum Planner {
                 }
                 seconds += runSeconds / concurrency(config)
                 requests += test.examples.count
-                if entry.adaptsWeights, let job = try strategy.fineTuneRequest(baseIdentity: config.model, workRoot: URL(fileURLWithPath: "/")) {
+                if kind.adaptsWeights, let job = try strategy.fineTuneRequest(baseIdentity: config.model, workRoot: URL(fileURLWithPath: "/")) {
                     let perEpoch = job.train.reduce(0) { $0 + promptTokens($1.messages) + tokens($1.completion) }
                     var epochs = job.options.epochs
                     if let steps = job.options.maxSteps, !job.train.isEmpty {

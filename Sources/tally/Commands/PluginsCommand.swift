@@ -14,20 +14,26 @@ struct PluginsCommand: AsyncParsableCommand {
     func run() async throws {
         let registry = Registry.makeRegistry()
         let plugins = registry.backends.values.sorted { $0.name < $1.name }
-        let strategies = StrategyCatalog.builtIn.entries
+        let strategies = StrategyCatalog.builtIn.kinds
         if json {
             struct PluginInfo: Encodable {
                 let name: String, summary: String, settings: [String], fine_tuning: [String]
             }
+            struct KeyInfo: Encodable {
+                let name: String, type: String, default_value: SettingValue?, range: String?, help: String
+            }
             struct KindInfo: Encodable {
-                let kind: String, summary: String, adapts_weights: Bool
+                let kind: String, summary: String, adapts_weights: Bool, training_method: String?, keys: [KeyInfo]
             }
             struct Listing: Encodable {
                 let plugins: [PluginInfo], strategy_kinds: [KindInfo]
             }
             let listing = Listing(
                 plugins: plugins.map { PluginInfo(name: $0.name, summary: $0.summary, settings: $0.settingKeys.sorted(), fine_tuning: $0.fineTuningMethods.sorted()) },
-                strategy_kinds: strategies.map { KindInfo(kind: $0.kind, summary: $0.summary, adapts_weights: $0.adaptsWeights) })
+                strategy_kinds: strategies.map { kind in
+                    KindInfo(kind: kind.name, summary: kind.summary, adapts_weights: kind.adaptsWeights, training_method: kind.trainingMethod,
+                             keys: kind.keys.map { KeyInfo(name: $0.name, type: $0.type.description, default_value: $0.defaultValue, range: $0.rangeDescription, help: $0.help) })
+                })
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             Console.out(String(decoding: try encoder.encode(listing), as: UTF8.self))
@@ -43,9 +49,17 @@ struct PluginsCommand: AsyncParsableCommand {
             if !extras.isEmpty { text += String(repeating: " ", count: nameWidth + 4) + extras.joined(separator: "; ") + "\n" }
         }
         text += "\nStrategy kinds (recipe `kind:`):\n"
-        let kindWidth = max(8, strategies.map(\.kind.count).max() ?? 0)
-        for entry in strategies {
-            text += "  " + entry.kind.padding(toLength: kindWidth, withPad: " ", startingAt: 0) + "  " + entry.summary + "\n"
+        let kindWidth = max(8, strategies.map(\.name.count).max() ?? 0)
+        let indent = String(repeating: " ", count: kindWidth + 4)
+        for kind in strategies {
+            text += "  " + kind.name.padding(toLength: kindWidth, withPad: " ", startingAt: 0) + "  " + kind.summary + "\n"
+            if let method = kind.trainingMethod { text += indent + "adapts weights: asks its backend for \(method) fine-tuning\n" }
+            for key in kind.keys {
+                var facts = [key.type.description]
+                if let value = key.defaultValue { facts.append("default \(value)") }
+                if let range = key.rangeDescription { facts.append(range) }
+                text += indent + "\(key.name) (\(facts.joined(separator: "; "))): \(key.help)\n"
+            }
         }
         text += "\nWriting a plugin: docs/plugins.md"
         Console.out(text)

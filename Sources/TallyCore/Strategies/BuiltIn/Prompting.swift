@@ -1,0 +1,221 @@
+import Foundation
+
+// The built-in prompting kinds, `zero-shot`, `few-shot` and `chain-of-thought`, written
+// against the public `StrategyKind` API only. They leave weights untouched.
+
+/// `zero-shot`: the instruction and the input.
+public struct ZeroShotKind: StrategyKind {
+    public let name = "zero-shot"
+    public let summary = "instruction and input only; labelled tasks are told the labels"
+
+    public init() {}
+
+    public func makeStrategy(_ spec: StrategySpec, context: StrategyContext) throws -> any Strategy {
+        ZeroShotStrategy(spec: spec, context: context)
+    }
+}
+
+/// How demonstrations are chosen: the keys `few-shot` and `chain-of-thought` share, their
+/// checks, and their seed dependence.
+public enum DemonstrationKeys {
+    /// `shots`, `selection` and `balanced`; `shots` with the given default and minimum.
+    public static func keys(shotsDefault: Int?, shotsMinimum: Int, shotsHelp: String) -> [StrategyKey] {
+        [
+            .int("shots", default: shotsDefault, min: shotsMinimum, help: shotsHelp),
+            .choice("selection", DemonstrationSelector.Selection.allCases.map(\.rawValue), default: DemonstrationSelector.Selection.first.rawValue,
+                    help: "first rows, a seeded random draw, or the most similar rows by BM25"),
+            .bool("balanced", default: false, help: "take demonstrations evenly across task.labels"),
+        ]
+    }
+
+    /// Label balancing needs labels; more shots than training rows shows fewer.
+    public static func check(_ spec: StrategySpec, shots: Int, context: StrategyCheckContext) -> [ConfigIssue] {
+        var issues: [ConfigIssue] = []
+        if spec.settings.bool("balanced") == true, context.task.labels == nil {
+            issues.append(ConfigIssue(key: "balanced", "strategy '\(spec.name)' asks for label-balanced demonstrations but the task has no labels.", fix: "add task.labels, or remove balanced"))
+        }
+        if let count = context.trainCount, shots > count {
+            issues.append(ConfigIssue(.warning, key: "shots", "strategy '\(spec.name)' asks for \(shots) demonstrations but the training data has only \(count) usable row(s); it will show at most that many.", fix: "lower shots or add training rows"))
+        }
+        return issues
+    }
+
+    /// Random demonstrations depend on the seed; first and similar ones do not.
+    public static func dependsOnSeed(_ spec: StrategySpec, shots: Int) -> Bool {
+        spec.settings.string("selection") == DemonstrationSelector.Selection.random.rawValue && shots > 0
+    }
+
+    /// The selector for a strategy's settings.
+    static func selector(_ spec: StrategySpec, pool: [Example], shots: Int, context: StrategyContext) throws -> DemonstrationSelector {
+        let raw = spec.settings.string("selection") ?? DemonstrationSelector.Selection.first.rawValue
+        guard let selection = DemonstrationSelector.Selection(rawValue: raw) else {
+            let near = nearestName(to: raw, among: DemonstrationSelector.Selection.allCases.map(\.rawValue))
+            throw TallyError(code: .invalidRecipe, message: "strategy '\(spec.name)': unknown selection '\(raw)'" + (near.map { "; did you mean '\($0)'?" } ?? "; use first, random or similar"), location: spec.location)
+        }
+        return DemonstrationSelector(
+            pool: pool, task: context.task, shots: shots, selection: selection,
+            balanced: spec.settings.bool("balanced") ?? false, seed: context.seed, label: spec.name)
+    }
+}
+
+/// `few-shot`: k demonstrations before the question.
+public struct FewShotKind: StrategyKind {
+    public static let defaultShots = 4
+    public let name = "few-shot"
+    public let summary = "k demonstrations (first, random or BM25-similar; optionally label-balanced)"
+    public var keys: [StrategyKey] {
+        DemonstrationKeys.keys(shotsDefault: Self.defaultShots, shotsMinimum: 1, shotsHelp: "demonstrations shown before the question")
+    }
+
+    public init() {}
+
+    static func shots(_ spec: StrategySpec) -> Int { spec.settings.int("shots") ?? defaultShots }
+
+    public func dependsOnSeed(_ spec: StrategySpec) -> Bool { DemonstrationKeys.dependsOnSeed(spec, shots: Self.shots(spec)) }
+
+    public func check(_ spec: StrategySpec, context: StrategyCheckContext) -> [ConfigIssue] {
+        DemonstrationKeys.check(spec, shots: Self.shots(spec), context: context)
+    }
+
+    public func makeStrategy(_ spec: StrategySpec, context: StrategyContext) throws -> any Strategy {
+        try FewShotStrategy(spec: spec, context: context)
+    }
+}
+
+/// `chain-of-thought`: step-by-step reasoning ending in `Answer: …`.
+public struct ChainOfThoughtKind: StrategyKind {
+    /// The training field used for rationales when the recipe names none.
+    public static let defaultRationaleField = "rationale"
+    public let name = "chain-of-thought"
+    public let summary = "step-by-step reasoning ending in 'Answer: …', with rationale demonstrations or zero-shot"
+    public var keys: [StrategyKey] {
+        DemonstrationKeys.keys(shotsDefault: nil, shotsMinimum: 0, shotsHelp: "rationale demonstrations (default 4 with rationale_field, else 0: zero-shot)")
+            + [.string("rationale_field", help: "training-data field with a worked rationale (default: 'rationale' when the data has it)")]
+    }
+
+    public init() {}
+
+    /// Shots as written, or the default: 4 when the recipe names a rationale field, else 0.
+    static func shots(_ spec: StrategySpec) -> Int {
+        spec.settings.int("shots") ?? (spec.settings.string("rationale_field") != nil ? FewShotKind.defaultShots : 0)
+    }
+
+    public func dependsOnSeed(_ spec: StrategySpec) -> Bool { DemonstrationKeys.dependsOnSeed(spec, shots: Self.shots(spec)) }
+
+    public func check(_ spec: StrategySpec, context: StrategyCheckContext) -> [ConfigIssue] {
+        var issues = DemonstrationKeys.check(spec, shots: Self.shots(spec), context: context)
+        guard let fields = context.trainFields else { return issues }
+        if let field = spec.settings.string("rationale_field") {
+            if !fields.contains(field) {
+                let near = nearestName(to: field, among: fields)
+                issues.append(ConfigIssue(key: "rationale_field", "strategy '\(spec.name)': rationale_field '\(field)' is in no training row (their fields: \(fields.joined(separator: ", "))).", fix: near.map { "did you mean '\($0)'?" } ?? "add a rationale to the training rows or remove rationale_field"))
+            }
+        } else if Self.shots(spec) > 0, !fields.contains(Self.defaultRationaleField) {
+            issues.append(ConfigIssue(.warning, key: "shots", "strategy '\(spec.name)' asks for \(Self.shots(spec)) chain-of-thought demonstrations, but names no rationale_field and the training data has no '\(Self.defaultRationaleField)' field; it runs as zero-shot \"think step by step\".", fix: "add rationale_field: <the data field holding a worked rationale>, or set shots: 0"))
+        }
+        return issues
+    }
+
+    public func makeStrategy(_ spec: StrategySpec, context: StrategyContext) throws -> any Strategy {
+        try ChainOfThoughtStrategy(spec: spec, context: context)
+    }
+}
+
+/// `zero-shot`: the instruction as the system message, the (context and) input as the user
+/// message; labelled tasks are told the allowed labels.
+public struct ZeroShotStrategy: Strategy {
+    public let spec: StrategySpec
+    public let task: TaskSpec
+
+    public init(spec: StrategySpec, context: StrategyContext) {
+        self.spec = spec
+        self.task = context.task
+    }
+
+    public var maxTokens: Int { spec.maxTokens ?? task.maxAnswerTokens }
+
+    public func messages(for example: Example) -> [ChatMessage] {
+        [.system(PromptBuilder.systemPrompt(task: task)), .user(PromptBuilder.userPrompt(task: task, example: example))]
+    }
+}
+
+/// `few-shot`: k demonstrations as user/assistant turns between the system message and the
+/// question (see `DemonstrationSelector` for how they are chosen).
+public struct FewShotStrategy: Strategy {
+    public let spec: StrategySpec
+    public let task: TaskSpec
+    let selector: DemonstrationSelector
+
+    /// - Throws: `TallyError(.invalidRecipe)` for an unknown selection.
+    public init(spec: StrategySpec, context: StrategyContext) throws {
+        self.spec = spec
+        self.task = context.task
+        selector = try DemonstrationKeys.selector(spec, pool: context.train, shots: FewShotKind.shots(spec), context: context)
+    }
+
+    public var maxTokens: Int { spec.maxTokens ?? task.maxAnswerTokens }
+
+    /// The demonstrations shown for `example`.
+    public func demonstrations(for example: Example) -> [Example] { selector.select(for: example) }
+
+    public func messages(for example: Example) -> [ChatMessage] {
+        var messages: [ChatMessage] = [.system(PromptBuilder.systemPrompt(task: task))]
+        for demo in selector.select(for: example) {
+            messages.append(.user(PromptBuilder.userPrompt(task: task, example: demo)))
+            messages.append(.assistant(demo[task.target] ?? ""))
+        }
+        messages.append(.user(PromptBuilder.userPrompt(task: task, example: example)))
+        return messages
+    }
+}
+
+/// `chain-of-thought`: asks for step-by-step reasoning ending in `Answer: …`. With a
+/// `rationale_field` and shots > 0, demonstrations show the rationale then the answer;
+/// otherwise it is the zero-shot "think step by step" form.
+public struct ChainOfThoughtStrategy: Strategy {
+    /// Appended to the system message.
+    public static let instruction = "Think step by step, then give the final answer on the last line as \"Answer: <answer>\"."
+    /// Generated-token limit when the recipe sets none.
+    public static let defaultMaxTokens = 256
+
+    public let spec: StrategySpec
+    public let task: TaskSpec
+    let selector: DemonstrationSelector?
+    /// The training field demonstrations take their rationale from.
+    let rationaleField: String?
+
+    /// Demonstrations need rationales: the recipe's `rationale_field`, else the training
+    /// rows' `rationale` field when they have one; without either it runs zero-shot.
+    /// - Throws: `TallyError(.invalidRecipe)` for an unknown selection.
+    public init(spec: StrategySpec, context: StrategyContext) throws {
+        self.spec = spec
+        self.task = context.task
+        let shots = ChainOfThoughtKind.shots(spec)
+        let field = spec.settings.string("rationale_field")
+            ?? (context.train.contains { $0[ChainOfThoughtKind.defaultRationaleField] != nil } ? ChainOfThoughtKind.defaultRationaleField : nil)
+        if shots > 0, let field {
+            let pool = context.train.filter { $0[field].map { !$0.isEmpty } ?? false }
+            selector = try DemonstrationKeys.selector(spec, pool: pool, shots: shots, context: context)
+            rationaleField = field
+        } else {
+            selector = nil
+            rationaleField = nil
+        }
+    }
+
+    public var maxTokens: Int { spec.maxTokens ?? Self.defaultMaxTokens }
+    public var reasoning: Bool { true }
+
+    public func messages(for example: Example) -> [ChatMessage] {
+        var messages: [ChatMessage] = [.system(PromptBuilder.systemPrompt(task: task, extra: Self.instruction))]
+        if let selector, let field = rationaleField {
+            for demo in selector.select(for: example) {
+                messages.append(.user(PromptBuilder.userPrompt(task: task, example: demo)))
+                let rationale = (demo[field] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+                messages.append(.assistant(rationale + "\nAnswer: " + (demo[task.target] ?? "")))
+            }
+        }
+        messages.append(.user(PromptBuilder.userPrompt(task: task, example: example)))
+        return messages
+    }
+}
