@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "tally", targets: ["tally"]),
         .executable(name: "tally-bench", targets: ["tally-bench"]),
         .library(name: "TallyCore", targets: ["TallyCore"]),
+        .library(name: "TallyCLI", targets: ["TallyCLI"]),
         .library(name: "TallyTensor", targets: ["TallyTensor"]),
         .library(name: "SwiftTrainer", targets: ["SwiftTrainer"]),
         .library(name: "HostedAPI", targets: ["HostedAPI"]),
@@ -54,14 +55,18 @@ let package = Package(
         .target(
             name: "HostedAPI", dependencies: ["TallyCore", "CCurl"], path: "Plugins/HostedAPI"),
 
-        // Command-line tools.
-        .executableTarget(
-            name: "tally",
+        // The command tree as a library: a downstream binary calls `TallyCLI.main` with its
+        // own plugins and strategy kinds added to the built-in ones.
+        .target(
+            name: "TallyCLI",
             dependencies: [
                 "TallyCore", "SwiftTrainer", "HostedAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            path: "Sources/tally"),
+            path: "Sources/TallyCLI"),
+
+        // Command-line tools.
+        .executableTarget(name: "tally", dependencies: ["TallyCLI"], path: "Sources/tally"),
         .executableTarget(
             name: "tally-bench",
             dependencies: [

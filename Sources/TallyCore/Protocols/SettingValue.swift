@@ -58,7 +58,7 @@ public enum SettingValue: Codable, Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .bool(let v): v ? "true" : "false"
         case .int(let v): String(v)
-        case .number(let v): String(v)
+        case .number(let v): v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)
         case .string(let v): v
         case .list(let v): "[" + v.joined(separator: ", ") + "]"
         }

@@ -23,8 +23,9 @@ struct PlanCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let recipe = try loadRecipeOrExit(self.recipe, registry: Registry.makeRegistry(), overrides: overrides)
-            let plan = try Planner.estimate(recipe: recipe)
+            let extensions = TallyExtensions.current
+            let recipe = try loadRecipeOrExit(self.recipe, extensions: extensions, overrides: overrides)
+            let plan = try Planner.estimate(recipe: recipe, strategies: extensions.strategies)
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

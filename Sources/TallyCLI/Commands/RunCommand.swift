@@ -34,12 +34,13 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let registry = Registry.makeRegistry()
-            let recipe = try loadRecipeOrExit(self.recipe, registry: registry, overrides: overrides)
+            let extensions = TallyExtensions.current
+            let registry = extensions.plugins
+            let recipe = try loadRecipeOrExit(self.recipe, extensions: extensions, overrides: overrides)
             let home = tallyHome(self.home)
             let ledger = try openLedger(home: home)
             let display = ProgressDisplay(mode: quiet ? .quiet : (Console.stderrIsTerminal ? .bars : .lines))
-            let runner = ExperimentRunner(recipe: recipe, registry: registry, ledger: ledger, environment: ProcessInfo.processInfo.environment, home: home)
+            let runner = ExperimentRunner(recipe: recipe, registry: registry, ledger: ledger, environment: ProcessInfo.processInfo.environment, home: home, strategies: extensions.strategies)
 
             let task = Task { try await runner.run(progress: display.handler) }
             let interrupts = InterruptHandler {
@@ -108,7 +109,7 @@ func runDirectory(home: URL, runID: String) -> URL {
 func writeReports(_ report: Report, measurements: RunMeasurements? = nil, to directory: URL) throws -> URL {
     do {
         // report.md, report.json, report.html and the charts/*.svg that report.md links.
-        try ReportFiles.write(report, renderers: Registry.reportRenderers(measurements: measurements), to: directory)
+        try ReportFiles.write(report, renderers: TallyExtensions.reportRenderers(measurements: measurements), to: directory)
     } catch let error as TallyError {
         throw error
     } catch {

@@ -12,9 +12,10 @@ struct PluginsCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let registry = Registry.makeRegistry()
+        let extensions = TallyExtensions.current
+        let registry = extensions.plugins
         let plugins = registry.backends.values.sorted { $0.name < $1.name }
-        let strategies = StrategyCatalog.builtIn.kinds
+        let strategies = extensions.strategies.kinds
         if json {
             struct PluginInfo: Encodable {
                 let name: String, summary: String, settings: [String], fine_tuning: [String]

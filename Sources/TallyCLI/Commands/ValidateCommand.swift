@@ -17,7 +17,7 @@ struct ValidateCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let diagnostics = RecipeLoader.validate(contentsOf: URL(fileURLWithPath: recipe), registry: Registry.makeRegistry(), environment: ProcessInfo.processInfo.environment, overrides: overrides)
+            let diagnostics = RecipeLoader.validate(contentsOf: URL(fileURLWithPath: recipe), registry: TallyExtensions.current.plugins, environment: ProcessInfo.processInfo.environment, strategies: TallyExtensions.current.strategies, overrides: overrides)
             for diagnostic in diagnostics { Console.err(diagnostic.description) }
             let errors = diagnostics.filter { $0.severity == .error }.count
             let warnings = diagnostics.count - errors
@@ -31,8 +31,8 @@ struct ValidateCommand: AsyncParsableCommand {
 }
 
 /// Loads a recipe for `run` and `plan`, printing every diagnostic and exiting 2 on errors.
-func loadRecipeOrExit(_ path: String, registry: PluginRegistry, overrides: [String] = []) throws -> Recipe {
-    let (recipe, diagnostics) = RecipeLoader.parse(contentsOf: URL(fileURLWithPath: path), registry: registry, environment: ProcessInfo.processInfo.environment, overrides: overrides)
+func loadRecipeOrExit(_ path: String, extensions: TallyExtensions, overrides: [String] = []) throws -> Recipe {
+    let (recipe, diagnostics) = RecipeLoader.parse(contentsOf: URL(fileURLWithPath: path), registry: extensions.plugins, environment: ProcessInfo.processInfo.environment, strategies: extensions.strategies, overrides: overrides)
     for diagnostic in diagnostics { Console.err(diagnostic.description) }
     let errors = diagnostics.filter { $0.severity == .error }.count
     guard let recipe, errors == 0 else {
