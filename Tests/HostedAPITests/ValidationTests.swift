@@ -32,7 +32,7 @@ struct ValidationTests {
         let secret = "sk_live_abcdefghijklmnopqrstuvwxyz0123456789"
         let problems = OpenAIPlugin().validate(config(keyEnv: secret), environment: [:])
         #expect(problems.count == 1)
-        #expect(problems.first?.field == "api_key_env")
+        #expect(problems.first?.key == "api_key_env")
         #expect(problems.allSatisfy { !$0.message.contains(secret) })
     }
 
@@ -47,7 +47,7 @@ struct ValidationTests {
     func badSetting(key: String, value: String, phrase: String) {
         let problems = OpenAIPlugin().validate(config([key: value]), environment: [:])
         #expect(problems.count == 1)
-        #expect(problems.first?.field == key)
+        #expect(problems.first?.key == key)
         #expect(problems.first?.message.contains(phrase) == true, "\(problems)")
     }
 
@@ -68,7 +68,7 @@ struct ValidationTests {
     @Test("Bad base URLs are reported", arguments: ["ftp://example.com", "not a url", "https://api.example.com/v1?x=1"])
     func badBaseURL(base: String) {
         let problems = OpenAIPlugin().validate(config(base: base), environment: [:])
-        #expect(problems.contains { $0.field == "base_url" })
+        #expect(problems.contains { $0.key == "base_url" })
     }
 
     @Test("Loopback detection", arguments: [

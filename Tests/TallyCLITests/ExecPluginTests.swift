@@ -111,10 +111,10 @@ import Synchronization
         let temp = try TemporaryDirectory()
         let plugin = ExecPlugin()
         let missing = BackendConfig(name: "x", plugin: "exec", model: "m", recipeDirectory: temp.url)
-        #expect(plugin.validate(missing, environment: [:]).map(\.field) == ["command"])
+        #expect(plugin.validate(missing, environment: [:]).map(\.key) == ["command"])
         let notFound = BackendConfig(name: "x", plugin: "exec", model: "m", settings: ["command": "no-such-program-xyz", "timeout_s": "soon"], recipeDirectory: temp.url)
         let problems = plugin.validate(notFound, environment: ["PATH": "/nonexistent"])
-        #expect(problems.map(\.field) == ["command", "timeout_s"])
+        #expect(problems.map(\.key) == ["command", "timeout_s"])
         #expect(problems.first?.message.contains("cannot find the program 'no-such-program-xyz'") == true)
     }
 

@@ -65,13 +65,16 @@ struct RecipeLoadingTests {
         #expect(recipe.backends[1].price.outputPerMTok == 2000)
         #expect(recipe.strategies.map(\.name) == ["zero-shot", "few-shot-2", "cot", "lora-r4", "full"])
         let few = recipe.strategies[1]
-        #expect(few.shots == 2 && few.selection == "similar" && !few.balanced)
+        #expect(few.settings.int("shots") == 2 && few.settings.string("selection") == "similar" && few.settings.bool("balanced") == false)
+        #expect(few.settings.wrote("shots") && !few.settings.wrote("balanced"))
         let cot = recipe.strategies[2]
-        #expect(cot.rationaleField == "rationale" && cot.shots == 1)
+        #expect(cot.settings.string("rationale_field") == "rationale" && cot.settings.int("shots") == 1)
         let lora = recipe.strategies[3]
-        #expect(lora.lora == LoRAOptions(rank: 4, alpha: 8, dropout: 0, targets: ["all-linear"], useRSLoRA: false))
-        #expect(lora.training.epochs == 2 && lora.training.learningRate == 2e-4 && lora.training.seed == 7)
-        #expect(recipe.strategies[4].lora == nil && recipe.strategies[4].adaptsWeights)
+        #expect(try LoRAOptions(parameters: lora.settings.values) == LoRAOptions(rank: 4, alpha: 8, dropout: 0, targets: ["all-linear"], useRSLoRA: false))
+        let training = TrainingOptions(settings: lora.settings, seed: recipe.run.seed)
+        #expect(training.epochs == 2 && training.learningRate == 2e-4 && training.seed == 7)
+        #expect(recipe.strategies[4].settings["rank"] == nil)
+        #expect(try StrategyCatalog.builtIn.kind(named: recipe.strategies[4].kind).adaptsWeights)
         #expect(recipe.probes.map(\.kind) == [.qa, .refusal, .drift])
         #expect(recipe.probes[0].maxTokens == 16 && recipe.probes[1].maxTokens == 32)
         #expect(recipe.costs.computeUSDPerHour == 0.36)
@@ -96,7 +99,7 @@ struct RecipeLoadingTests {
         let recipe = try RecipeLoader.load(contentsOf: try Fixtures.recipe(yaml), registry: Fixtures.registry(), environment: [:])
         #expect(recipe.task.metric == "exact_match")
         #expect(recipe.strategies[0].name == "few-shot")
-        #expect(recipe.strategies[0].shots == 4 && recipe.strategies[0].selection == "first")
+        #expect(recipe.strategies[0].settings.int("shots") == 4 && recipe.strategies[0].settings.string("selection") == "first")
     }
 
     @Test("load throws every error at once")
@@ -220,7 +223,7 @@ struct RecipeValidationTests {
     @Test("out-of-range values name the allowed range")
     func ranges() throws {
         let lora = "  - {name: l, kind: lora, backend: hosted, rank: 0}"
-        try expectError(replacing(line: 14, with: lora), line: 14, token: "0}", message: "'strategies[0].rank' is 0 but must be greater than 0")
+        try expectError(replacing(line: 14, with: lora), line: 14, token: "0}", message: "'strategies[0].rank' is 0 but must be at least 1")
         try expectError(base + "\nconstraints: {min_accuracy: 1.5}", line: 15, token: "1.5", message: "'constraints.min_accuracy' is 1.5 but must be between 0 and 1")
         try expectError(base + "\nrun: {concurrency: 0}", line: 15, token: "0}", message: "'run.concurrency' is 0 but must be at least 1")
         try expectError(base + "\nrun: {max_validation_examples: 0}", line: 15, token: "0}", message: "'run.max_validation_examples' is 0 but must be at least 1")
@@ -237,7 +240,7 @@ struct RecipeValidationTests {
 
     @Test("fine-tuning needs a backend whose plugin can fine-tune")
     func fineTuneBackend() throws {
-        try expectError(replacing(line: 14, with: "  - {name: l, kind: lora, backend: api}"), line: 14, token: "api}", message: "backend 'api' (plugin fake-api) cannot run lora; it cannot fine-tune at all", fix: "use backend 'hosted'")
+        try expectError(replacing(line: 14, with: "  - {name: l, kind: lora, backend: api}"), line: 14, token: "api}", message: "backend 'api' (plugin fake-api) cannot run lora fine-tuning; it cannot fine-tune at all", fix: "use backend 'hosted'")
     }
 
     @Test("keys that do not apply to the kind are rejected")
@@ -303,19 +306,27 @@ struct RecipeValidationTests {
         #expect(messages.contains("the recipe has no 'strategies' section."))
     }
 
+    /// How many worked demonstrations the recipe's first strategy shows before a question.
+    func rationaleDemonstrations(_ recipe: Recipe) throws -> Int {
+        let train = try DatasetLoader.load(recipe.data.train).examples
+        let strategy = try StrategyCatalog.builtIn.make(recipe.strategies[0], context: StrategyContext(task: recipe.task, train: train))
+        let question = try #require(train.first)
+        return strategy.messages(for: question).filter { $0.role == .assistant && $0.content.contains("Answer: ") }.count
+    }
+
     @Test("chain-of-thought demonstrations use an existing rationale field")
     func rationale() throws {
         // Without rationale_field, the training data's `rationale` field is used when present…
         let url = try Fixtures.recipe(replacing(line: 14, with: "  - {name: c, kind: chain-of-thought, backend: hosted, shots: 2}"))
         let recipe = try RecipeLoader.load(contentsOf: url, registry: Fixtures.registry(), environment: [:])
-        #expect(recipe.strategies[0].rationaleField == "rationale" && recipe.strategies[0].shots == 2)
+        #expect(try rationaleDemonstrations(recipe) == 2)
         // …otherwise the strategy runs zero-shot, with a warning.
         let noRationale = replacing(line: 8, with: "  train: data/validation.jsonl", in: replacing(line: 14, with: "  - {name: c, kind: chain-of-thought, backend: hosted, shots: 2}"))
         let (plainURL, found) = try diagnostics(noRationale)
         #expect(found.contains { $0.severity == .warning && $0.location.line == 14 && $0.message.contains("runs as zero-shot") })
         let plain = try RecipeLoader.load(contentsOf: plainURL, registry: Fixtures.registry(), environment: [:])
-        #expect(plain.strategies[0].rationaleField == nil && plain.strategies[0].shots == 0)
-        try expectError(replacing(line: 14, with: "  - {name: c, kind: chain-of-thought, backend: hosted, rationale_field: rationle}"), line: 14, token: "rationle", message: "rationale_field 'rationle' is in no row", fix: "did you mean 'rationale'?")
+        #expect(try rationaleDemonstrations(plain) == 0)
+        try expectError(replacing(line: 14, with: "  - {name: c, kind: chain-of-thought, backend: hosted, rationale_field: rationle}"), line: 14, token: "rationle", message: "rationale_field 'rationle' is in no training row", fix: "did you mean 'rationale'?")
     }
 
     @Test("balanced needs labels; regex needs a valid pattern; names are unique")

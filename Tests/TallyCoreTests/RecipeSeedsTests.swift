@@ -51,14 +51,15 @@ struct RecipeSeedsTests {
         #expect(recipe.run.seed == 7)  // defaults to the first of run.seeds
         let catalog = StrategyCatalog.builtIn
         let resolved = try recipe.strategies.map { spec in
-            recipe.seeds(for: spec, dependsOnSeed: try catalog.entry(kind: spec.kind).dependsOnSeed(spec))
+            recipe.seeds(for: spec, dependsOnSeed: try catalog.kind(named: spec.kind).dependsOnSeed(spec))
         }
         #expect(resolved == [[7], [7, 11, 13], [7], [7, 11, 13], [1, 2]])
         #expect(recipe.strategies[4].seeds == [1, 2] && recipe.strategies[3].seeds == nil)
-        // Training starts from run.seed; each repetition sets its own.
-        #expect(recipe.strategies[3].training.seed == 7)
-        #expect(recipe.strategies[3].withTrainingSeed(11).training.seed == 11)
-        #expect(recipe.strategies[3].withTrainingSeed(11).name == "lora")
+        // Each repetition trains with its own seed: the context's seed reaches the job.
+        for seed: UInt64 in [7, 11] {
+            let strategy = try catalog.make(recipe.strategies[3], context: StrategyContext(task: recipe.task, train: [Example(id: "1", fields: ["text": "a", "label": "positive"], location: SourceLocation(file: "t"))], seed: seed))
+            #expect(try strategy.fineTuneRequest(baseIdentity: "m", workRoot: URL(fileURLWithPath: "/tmp"))?.options.seed == seed)
+        }
     }
 
     @Test("an explicit run.seed is kept; without seeds every strategy runs once with it")
@@ -69,7 +70,7 @@ struct RecipeSeedsTests {
         #expect(plain.run.seeds == nil)
         let catalog = StrategyCatalog.builtIn
         for spec in plain.strategies {
-            #expect(plain.seeds(for: spec, dependsOnSeed: try catalog.entry(kind: spec.kind).dependsOnSeed(spec)) == [5])
+            #expect(plain.seeds(for: spec, dependsOnSeed: try catalog.kind(named: spec.kind).dependsOnSeed(spec)) == [5])
         }
     }
 

@@ -47,7 +47,7 @@ struct StrategyTests {
 
     @Test("few-shot first: k demonstrations as user/assistant turns")
     func fewShotFirst() throws {
-        let strategy = try make(StrategySpec(name: "fs", kind: "few-shot", backend: "b", shots: 2, selection: "first"))
+        let strategy = try make(StrategySpec(name: "fs", kind: "few-shot", backend: "b", settings: StrategySettings(["shots": .int(2), "selection": .string("first")])))
         #expect(strategy.messages(for: question) == [
             .system(system),
             .user("Review: great acting and a great plot"), .assistant("positive"),
@@ -58,14 +58,14 @@ struct StrategyTests {
 
     @Test("few-shot never shows the test example itself")
     func excludesSelf() throws {
-        let strategy = try make(StrategySpec(name: "fs", kind: "few-shot", backend: "b", shots: 2, selection: "first"))
+        let strategy = try make(StrategySpec(name: "fs", kind: "few-shot", backend: "b", settings: StrategySettings(["shots": .int(2), "selection": .string("first")])))
         let messages = strategy.messages(for: train[0])
         #expect(messages.map(\.content) == [system, "Review: boring and slow", "negative", "Review: a lovely film", "positive", "Review: great acting and a great plot"])
     }
 
     @Test("few-shot similar: BM25 picks the closest rows, most similar last")
     func fewShotSimilar() throws {
-        let strategy = try make(StrategySpec(name: "fs", kind: "few-shot", backend: "b", shots: 2, selection: "similar"))
+        let strategy = try make(StrategySpec(name: "fs", kind: "few-shot", backend: "b", settings: StrategySettings(["shots": .int(2), "selection": .string("similar")])))
         let contents = strategy.messages(for: question).map(\.content)
         // "boring plot": d (boring, plot; 4 words) and b (boring; 3 words) beat a (plot once, 6 words).
         #expect(contents == [system, "Review: boring and slow", "negative", "Review: slow boring terrible plot", "negative", "Review: boring plot"])
@@ -73,14 +73,14 @@ struct StrategyTests {
 
     @Test("few-shot balanced picks evenly across labels")
     func balanced() throws {
-        let strategy = try make(StrategySpec(name: "fs", kind: "few-shot", backend: "b", shots: 2, selection: "similar", balanced: true))
+        let strategy = try make(StrategySpec(name: "fs", kind: "few-shot", backend: "b", settings: StrategySettings(["shots": .int(2), "selection": .string("similar"), "balanced": .bool(true)])))
         let answers = strategy.messages(for: question).filter { $0.role == .assistant }.map(\.content)
         #expect(Set(answers) == ["positive", "negative"])
     }
 
     @Test("few-shot random is seeded: same seed same demonstrations, for every test example")
     func random() throws {
-        let spec = StrategySpec(name: "fs", kind: "few-shot", backend: "b", shots: 2, selection: "random")
+        let spec = StrategySpec(name: "fs", kind: "few-shot", backend: "b", settings: StrategySettings(["shots": .int(2), "selection": .string("random")]))
         let a = try make(spec).messages(for: question)
         let b = try make(spec).messages(for: question)
         #expect(a == b)
@@ -101,7 +101,7 @@ struct StrategyTests {
 
     @Test("chain-of-thought demonstrations show the rationale then the answer")
     func cotDemos() throws {
-        let strategy = try make(StrategySpec(name: "cot", kind: "chain-of-thought", backend: "b", shots: 1, rationaleField: "rationale", maxTokens: 100))
+        let strategy = try make(StrategySpec(name: "cot", kind: "chain-of-thought", backend: "b", maxTokens: 100, settings: StrategySettings(["shots": .int(1), "rationale_field": .string("rationale")])))
         #expect(strategy.messages(for: question) == [
             .system(system + "\n" + ChainOfThoughtStrategy.instruction),
             .user("Review: great acting and a great plot"), .assistant("Great twice.\nAnswer: positive"),
@@ -112,12 +112,13 @@ struct StrategyTests {
 
     @Test("fine-tuning builds zero-shot training examples and a stable job key")
     func fineTune() throws {
-        let spec = StrategySpec(name: "l", kind: "lora", backend: "b", lora: LoRAOptions(rank: 4), training: TrainingOptions(epochs: 2))
+        let spec = StrategySpec(name: "l", kind: "lora", backend: "b", settings: StrategySettings(["rank": .int(4), "epochs": .number(2)]))
         let strategy = try make(spec)
         let request = try #require(try strategy.fineTuneRequest(baseIdentity: "model-x", workRoot: URL(fileURLWithPath: "/w")))
         #expect(request.train.count == 4)
         #expect(request.train[1] == TrainingExample(messages: [.system(system), .user("Review: boring and slow")], completion: "negative"))
-        #expect(request.method == .lora(LoRAOptions(rank: 4)))
+        #expect(request.method == FineTuneMethod.lora(LoRAOptions(rank: 4)))
+        #expect(request.options.epochs == 2 && request.options.seed == 7)
         #expect(request.jobKey.count == 64)
         #expect(request.workDirectory.path == "/w/" + request.jobKey.prefix(16))
         // Same inputs, same key; a change of base model, options or data changes it.
@@ -125,7 +126,7 @@ struct StrategyTests {
         #expect(again.jobKey == request.jobKey)
         let otherBase = try #require(try strategy.fineTuneRequest(baseIdentity: "model-y", workRoot: URL(fileURLWithPath: "/w")))
         #expect(otherBase.jobKey != request.jobKey)
-        let otherOptions = try #require(try make(StrategySpec(name: "l", kind: "lora", backend: "b", lora: LoRAOptions(rank: 8), training: TrainingOptions(epochs: 2))).fineTuneRequest(baseIdentity: "model-x", workRoot: URL(fileURLWithPath: "/w")))
+        let otherOptions = try #require(try make(StrategySpec(name: "l", kind: "lora", backend: "b", settings: StrategySettings(["rank": .int(8), "epochs": .number(2)]))).fineTuneRequest(baseIdentity: "model-x", workRoot: URL(fileURLWithPath: "/w")))
         #expect(otherOptions.jobKey != request.jobKey)
         let otherData = try #require(try make(spec, train: Array(train.dropLast())).fineTuneRequest(baseIdentity: "model-x", workRoot: URL(fileURLWithPath: "/w")))
         #expect(otherData.jobKey != request.jobKey)
@@ -133,13 +134,14 @@ struct StrategyTests {
         #expect(strategy.messages(for: question) == [.system(system), .user("Review: boring plot")])
         #expect(try make(StrategySpec(name: "zs", kind: "zero-shot", backend: "b")).fineTuneRequest(baseIdentity: "m", workRoot: URL(fileURLWithPath: "/w")) == nil)
         let full = try #require(try make(StrategySpec(name: "f", kind: "full-finetune", backend: "b")).fineTuneRequest(baseIdentity: "model-x", workRoot: URL(fileURLWithPath: "/w")))
-        #expect(full.method == .full)
+        #expect(full.method == FineTuneMethod.full)
     }
 
     @Test("the catalog lists built-in kinds and rejects unknown ones with the nearest name")
     func catalog() throws {
-        #expect(StrategyCatalog.builtIn.kinds == ["zero-shot", "few-shot", "chain-of-thought", "lora", "full-finetune"])
-        #expect(StrategyCatalog.builtIn.entries.filter(\.adaptsWeights).map(\.kind) == ["lora", "full-finetune"])
+        #expect(StrategyCatalog.builtIn.names == ["zero-shot", "few-shot", "chain-of-thought", "lora", "full-finetune"])
+        #expect(StrategyCatalog.builtIn.kinds.filter(\.adaptsWeights).map(\.name) == ["lora", "full-finetune"])
+        #expect(StrategyCatalog.builtIn.kinds.compactMap(\.trainingMethod) == [FineTuneMethod.loraName, FineTuneMethod.fullName])
         let error = try #require(throws: TallyError.self) { try make(StrategySpec(name: "x", kind: "few-shots", backend: "b")) }
         #expect(error.code == .unknownName && error.message.contains("did you mean 'few-shot'?"))
     }

@@ -87,19 +87,14 @@ public struct StrategyKey: Sendable, Hashable {
         StrategyKey(name, type: .choice(choices), default: value.map(SettingValue.string), help: help)
     }
 
-    /// The allowed range in words ("at least 1", "between 0 and 1 (1 excluded)"), or nil.
+    /// The allowed range in words ("at least 1", "at least 0 and less than 1"), or nil.
     public var rangeDescription: String? {
         func show(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
-        switch (minimum, maximum) {
-        case (nil, nil): return nil
-        case (let lo?, nil): return lo.exclusive ? "greater than \(show(lo.value))" : "at least \(show(lo.value))"
-        case (nil, let hi?): return hi.exclusive ? "less than \(show(hi.value))" : "at most \(show(hi.value))"
-        case (let lo?, let hi?):
-            var text = "between \(show(lo.value)) and \(show(hi.value))"
-            let excluded = [lo.exclusive ? show(lo.value) : nil, hi.exclusive ? show(hi.value) : nil].compactMap { $0 }
-            if !excluded.isEmpty { text += " (\(excluded.joined(separator: " and ")) excluded)" }
-            return text
-        }
+        let words = [
+            minimum.map { ($0.exclusive ? "greater than " : "at least ") + show($0.value) },
+            maximum.map { ($0.exclusive ? "less than " : "at most ") + show($0.value) },
+        ].compactMap { $0 }
+        return words.isEmpty ? nil : words.joined(separator: " and ")
     }
 }
 

@@ -1,0 +1,143 @@
+import Foundation
+import Synchronization
+import TallyCore
+import TallyTesting
+import Testing
+
+// Strategy kinds written here, outside TallyCore, with only its public API: what a package
+// that depends on Tally would write.
+
+/// Prompts with a hint before the review; its own keys `hint` and `hints`.
+private struct HintKind: StrategyKind {
+    let name = "hinted"
+    let summary = "zero-shot with a hint sentence before the input"
+    let keys: [StrategyKey] = [
+        .string("hint", default: "Look for strong words.", help: "sentence put before the input"),
+        .int("hints", default: 1, min: 1, max: 3, help: "how many times the hint is repeated"),
+    ]
+
+    func check(_ spec: StrategySpec, context: StrategyCheckContext) -> [ConfigIssue] {
+        spec.settings.string("hint")?.isEmpty == true ? [ConfigIssue(key: "hint", "the hint is empty", fix: "write a sentence")] : []
+    }
+
+    func makeStrategy(_ spec: StrategySpec, context: StrategyContext) throws -> any Strategy {
+        HintStrategy(spec: spec, task: context.task, hint: String(repeating: (spec.settings.string("hint") ?? "") + " ", count: spec.settings.int("hints") ?? 1))
+    }
+}
+
+private struct HintStrategy: Strategy {
+    let spec: StrategySpec
+    let task: TaskSpec
+    let hint: String
+    var maxTokens: Int { spec.maxTokens ?? task.maxAnswerTokens }
+    func messages(for example: Example) -> [ChatMessage] {
+        [.system(PromptBuilder.systemPrompt(task: task)), .user(hint + PromptBuilder.userPrompt(task: task, example: example))]
+    }
+}
+
+/// Adapts weights with a training method of its own, `distill`.
+private struct DistillKind: StrategyKind {
+    let name = "distill"
+    let summary = "trains with the distill method, then prompts zero-shot"
+    let keys: [StrategyKey] = [.number("temperature", default: 2, min: .init(0, exclusive: true), help: "distillation temperature")] + TrainingOptions.keys
+    var trainingMethod: String? { "distill" }
+
+    func makeStrategy(_ spec: StrategySpec, context: StrategyContext) throws -> any Strategy {
+        FineTuningStrategy(spec: spec, context: context, method: FineTuneMethod(name: "distill", parameters: ["temperature": spec.settings["temperature"] ?? .number(2)]))
+    }
+}
+
+private var catalog: StrategyCatalog {
+    var catalog = StrategyCatalog.builtIn
+    catalog.register(HintKind())
+    catalog.register(DistillKind())
+    return catalog
+}
+
+/// The sentiment recipe with its strategies replaced by `strategies` (YAML list items).
+private func recipe(_ strategies: [String]) throws -> URL {
+    let workspace = try Fixtures.workspace()
+    let text = try String(contentsOf: try Fixtures.resource("recipes/sentiment.yaml"), encoding: .utf8)
+    var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    guard let start = lines.firstIndex(of: "strategies:"), let end = lines.firstIndex(where: { $0.hasPrefix("costs:") }) else {
+        throw Fixtures.Missing(description: "sentiment.yaml changed shape")
+    }
+    lines.replaceSubrange((start + 1)..<end, with: strategies.map { "  - " + $0 })
+    try FileManager.default.createDirectory(at: workspace.appendingPathComponent("recipes"), withIntermediateDirectories: true)
+    let url = workspace.appendingPathComponent("recipes/sentiment.yaml")
+    try lines.joined(separator: "\n").write(to: url, atomically: true, encoding: .utf8)
+    return url
+}
+
+/// Records every request's last user message.
+private final class Prompts: Sendable {
+    let seen = Mutex<[String]>([])
+}
+
+@Suite("Strategy kinds from outside TallyCore")
+struct OutsideKindTests {
+    @Test("a kind's own keys are validated with file:line:column and did-you-mean, like built-in keys")
+    func validatesOwnKeys() throws {
+        let url = try recipe(["{name: h, kind: hinted, backend: hosted, hnt: \"Be careful.\"}"])
+        let found = RecipeLoader.validate(contentsOf: url, registry: Fixtures.registry(), environment: [:], strategies: catalog)
+        let error = try #require(found.first { $0.severity == .error })
+        #expect(error.message.contains("unknown key 'hnt'"))
+        #expect(error.fix?.contains("did you mean 'hint'?") == true)
+        let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        let line = try #require(lines.firstIndex { $0.contains("hnt:") }) + 1
+        #expect(error.location.line == line && error.location.column == Fixtures.column(of: "hnt", line: line, in: lines.joined(separator: "\n")))
+        #expect(error.location.file.hasSuffix("sentiment.yaml"))
+
+        // Types and ranges come from the declaration; the kind's own check reports at its key.
+        let range = RecipeLoader.validate(contentsOf: try recipe(["{name: h, kind: hinted, backend: hosted, hints: 5, hint: \"\"}"]), registry: Fixtures.registry(), environment: [:], strategies: catalog)
+        #expect(range.contains { $0.message.contains("'strategies[0].hints' is 5 but must be at least 1 and at most 3") })
+        // Keys of another kind name their owner.
+        let other = RecipeLoader.validate(contentsOf: try recipe(["{name: h, kind: hinted, backend: hosted, rank: 4}"]), registry: Fixtures.registry(), environment: [:], strategies: catalog)
+        #expect(other.contains { $0.message.contains("'rank' does not apply to hinted") && $0.message.contains("used by lora strategies") })
+        // Without the kind registered, the recipe's kind is unknown.
+        let unknown = RecipeLoader.validate(contentsOf: url, registry: Fixtures.registry(), environment: [:], strategies: .builtIn)
+        #expect(unknown.contains { $0.message.contains("unknown strategy kind 'hinted'") })
+    }
+
+    @Test("a registered kind runs end to end: plan, run, cost and report")
+    func runsEndToEnd() async throws {
+        let url = try recipe(["{name: zs, kind: zero-shot, backend: hosted}", "{name: h, kind: hinted, backend: hosted, hint: \"Mind the adjectives.\", hints: 2}"])
+        let prompts = Prompts()
+        let registry = Fixtures.registry { request, fineTuned in
+            prompts.seen.withLock { $0.append(request.messages.last?.content ?? "") }
+            return Fixtures.sentimentResponder(request, fineTuned)
+        }
+        let recipe = try RecipeLoader.load(contentsOf: url, registry: registry, environment: [:], strategies: catalog)
+        #expect(recipe.strategies[1].settings.string("hint") == "Mind the adjectives.")
+        let plan = try Planner.estimate(recipe: recipe, strategies: catalog)
+        #expect(plan.items.map(\.kind).contains("hinted"))
+        let home = url.deletingLastPathComponent().appendingPathComponent("home")
+        let ledger = try Ledger(path: home.appendingPathComponent("ledger.sqlite"))
+        let runner = ExperimentRunner(recipe: recipe, registry: registry, ledger: ledger, environment: [:], home: home, strategies: catalog)
+        let measured = try await runner.run { _ in }
+        let hinted = try #require(measured.strategies.first { $0.name == "h" })
+        #expect(hinted.kind == "hinted" && !hinted.adaptsWeights && hinted.predictions.count == 6)
+        #expect(prompts.seen.withLock { $0 }.contains { $0.hasPrefix("Mind the adjectives. Mind the adjectives. Review:") })
+        let markdown = try MarkdownRenderer().render(Report.build(from: measured))
+        #expect(markdown.contains("| h | hinted |"))
+    }
+
+    @Test("a kind's training method is an open name: only backends that declare it can run it")
+    func openTrainingMethod() async throws {
+        let url = try recipe(["{name: d, kind: distill, backend: local, temperature: 3, epochs: 1}"])
+        let refused = RecipeLoader.validate(contentsOf: url, registry: Fixtures.registry(), environment: [:], strategies: catalog)
+        #expect(refused.contains { $0.severity == .error && $0.message.contains("cannot run distill fine-tuning; it supports full-finetune, lora") })
+
+        let log = CallLog()
+        let registry = PluginRegistry([FakeBackendPlugin(name: "fake", fineTuningMethods: ["distill"], log: log, responder: Fixtures.sentimentResponder)])
+        let recipe = try RecipeLoader.load(contentsOf: url, registry: registry, environment: [:], strategies: catalog)
+        let home = url.deletingLastPathComponent().appendingPathComponent("home")
+        let runner = ExperimentRunner(recipe: recipe, registry: registry, ledger: try Ledger(path: home.appendingPathComponent("ledger.sqlite")), environment: [:], home: home, strategies: catalog)
+        let measured = try await runner.run { _ in }
+        let distilled = try #require(measured.strategies.first)
+        #expect(distilled.adaptsWeights && distilled.trainingMethod == "distill")
+        #expect(distilled.training?.artifact.contains("distill") == true)
+        #expect(!distilled.probes.isEmpty)  // forgetting is measured on the adapted model
+        #expect(log.fineTuneCount == 1)
+    }
+}
