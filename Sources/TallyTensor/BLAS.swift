@@ -14,9 +14,11 @@ public enum BLAS {
     static let splitThreshold = 1 << 21
     /// Block boundaries fall on multiples of this many rows or columns (kernel-friendly).
     static let splitAlignment = 32
+    /// Keeps OpenBLAS on one thread; evaluated once, before the first product.
+    static let singleThreadedOpenBLAS: Void = openblas_set_num_threads(1)
 
     /// `C = alpha * op(A) * op(B) + beta * C` with row-major matrices, on up to
-    /// `Threading.threadCount` threads.
+    /// `Threading.threadCount` threads (the count in force on the calling task or thread).
     /// - Parameters:
     ///   - transA: use Aᵀ.
     ///   - transB: use Bᵀ.
@@ -58,6 +60,7 @@ public enum BLAS {
         _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
         _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
     ) {
+        _ = singleThreadedOpenBLAS
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

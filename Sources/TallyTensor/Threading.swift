@@ -1,35 +1,62 @@
-import COpenBLAS
 import Dispatch
-import Synchronization
 
-/// The number of threads TallyTensor uses, for OpenBLAS and for its own parallel loops.
+/// The number of threads TallyTensor uses for its parallel loops and matrix products.
 ///
-/// The default is 2 (the machines Tally targets have two cores); call ``setThreadCount(_:)``
-/// once at start-up, e.g. from a `--threads` option.
+/// The count is scoped, not process-wide: it is a task-local value (default 2, the machines
+/// Tally targets have two cores) that a caller sets for the work it runs, so two backends
+/// with different `threads` settings in one process each get their own.
+///
+/// ```swift
+/// let logits = Threading.withThreadCount(4) { model.nextTokenLogits(batch, cache: cache) }
+/// try await Threading.withThreadCount(1) { try await trainer.run() }
+/// ```
+///
+/// Worker threads of a parallel loop run with a count of 1, so loops and products nested in
+/// a parallel body run serially instead of splitting again.
 public enum Threading {
-    private static let current = Atomic<Int>(0)
+    /// The count in force; read through ``threadCount``, which clamps it to at least 1.
+    @TaskLocal static var scopedCount: Int = 2
 
-    /// The configured thread count (at least 1).
-    public static var threadCount: Int {
-        let n = current.load(ordering: .relaxed)
-        if n > 0 { return n }
-        setThreadCount(2)
-        return 2
+    /// The thread count in force for the current task or thread (at least 1).
+    public static var threadCount: Int { max(1, scopedCount) }
+
+    /// Runs `body` with ``threadCount`` set to `count` for everything it does on this task
+    /// or thread (child tasks included; threads it starts itself and detached tasks excluded).
+    /// - Parameters:
+    ///   - count: threads to use; values below 1 mean 1.
+    ///   - body: the work.
+    /// - Returns: what `body` returns.
+    /// - Throws: what `body` throws.
+    public static func withThreadCount<R>(_ count: Int, _ body: () throws -> R) rethrows -> R {
+        try $scopedCount.withValue(max(1, count), operation: body)
     }
 
-    /// Sets the number of threads for matrix products and parallel loops.
-    ///
-    /// OpenBLAS itself is kept on one thread; ``BLAS/gemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:serial:)``
-    /// splits large products across these threads instead.
-    /// - Parameter count: threads to use; values below 1 mean 1.
-    public static func setThreadCount(_ count: Int) {
-        let n = max(1, count)
-        current.store(n, ordering: .relaxed)
-        openblas_set_num_threads(1)
+    /// Runs the asynchronous `body` with ``threadCount`` set to `count` for everything it does
+    /// (its child tasks included).
+    /// - Parameters:
+    ///   - count: threads to use; values below 1 mean 1.
+    ///   - isolation: the caller's actor; `body` runs on it.
+    ///   - body: the work.
+    /// - Returns: what `body` returns.
+    /// - Throws: what `body` throws.
+    public static func withThreadCount<R>(
+        _ count: Int, isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> R
+    ) async rethrows -> R {
+        try await $scopedCount.withValue(max(1, count), operation: body, isolation: isolation)
     }
 
-    /// Runs `body(start, end)` over `0..<count` split into at most `threadCount` contiguous
+    /// Runs one share of a parallel loop with a thread count of 1, so that anything nested in
+    /// it runs serially. `DispatchQueue.concurrentPerform`'s workers do not inherit task-local
+    /// values; without this they would read the default instead of the caller's count.
+    @usableFromInline
+    static func asWorker(_ body: () -> Void) {
+        $scopedCount.withValue(1, operation: body)
+    }
+
+    /// Runs `body(start, end)` over `0..<count` split into at most ``threadCount`` contiguous
     /// chunks, in parallel when there is more than one chunk and enough work.
+    ///
+    /// The count is read once, on the calling thread; each chunk runs with a count of 1.
     /// - Parameters:
     ///   - count: the number of items.
     ///   - minChunk: the smallest number of items worth a thread of its own.
@@ -50,30 +77,33 @@ public enum Threading {
             DispatchQueue.concurrentPerform(iterations: maxChunks) { c in
                 let start = c * per
                 let end = min(count, start + per)
-                if start < end { work.run(start, end) }
+                if start < end { asWorker { work.run(start, end) } }
             }
         }
     }
 
-    /// Runs `body(i)` for every `i` in `0..<count` on up to `threadCount` threads. Matrix
-    /// products inside `body` should pass `serial: true` so they do not split again.
+    /// Runs `body(i)` for every `i` in `0..<count` on up to ``threadCount`` threads (read
+    /// once, on the calling thread). Each worker runs with a count of 1, so loops and
+    /// products inside `body` run serially; matrix products may also pass `serial: true`.
     /// - Parameters:
     ///   - count: the number of independent tasks.
     ///   - body: one task; tasks may run concurrently.
     public static func parallelTasks(_ count: Int, _ body: (Int) -> Void) {
         let threads = threadCount
-        if threads == 1 || count == 1 {
-            for i in 0..<count { body(i) }
+        if threads == 1 || count <= 1 {
+            for i in 0..<max(count, 0) { body(i) }
             return
         }
         let workers = min(threads, count)
         withoutActuallyEscaping(body) { body in
             let work = ParallelBody { i, _ in body(i) }
             DispatchQueue.concurrentPerform(iterations: workers) { w in
-                var i = w
-                while i < count {
-                    work.run(i, 0)
-                    i += workers
+                asWorker {
+                    var i = w
+                    while i < count {
+                        work.run(i, 0)
+                        i += workers
+                    }
                 }
             }
         }

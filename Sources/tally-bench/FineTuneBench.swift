@@ -38,7 +38,15 @@ enum FineTuneBench {
     static func report(
         config: String, mode: String, threads: Int, steps: Int, warmup: Int, modelPath: String?, batch: Int? = nil, seq: Int? = nil
     ) throws -> [String: Any] {
-        Threading.setThreadCount(threads)
+        try Threading.withThreadCount(threads) {
+            try measure(config: config, mode: mode, threads: threads, steps: steps, warmup: warmup, modelPath: modelPath, batch: batch, seq: seq)
+        }
+    }
+
+    /// ``report(config:mode:threads:steps:warmup:modelPath:batch:seq:)`` under the caller's thread count.
+    private static func measure(
+        config: String, mode: String, threads: Int, steps: Int, warmup: Int, modelPath: String?, batch: Int?, seq: Int?
+    ) throws -> [String: Any] {
         guard mode == "lora" || mode == "train" else { throw TallyError(code: .invalidRecipe, message: "mode must be lora or train") }
         var out: [String: Any] = ["impl": "tally", "config": config, "mode": mode == "lora" ? "lora" : "full", "threads": threads,
                                   "calib_matmul_gflops": calibrate()]

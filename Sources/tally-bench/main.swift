@@ -44,7 +44,11 @@ struct TallyBench: ParsableCommand {
     ]
 
     func run() throws {
-        Threading.setThreadCount(threads)
+        try Threading.withThreadCount(threads) { try benchmark() }
+    }
+
+    /// Runs the chosen mode and prints its JSON line; the caller sets the thread count.
+    func benchmark() throws {
         let calibration = Self.calibrate()
         var result: [String: Any] = [
             "config": config.rawValue, "mode": mode.rawValue, "threads": threads,

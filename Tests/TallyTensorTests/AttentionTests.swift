@@ -32,14 +32,15 @@ struct AttentionTests {
 
     @Test(arguments: [1, 2])
     func matchesDefinition(threads: Int) throws {
-        Threading.setThreadCount(threads)
-        defer { Threading.setThreadCount(2) }
         let (b, s, h, kvh, d) = (2, 67, 6, 2, 8)
         let q = Tensor.randomNormal([b * s, h * d], std: 1, seed: 1)
         let k = Tensor.randomNormal([b * s, kvh * d], std: 1, seed: 2)
         let v = Tensor.randomNormal([b * s, kvh * d], std: 1, seed: 3)
         let mask = (0..<b * s).map { $0 % 11 != 4 }
-        let out = Tape(recording: false).causalAttention(q: q, k: k, v: v, batch: b, seq: s, heads: h, kvHeads: kvh, headDim: d, keyMask: mask)
+        let out = Threading.withThreadCount(threads) {
+            #expect(Threading.threadCount == threads)
+            return Tape(recording: false).causalAttention(q: q, k: k, v: v, batch: b, seq: s, heads: h, kvHeads: kvh, headDim: d, keyMask: mask)
+        }
         let want = naive(q: q.values, k: k.values, v: v.values, b: b, s: s, h: h, kvh: kvh, d: d, mask: mask)
         let got = out.values
         var worst: Float = 0

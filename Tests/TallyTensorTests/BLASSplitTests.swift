@@ -34,15 +34,15 @@ import Testing
         let lda = aCols + 3, ldb = bCols + 5, ldc = c.n + 7
         let a = values(aRows * lda, seed: 1), b = values(bRows * ldb, seed: 2), c0 = values(c.m * ldc, seed: 3)
         func run(threads: Int) -> [Float] {
-            Threading.setThreadCount(threads)
-            defer { Threading.setThreadCount(2) }
             var out = c0
             a.withUnsafeBufferPointer { pa in
                 b.withUnsafeBufferPointer { pb in
                     out.withUnsafeMutableBufferPointer { pc in
-                        BLAS.gemm(transA: c.transA, transB: c.transB, m: c.m, n: c.n, k: c.k, alpha: 0.5,
-                                  a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb,
-                                  beta: c.beta, c: pc.baseAddress!, ldc: ldc)
+                        Threading.withThreadCount(threads) {
+                            BLAS.gemm(transA: c.transA, transB: c.transB, m: c.m, n: c.n, k: c.k, alpha: 0.5,
+                                      a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb,
+                                      beta: c.beta, c: pc.baseAddress!, ldc: ldc)
+                        }
                     }
                 }
             }

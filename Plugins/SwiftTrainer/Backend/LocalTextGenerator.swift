@@ -8,6 +8,8 @@ import TallyTensor
 /// reports the batch's wall time as its latency and its share of the batch's compute time
 /// (wall time divided by batch size) as `computeSeconds`, which the cost model bills at the
 /// recipe's compute price.
+///
+/// Generation and scoring run with the generator's own thread count, not the caller's.
 public struct LocalTextGenerator: TextGenerator, TextScorer {
     public let identity: String
     let worker: ModelWorker
@@ -15,11 +17,19 @@ public struct LocalTextGenerator: TextGenerator, TextScorer {
     /// Longest text scored by `crossEntropy(of:)`, in tokens.
     let maxScoredTokens: Int
 
+    /// Threads for the model's matrix products and loops (at least 1).
+    public var threads: Int { worker.threads }
+
     /// Serves `model` with up to `maxBatch` requests decoded together.
-    public init(model: LocalModel, maxBatch: Int = 8, maxScoredTokens: Int = 512) {
+    /// - Parameters:
+    ///   - model: the model; the generator owns it from now on.
+    ///   - maxBatch: most requests decoded together.
+    ///   - maxScoredTokens: longest text scored by `crossEntropy(of:)`, in tokens.
+    ///   - threads: threads for the model's matrix products and loops.
+    public init(model: LocalModel, maxBatch: Int = 8, maxScoredTokens: Int = 512, threads: Int = 2) {
         identity = model.identity
         stopTokenIDs = model.stopTokenIDs
-        worker = ModelWorker(model, maxBatch: maxBatch)
+        worker = ModelWorker(model, maxBatch: maxBatch, threads: threads)
         self.maxScoredTokens = maxScoredTokens
     }
 

@@ -9,6 +9,9 @@ import TallyTensor
 /// talk to it through `submit`, which suspends them without blocking the cooperative pool.
 /// This is the audited `@unchecked Sendable` box: the model is confined to `thread`, and the
 /// only shared state, `pending`, is guarded by `condition`.
+///
+/// Every job runs with the worker's own thread count (``Threading/withThreadCount(_:_:)``
+/// around the whole loop), whatever count its caller runs with.
 final class ModelWorker: @unchecked Sendable {
     /// One unit of work and how to answer it.
     private enum Job {
@@ -18,6 +21,8 @@ final class ModelWorker: @unchecked Sendable {
 
     private let local: LocalModel
     private let maxBatch: Int
+    /// Threads for the model's products and loops.
+    let threads: Int
     private let condition = NSCondition()
     private var pending: [Job] = []
     private var thread: Thread?
@@ -25,10 +30,13 @@ final class ModelWorker: @unchecked Sendable {
     /// - Parameters:
     ///   - local: the model; the worker owns it from now on.
     ///   - maxBatch: most generation requests decoded together.
-    init(_ local: LocalModel, maxBatch: Int) {
+    ///   - threads: threads for the model's products and loops.
+    init(_ local: LocalModel, maxBatch: Int, threads: Int) {
         self.local = local
         self.maxBatch = max(1, maxBatch)
-        let thread = Thread { [unowned self] in self.loop() }
+        self.threads = max(1, threads)
+        let count = self.threads
+        let thread = Thread { [unowned self] in Threading.withThreadCount(count) { self.loop() } }
         thread.name = "tally.swift-trainer.worker"
         thread.stackSize = 8 << 20
         self.thread = thread

@@ -4,6 +4,9 @@ import TallyTensor
 
 /// Fine-tunes the backend's base model with the built-in trainer (LoRA or all weights) and
 /// reopens finished jobs as generators.
+///
+/// Training, loading tuned models and their generators run with the fine-tuner's own
+/// thread count, not the caller's.
 public struct SwiftTrainerFineTuner: FineTuner {
     /// The base model file or directory.
     public let baseModel: URL
@@ -11,31 +14,46 @@ public struct SwiftTrainerFineTuner: FineTuner {
     public let baseIdentity: String
     /// Requests decoded together by generators of tuned models.
     public let maxBatch: Int
+    /// Threads for training and for the tuned models' generators (at least 1).
+    public let threads: Int
 
     /// Makes a fine-tuner for one base model.
-    public init(baseModel: URL, baseIdentity: String, maxBatch: Int = 8) {
+    /// - Parameters:
+    ///   - baseModel: the base model file or directory.
+    ///   - baseIdentity: the base model's identity.
+    ///   - maxBatch: requests decoded together by generators of tuned models.
+    ///   - threads: threads for training and for the tuned models' generators.
+    public init(baseModel: URL, baseIdentity: String, maxBatch: Int = 8, threads: Int = 2) {
         self.baseModel = baseModel
         self.baseIdentity = baseIdentity
         self.maxBatch = maxBatch
+        self.threads = max(1, threads)
     }
 
     public func fineTune(_ request: FineTuneRequest, progress: @escaping @Sendable (ProgressEvent) -> Void) async throws -> FineTuneOutcome {
-        let local = try LocalModel.load(baseModel, trainable: request.method == .full)
-        var settings = SwiftTrainer.Trainer.Settings(baseModelName: baseModel.lastPathComponent)
-        settings.tokenizerFiles = Self.tokenizerFiles(of: baseModel)
-        return try await SwiftTrainer.Trainer.run(
-            model: local.model, tokenizer: local.tokenizer, template: local.template, request: request,
-            settings: settings, progress: progress)
+        try await Threading.withThreadCount(threads) {
+            let local = try LocalModel.load(baseModel, trainable: request.method == .full)
+            var settings = SwiftTrainer.Trainer.Settings(baseModelName: baseModel.lastPathComponent)
+            settings.tokenizerFiles = Self.tokenizerFiles(of: baseModel)
+            return try await SwiftTrainer.Trainer.run(
+                model: local.model, tokenizer: local.tokenizer, template: local.template, request: request,
+                settings: settings, progress: progress)
+        }
     }
 
     public func generator(for outcome: FineTuneOutcome) async throws -> any TextGenerator {
-        try LocalTextGenerator(model: loadTuned(outcome), maxBatch: maxBatch)
+        try LocalTextGenerator(model: loadTuned(outcome), maxBatch: maxBatch, threads: threads)
     }
 
     /// The tuned model of a finished job: base + adapter merged for speed (LoRA), or the
-    /// saved model directory (full fine-tune).
+    /// saved model directory (full fine-tune). Runs with the fine-tuner's thread count.
     /// - Throws: `TallyError` when the artifact is missing or does not fit the base model.
     public func loadTuned(_ outcome: FineTuneOutcome) throws -> LocalModel {
+        try Threading.withThreadCount(threads) { try loadTunedModel(outcome) }
+    }
+
+    /// ``loadTuned(_:)`` under the caller's thread count.
+    func loadTunedModel(_ outcome: FineTuneOutcome) throws -> LocalModel {
         let artifact = URL(fileURLWithPath: outcome.artifact)
         let job = artifact.deletingLastPathComponent().lastPathComponent
         let adapterConfig = artifact.appendingPathComponent(PEFTAdapter.configFile)

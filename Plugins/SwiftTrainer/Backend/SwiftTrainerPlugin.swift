@@ -5,7 +5,8 @@ import TallyTensor
 /// The built-in local backend, `plugin: swift-trainer`: runs GGUF or Hugging Face models on
 /// the CPU and fine-tunes them with LoRA or all weights.
 ///
-/// Recipe settings (all optional): `threads` (BLAS and loop threads, default 2),
+/// Recipe settings (all optional): `threads` (BLAS and loop threads of this backend alone —
+/// loading, generation, scoring and fine-tuning — default 2),
 /// `max_batch` (requests decoded together, default 8), `max_concurrency` (requests the
 /// runner keeps in flight, default `max_batch`).
 ///
@@ -40,11 +41,10 @@ public struct SwiftTrainerPlugin: BackendPlugin {
         let threads = config.settings["threads"].flatMap { Int($0) } ?? 2
         let maxBatch = config.settings["max_batch"].flatMap { Int($0) } ?? 8
         let concurrency = config.settings["max_concurrency"].flatMap { Int($0) } ?? maxBatch
-        Threading.setThreadCount(threads)
         let url = try AssetCatalog.resolveModel(config.model, relativeTo: config.recipeDirectory, environment: environment)
-        let local = try LocalModel.load(url)
-        let generator = LocalTextGenerator(model: local, maxBatch: maxBatch)
-        let tuner = SwiftTrainerFineTuner(baseModel: url, baseIdentity: local.identity, maxBatch: maxBatch)
+        let local = try Threading.withThreadCount(threads) { try LocalModel.load(url) }
+        let generator = LocalTextGenerator(model: local, maxBatch: maxBatch, threads: threads)
+        let tuner = SwiftTrainerFineTuner(baseModel: url, baseIdentity: local.identity, maxBatch: maxBatch, threads: threads)
         return Backend(generator: generator, fineTuner: tuner, dataLeavesMachine: false, maxConcurrency: max(1, concurrency))
     }
 }

@@ -57,7 +57,6 @@ struct FinetuneCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            Threading.setThreadCount(threads)
             let modelURL = try AssetCatalog.resolveModel(model, relativeTo: nil)
             let train = try examples(fileURL(data))
             let held = try validation.map { try examples(fileURL($0)) } ?? []
@@ -70,11 +69,11 @@ struct FinetuneCommand: AsyncParsableCommand {
                 evalEvery: 0, seed: seed)
             let outURL = fileURL(out)
             try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
-            let local = try LocalModel.load(modelURL)
+            let local = try Threading.withThreadCount(threads) { try LocalModel.load(modelURL) }
             let request = FineTuneRequest(
                 method: methodValue, options: options, train: train, validation: held, workDirectory: outURL,
                 jobKey: SHA256.hexDigest(of: "\(local.identity)|\(method)|\(outURL.path)"))
-            let tuner = SwiftTrainerFineTuner(baseModel: modelURL, baseIdentity: local.identity)
+            let tuner = SwiftTrainerFineTuner(baseModel: modelURL, baseIdentity: local.identity, threads: threads)
             let display = ProgressDisplay(mode: Console.stderrIsTerminal ? .bars : .lines)
             let outcome = try await tuner.fineTune(request, progress: display.handler)
             display.clear()

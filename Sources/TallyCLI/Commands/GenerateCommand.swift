@@ -54,41 +54,42 @@ struct GenerateCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            Threading.setThreadCount(threads)
-            let url = try AssetCatalog.resolveModel(model, relativeTo: nil)
-            let local = try LocalModel.load(url)
-            if let adapter {
-                let lora = try PEFTAdapter.load(from: fileURL(adapter), into: local.model)
-                lora.mergeAndUnload()
-            }
-            let ids: [Int]
-            if raw {
-                ids = local.tokenizer.encode(prompt, addSpecialTokens: true)
-            } else {
-                var messages: [ChatMessage] = []
-                if let system { messages.append(.system(system)) }
-                messages.append(.user(prompt))
-                ids = try local.promptIDs(messages)
-            }
-            let options = GenerationOptions(
-                maxNewTokens: maxTokens, temperature: temperature, topP: topP, seed: seed,
-                stopTokenIDs: local.stopTokenIDs)
-            let tokenizer = local.tokenizer
-            let stops = local.stopTokenIDs
-            var produced: [Int] = []
-            var printed = ""
-            _ = try Generator(model: local.model).generate(prompts: [ids], options: options, onToken: { token in
-                guard !stops.contains(token.token) else { return }
-                produced.append(token.token)
-                let text = tokenizer.decode(produced, skipSpecialTokens: true)
-                // Print only once the text has grown past what was printed (multi-byte
-                // characters may need several tokens).
-                if text.hasPrefix(printed), text.count > printed.count, !text.hasSuffix("\u{FFFD}") {
-                    FileHandle.standardOutput.write(Data(String(text.dropFirst(printed.count)).utf8))
-                    printed = text
+            try Threading.withThreadCount(threads) {
+                let url = try AssetCatalog.resolveModel(model, relativeTo: nil)
+                let local = try LocalModel.load(url)
+                if let adapter {
+                    let lora = try PEFTAdapter.load(from: fileURL(adapter), into: local.model)
+                    lora.mergeAndUnload()
                 }
-            })
-            FileHandle.standardOutput.write(Data("\n".utf8))
+                let ids: [Int]
+                if raw {
+                    ids = local.tokenizer.encode(prompt, addSpecialTokens: true)
+                } else {
+                    var messages: [ChatMessage] = []
+                    if let system { messages.append(.system(system)) }
+                    messages.append(.user(prompt))
+                    ids = try local.promptIDs(messages)
+                }
+                let options = GenerationOptions(
+                    maxNewTokens: maxTokens, temperature: temperature, topP: topP, seed: seed,
+                    stopTokenIDs: local.stopTokenIDs)
+                let tokenizer = local.tokenizer
+                let stops = local.stopTokenIDs
+                var produced: [Int] = []
+                var printed = ""
+                _ = try Generator(model: local.model).generate(prompts: [ids], options: options, onToken: { token in
+                    guard !stops.contains(token.token) else { return }
+                    produced.append(token.token)
+                    let text = tokenizer.decode(produced, skipSpecialTokens: true)
+                    // Print only once the text has grown past what was printed (multi-byte
+                    // characters may need several tokens).
+                    if text.hasPrefix(printed), text.count > printed.count, !text.hasSuffix("\u{FFFD}") {
+                        FileHandle.standardOutput.write(Data(String(text.dropFirst(printed.count)).utf8))
+                        printed = text
+                    }
+                })
+                FileHandle.standardOutput.write(Data("\n".utf8))
+            }
         }
     }
 }
