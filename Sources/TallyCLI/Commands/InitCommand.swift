@@ -27,7 +27,7 @@ struct InitCommand: AsyncParsableCommand {
             var written: [String] = []
             do {
                 try fileManager.createDirectory(at: directory, withIntermediateDirectories: true)
-                try StarterRecipe.recipe.write(to: url, atomically: true, encoding: .utf8)
+                try StarterRecipe.recipe(extensions: TallyExtensions.current).write(to: url, atomically: true, encoding: .utf8)
                 written.append(path)
                 for (relative, contents) in StarterRecipe.dataFiles {
                     let file = directory.appending(path: relative)
@@ -51,7 +51,16 @@ struct InitCommand: AsyncParsableCommand {
 
 /// The starter recipe `tally init` writes.
 enum StarterRecipe {
-    static let recipe = """
+    /// The starter recipe, naming the strategy kinds and backend plugins this binary knows.
+    static func recipe(extensions: TallyExtensions) -> String {
+        let kinds = extensions.strategies.names.joined(separator: ", ")
+        let plugins = extensions.plugins.backends.keys.sorted().joined(separator: ", ")
+        return template
+            .replacingOccurrences(of: "\nstrategies:\n", with: "\n# Kinds this tally knows: \(kinds) (`tally plugins` lists their keys).\nstrategies:\n")
+            .replacingOccurrences(of: "\nbackends:\n", with: "\n# Backend plugins this tally knows: \(plugins).\nbackends:\n")
+    }
+
+    static let template = """
     # A Tally recipe: which strategies to compare on your task, at which prices, under which limits.
     # Every field is documented in docs/recipe-format.md. Paths are relative to this file.
     name: my-task
