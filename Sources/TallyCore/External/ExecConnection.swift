@@ -103,12 +103,17 @@ public final class ExecConnection: Sendable {
         _ method: String, params: Params, as body: Body.Type,
         progress: (@Sendable (ProgressEvent) -> Void)? = nil, timeout: Double? = nil
     ) async throws -> Body {
-        let (id, value) = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<(Int, ExecProtocol.Value), any Error>) in
-            send(method, params: params, progress: progress, timeout: timeout ?? timeoutSeconds) { id, result in
-                continuation.resume(with: result.map { (id, $0) })
+        // The reply is decoded where it completes (the stdout thread, whose stack is sized
+        // for nested JSON), not on the cooperative pool.
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Body, any Error>) in
+            send(method, params: params, progress: progress, timeout: timeout ?? timeoutSeconds) { [weak self] id, result in
+                guard let self else {
+                    continuation.resume(throwing: TallyError(code: .backend, message: "the exec connection closed during `\(method)`"))
+                    return
+                }
+                continuation.resume(with: result.flatMap { self.decode($0, as: Body.self, method: method, id: id) })
             }
         }
-        return try decode(value, as: Body.self, method: method, id: id)
     }
 
     /// `call` for synchronous callers (validation): blocks the calling thread until the reply,
@@ -117,15 +122,18 @@ public final class ExecConnection: Sendable {
         _ method: String, params: Params, as body: Body.Type, timeout: Double? = nil
     ) throws -> Body {
         let limit = timeout ?? timeoutSeconds
-        let outcome = Mutex<Result<(Int, ExecProtocol.Value), TallyError>?>(nil)
+        let outcome = Mutex<Result<Body, TallyError>?>(nil)
         let done = DispatchSemaphore(value: 0)
-        send(method, params: params, progress: nil, timeout: limit > 0 ? limit : 60) { id, result in
-            outcome.withLock { $0 = result.map { (id, $0) } }
+        send(method, params: params, progress: nil, timeout: limit > 0 ? limit : 60) { [weak self] id, result in
+            let decoded = result.flatMap { value in
+                self?.decode(value, as: Body.self, method: method, id: id) ?? .failure(TallyError(code: .backend, message: "the exec connection closed during `\(method)`"))
+            }
+            outcome.withLock { $0 = decoded }
             done.signal()
         }
         done.wait()
         switch outcome.withLock({ $0 }) {
-        case .success(let (id, value))?: return try decode(value, as: Body.self, method: method, id: id)
+        case .success(let body)?: return body
         case .failure(let error)?: throw error
         case nil: throw TallyError(code: .backend, message: "exec plugin '\(commandLine)': `\(method)` ended without a result")
         }
@@ -153,15 +161,15 @@ public final class ExecConnection: Sendable {
         }
     }
 
-    private func decode<Body: ExecProtocol.Reply>(_ value: ExecProtocol.Value, as body: Body.Type, method: String, id: Int) throws -> Body {
+    private func decode<Body: ExecProtocol.Reply>(_ value: ExecProtocol.Value, as body: Body.Type, method: String, id: Int) -> Result<Body, TallyError> {
         do {
-            return try ExecProtocol.decodeReply(value, as: Body.self)
+            return .success(try ExecProtocol.decodeReply(value, as: Body.self))
         } catch var violation {
             violation.id = id
             violation.method = method
             violation.excerpt = value.excerpt(limit: 200)
             record(violation)
-            throw violationError(violation)
+            return .failure(violationError(violation))
         }
     }
 

@@ -204,7 +204,7 @@ final class ExecProcess: Sendable {
         reader.stackSize = 8 << 20
         reader.start()
         let errorReader = Thread { [self] in
-            readChunks(stderrFD, stderr)
+            readChunks(stderrFD) { stderr(Data($0)) }
             stderrDrained.leave()
         }
         errorReader.name = "tally-exec-stderr"
@@ -223,31 +223,25 @@ final class ExecProcess: Sendable {
 
     // MARK: reading
 
+    /// Splits stdout into lines; a line longer than `maxLineBytes` is reported and skipped up
+    /// to its newline.
     private func readLines(maxLineBytes: Int, line: @Sendable (Data) -> Void, overlong: @Sendable () -> Void) {
         var buffer = [UInt8]()
         var skipping = false
-        let chunkSize = 64 * 1024
-        var chunk = [UInt8](repeating: 0, count: chunkSize)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(stdoutFD, $0.baseAddress, chunkSize) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                break
-            }
-            if count == 0 { break }
-            var start = 0
-            for index in 0..<count where chunk[index] == UInt8(ascii: "\n") {
+        readChunks(stdoutFD) { chunk in
+            var start = chunk.startIndex
+            for index in chunk.indices where chunk[index] == UInt8(ascii: "\n") {
                 if skipping {
                     skipping = false
                 } else {
                     buffer.append(contentsOf: chunk[start..<index])
                     if buffer.count > maxLineBytes { overlong() } else { line(Data(buffer)) }
                 }
-                buffer.removeAll(keepingCapacity: buffer.count <= chunkSize)
+                buffer.removeAll(keepingCapacity: buffer.count <= 1 << 20)
                 start = index + 1
             }
             if !skipping {
-                buffer.append(contentsOf: chunk[start..<count])
+                buffer.append(contentsOf: chunk[start...])
                 if buffer.count > maxLineBytes {
                     overlong()
                     buffer = []
@@ -256,11 +250,11 @@ final class ExecProcess: Sendable {
             }
         }
         if !skipping, !buffer.isEmpty { line(Data(buffer)) }
-        close(stdoutFD)
     }
 
-    private func readChunks(_ fd: Int32, _ handle: @Sendable (Data) -> Void) {
-        let chunkSize = 16 * 1024
+    /// Reads `fd` to its end (blocking reads), hands each chunk to `handle`, then closes it.
+    private func readChunks(_ fd: Int32, _ handle: (ArraySlice<UInt8>) -> Void) {
+        let chunkSize = 64 * 1024
         var chunk = [UInt8](repeating: 0, count: chunkSize)
         while true {
             let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, chunkSize) }
@@ -269,7 +263,7 @@ final class ExecProcess: Sendable {
                 break
             }
             if count == 0 { break }
-            handle(Data(chunk[0..<count]))
+            handle(chunk[0..<count])
         }
         close(fd)
     }
