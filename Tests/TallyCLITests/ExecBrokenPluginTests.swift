@@ -124,9 +124,10 @@ import TallyCore
             _ = try await connection.call(ExecProtocol.Method.generate, params: BrokenPlugin.generateParams, as: ExecProtocol.Generation.self, timeout: 0.5)
         }
         #expect(error?.message.contains("did not answer `generate` (id 2) within 0.5 s; it may be hung (last stderr: child pid") == true, "\(String(describing: error))")
-        let childLine = try #require(connection.stderrTail.split(separator: "\n").first { $0.hasPrefix("child pid ") })
-        let child = try #require(Int32(childLine.dropFirst("child pid ".count)))
+        let match = try #require(connection.stderrTail.firstMatch(of: /child pid (\d+) of plugin pid (\d+)/))
+        let child = try #require(Int32(match.1))
         let plugin = connection.processID
+        #expect(Int32(match.2) == plugin)
         #expect(BrokenPlugin.isAlive(child) && BrokenPlugin.isAlive(plugin))
 
         // The plugin ignores SIGTERM and EOF: stopping it takes the SIGKILL after the grace.
@@ -139,6 +140,48 @@ import TallyCore
             _ = try await connection.call(ExecProtocol.Method.generate, params: BrokenPlugin.generateParams, as: ExecProtocol.Generation.self)
         }
         #expect(later?.message == "exec plugin '\(connection.commandLine)' was stopped by Tally")
+    }
+
+    /// `tally run` against a plugin that hangs, ignores EOF and SIGTERM and has a child: the
+    /// run fails at `timeout_s` with one clear line, and nothing of the plugin's group
+    /// outlives `tally`.
+    @Test func tallyLeavesNoPluginProcessBehind() async throws {
+        let temp = try TemporaryDirectory()
+        let root = temp.url
+        try FileManager.default.createDirectory(at: root.appending(path: "data"), withIntermediateDirectories: true)
+        let rows = #"{"text": "a great film", "label": "positive"}\#n{"text": "a dull film", "label": "negative"}\#n"#
+        try rows.write(to: root.appending(path: "data/train.jsonl"), atomically: true, encoding: .utf8)
+        try rows.write(to: root.appending(path: "data/test.jsonl"), atomically: true, encoding: .utf8)
+        try """
+            name: hang
+            task: {instruction: "Positive or negative?", input: "Review: {text}", target: label, labels: [positive, negative], metric: accuracy}
+            data: {train: data/train.jsonl, test: data/test.jsonl}
+            backends:
+              stuck: {plugin: exec, model: m, command: "python3 \(try BrokenPlugin.script.path) --break hang-mid-request --spawn-child --ignore-sigterm", timeout_s: 1}
+            strategies:
+              - {name: zero-shot, kind: zero-shot, backend: stuck}
+            run: {seed: 7, concurrency: 1}
+
+            """.write(to: root.appending(path: "hang.yaml"), atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = try Binaries.tally
+        process.arguments = ["run", "hang.yaml", "--quiet"]
+        process.currentDirectoryURL = root
+        var environment = ProcessInfo.processInfo.environment
+        environment["TALLY_HOME"] = root.appending(path: "home").path
+        process.environment = environment
+        let stderrURL = root.appending(path: "stderr")
+        _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: stderrURL)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let finished = try await CLITests.Running(process: process, stdoutURL: stderrURL, stderrURL: stderrURL).wait(timeout: 60)
+        #expect(finished.status == 1, "\(finished.stderr)")
+        #expect(finished.stderr.contains("did not answer `generate` (id 2) within 1 s; it may be hung (last stderr: child pid "), "\(finished.stderr)")
+        let match = try #require(finished.stderr.firstMatch(of: /child pid (\d+) of plugin pid (\d+)/))
+        let child = try #require(Int32(match.1)), plugin = try #require(Int32(match.2))
+        // The plugin ignores SIGTERM: only the SIGKILL that follows stops it.
+        try await BrokenPlugin.waitUntil { !BrokenPlugin.isAlive(child) && !BrokenPlugin.isAlive(plugin) }
     }
 
     // MARK: breaks only a checker can see

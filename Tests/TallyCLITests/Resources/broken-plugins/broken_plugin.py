@@ -34,7 +34,7 @@ Process
   exit-after-describe      closes stdin right after answering describe, exits 0.5 s later (status 4)
   hang-mid-request         never answers generate (sleeps)
 
---spawn-child starts `sleep 600` as a child and writes "child pid N" to stderr (to check that
+--spawn-child starts `sleep 600` as a child and writes "child pid N of plugin pid M" to stderr (to check that
 stopping the plugin stops its process group). --ignore-sigterm ignores SIGTERM (to check
 that SIGKILL follows).
 """
@@ -60,7 +60,7 @@ if args.ignore_sigterm:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 if args.spawn_child:
     child = subprocess.Popen(["sleep", "600"])
-    sys.stderr.write("child pid %d\n" % child.pid)
+    sys.stderr.write("child pid %d of plugin pid %d\n" % (child.pid, os.getpid()))
     sys.stderr.flush()
 
 
