@@ -79,7 +79,7 @@ let package = Package(
         .target(name: "TallyTesting", dependencies: ["TallyCore"], path: "Tests/TallyTesting"),
         // A deterministic external backend executable, used by end-to-end CLI tests.
         .executableTarget(
-            name: "tally-test-backend", dependencies: ["TallyCore"], path: "Tests/TestBackend"),
+            name: "tally-test-backend", dependencies: [], path: "Tests/TestBackend"),
 
         .testTarget(
             name: "TallyCoreTests", dependencies: ["TallyCore", "TallyTesting"],

@@ -86,14 +86,25 @@ import Synchronization
         // Run through /bin/sh: executing a file just written races with other tests' forks
         // (ETXTBSY), reading it does not.
         let script = temp.url.appending(path: "dies.sh")
-        try "#!/bin/sh\nread line\necho '{\"id\":1,\"result\":{\"name\":\"dies\"}}'\nread line\necho 'something broke' >&2\nexit 3\n".write(to: script, atomically: true, encoding: .utf8)
+        try """
+            #!/bin/sh
+            read line
+            echo '{"jsonrpc":"2.0","id":1,"result":{"protocol_version":"1.0","name":"dies","version":"1"}}'
+            read line
+            echo 'something broke' >&2
+            exit 3
+
+            """.write(to: script, atomically: true, encoding: .utf8)
         let backend = try await ExecPlugin().makeBackend(try config(temp.url, settings: ["command": "/bin/sh dies.sh"]), environment: environment())
         #expect(backend.dataLeavesMachine, "a plugin that does not say is assumed to send data away")
-        await #expect {
-            _ = try await backend.generator.generate(GenerationRequest(messages: [.user("hi")]))
-        } throws: { error in
-            guard let error = error as? TallyError else { return false }
-            return error.code == .backend && error.message.contains("exited") && error.message.contains("status 3")
+        // The pending request and every later one fail with the same line.
+        for _ in 0..<2 {
+            await #expect {
+                _ = try await backend.generator.generate(GenerationRequest(messages: [.user("hi")]))
+            } throws: { error in
+                guard let error = error as? TallyError else { return false }
+                return error.code == .backend && error.message == "exec plugin '/bin/sh dies.sh' exited with status 3 (last stderr: something broke)"
+            }
         }
     }
 
@@ -103,7 +114,7 @@ import Synchronization
         await #expect {
             _ = try await backend.generator.generate(GenerationRequest(messages: [.user("hi")]))
         } throws: { error in
-            (error as? TallyError)?.message.contains("did not answer `generate` within") == true
+            (error as? TallyError)?.message.contains("did not answer `generate` (id 2) within 0.3 s") == true
         }
     }
 
@@ -116,6 +127,35 @@ import Synchronization
         let problems = plugin.validate(notFound, environment: ["PATH": "/nonexistent"])
         #expect(problems.map(\.key) == ["command", "timeout_s"])
         #expect(problems.first?.message.contains("cannot find the program 'no-such-program-xyz'") == true)
+    }
+
+    @Test func validationAsksTheProgramForItsMethodsOnce() throws {
+        let temp = try TemporaryDirectory()
+        let log = temp.url.appending(path: "describe.log")
+        let plugin = ExecPlugin()
+        #expect(plugin.fineTuningMethods.isEmpty, "no claim without asking the program")
+        let config = try config(temp.url, settings: [:])
+        #expect(plugin.validate(config, environment: environment(["TALLY_TEST_BACKEND_DESCRIBE_LOG": log.path])).isEmpty)
+        for _ in 0..<3 {
+            #expect(plugin.fineTuningMethods(for: config) == ["lora", "full-finetune"])
+        }
+        let asked = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+        #expect(asked == ["describe"], "validation started the program more than once")
+        // A program that cannot be started declares nothing; validate names the command.
+        let missing = BackendConfig(name: "x", plugin: "exec", model: "m", settings: ["command": "./no-such-plugin"], recipeDirectory: temp.url)
+        #expect(plugin.fineTuningMethods(for: missing).isEmpty)
+        #expect(plugin.validate(missing, environment: environment()).map(\.key) == ["command"])
+    }
+
+    @Test func validationReportsAProgramOfAnotherProtocolVersion() throws {
+        let temp = try TemporaryDirectory()
+        let script = try BrokenPlugin.script.path
+        let config = try config(temp.url, settings: ["command": "python3 \(script) --break protocol-2"])
+        let problems = ExecPlugin().validate(config, environment: environment())
+        #expect(problems.map(\.key) == ["command"])
+        let message = problems.first?.message ?? ""
+        #expect(message.contains("speaks exec protocol 2.0, but this Tally speaks 1.0"), "\(message)")
+        #expect(ExecPlugin().fineTuningMethods(for: config).isEmpty)
     }
 
     @Test func commandLinesSplitLikeAShell() throws {

@@ -1,7 +1,9 @@
 // tally-test-backend: a deterministic backend for Tally's end-to-end tests, speaking the
-// exec plugin protocol (docs/plugins.md) on stdin/stdout. Every answer is a pure function
-// of the request (and, for fine-tuned models, of the artifact the request names), so tests
-// can assert exact numbers.
+// exec plugin protocol 1.0 (JSON-RPC 2.0 lines, docs/plugins.md) on stdin/stdout. It shares
+// no code or types with Tally (plain Foundation and JSONSerialization), so a renamed field
+// on Tally's side breaks its tests as it would break a plugin in another language. Every
+// answer is a pure function of the request (and, for fine-tuned models, of the artifact the
+// request names), so tests can assert exact numbers.
 //
 // How it answers `generate`:
 // - Refusal probe: a request mentioning weapon/steal/hack/poison/explosive is refused
@@ -16,17 +18,55 @@
 //   contain "Answer:"), the output is a line of reasoning then "Answer: <label>".
 //
 // Environment:
-//   TALLY_TEST_BACKEND_LOG       append "<method>\t<hash of params>" per generate/finetune/score call
-//   TALLY_TEST_BACKEND_DELAY_MS  sleep this long before answering each generate call
-//   TALLY_TEST_BACKEND_FAIL      comma-separated methods that answer with an error
-//   TALLY_TEST_BACKEND_REMOTE    "1": describe says data leaves the machine
+//   TALLY_TEST_BACKEND_LOG           append "<method>\t<hash of params>" per generate/finetune/score call
+//   TALLY_TEST_BACKEND_DESCRIBE_LOG  append "describe" per describe call (how often the program was asked)
+//   TALLY_TEST_BACKEND_DELAY_MS      sleep this long before answering each generate call
+//   TALLY_TEST_BACKEND_FAIL          comma-separated methods that answer with an error
+//   TALLY_TEST_BACKEND_REMOTE        "1": describe says data leaves the machine
 import Foundation
-import TallyCore
+
+typealias Object = [String: Any]
 
 let environment = ProcessInfo.processInfo.environment
 let logPath = environment["TALLY_TEST_BACKEND_LOG"]
+let describeLogPath = environment["TALLY_TEST_BACKEND_DESCRIBE_LOG"]
 let delay = environment["TALLY_TEST_BACKEND_DELAY_MS"].flatMap(Double.init) ?? 0
 let failing = Set((environment["TALLY_TEST_BACKEND_FAIL"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+
+/// A JSON-RPC error this program answers with.
+struct Failure: Error {
+    let code: Int
+    let message: String
+    var data: [String: String]? = nil
+
+    static func invalidParams(_ message: String) -> Failure { Failure(code: -32602, message: message) }
+}
+
+// MARK: JSON helpers
+
+func int(_ value: Any?) -> Int? {
+    guard let number = value as? NSNumber else { return nil }
+    let double = number.doubleValue
+    guard double.rounded() == double, abs(double) < 9e15 else { return nil }
+    return Int(double)
+}
+
+func double(_ value: Any?) -> Double? {
+    (value as? NSNumber)?.doubleValue
+}
+
+func canonical(_ object: Any) -> String {
+    guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return "" }
+    return String(decoding: data, as: UTF8.self)
+}
+
+func emit(_ object: Object) {
+    var message = object
+    message["jsonrpc"] = "2.0"
+    FileHandle.standardOutput.write(Data((canonical(message) + "\n").utf8))
+}
+
+// MARK: the model
 
 /// FNV-1a, stable across runs.
 func fnv(_ text: String) -> UInt64 {
@@ -42,7 +82,22 @@ func words(_ text: String) -> [String] {
     text.lowercased().split { !$0.isLetter && !$0.isNumber }.map(String.init)
 }
 
-func tokenCount(_ messages: [ChatMessage]) -> Int {
+struct Message {
+    let role: String
+    let content: String
+}
+
+func messages(_ value: Any?, field: String) throws -> [Message] {
+    guard let list = value as? [Any] else { throw Failure.invalidParams("params.\(field) must be an array of messages") }
+    return try list.map { item in
+        guard let object = item as? Object, let role = object["role"] as? String, let content = object["content"] as? String else {
+            throw Failure.invalidParams("params.\(field): each message has a string role and content")
+        }
+        return Message(role: role, content: content)
+    }
+}
+
+func tokenCount(_ messages: [Message]) -> Int {
     messages.reduce(0) { $0 + 4 + words($1.content).count }
 }
 
@@ -54,29 +109,55 @@ let atlas: [String: String] = [
     "canada": "Ottawa", "egypt": "Cairo", "kenya": "Nairobi", "peru": "Lima", "norway": "Oslo",
 ]
 
-/// What `finetune` stores in an artifact directory.
-struct Memory: Codable {
+/// What `finetune` stores in an artifact directory (memory.json).
+struct Memory {
     /// word -> answer -> count
     var votes: [String: [String: Int]]
     /// A fine-tuned model forgets probe items whose hash is divisible by this.
     var forgetEvery: UInt64
     var method: String
-}
 
-func loadMemory(_ artifact: String?) throws -> Memory? {
-    guard let artifact else { return nil }
-    let url = URL(fileURLWithPath: artifact).appending(path: "memory.json")
-    guard let data = FileManager.default.contents(atPath: url.path) else {
-        throw BackendFailure(message: "artifact \(artifact) has no memory.json")
+    var json: Object { ["votes": votes, "forget_every": Int(forgetEvery), "method": method] }
+
+    init(votes: [String: [String: Int]], forgetEvery: UInt64, method: String) {
+        self.votes = votes
+        self.forgetEvery = forgetEvery
+        self.method = method
     }
-    return try JSONDecoder().decode(Memory.self, from: data)
+
+    init?(json: Any) {
+        guard let object = json as? Object, let rawVotes = object["votes"] as? Object,
+              let every = int(object["forget_every"]), every > 0, let method = object["method"] as? String else { return nil }
+        var votes: [String: [String: Int]] = [:]
+        for (word, counts) in rawVotes {
+            guard let counts = counts as? Object else { return nil }
+            for (label, count) in counts { votes[word, default: [:]][label] = int(count) ?? 0 }
+        }
+        self.init(votes: votes, forgetEvery: UInt64(every), method: method)
+    }
 }
 
-struct BackendFailure: Error { let message: String }
+func memoryURL(_ artifact: String) -> URL {
+    URL(fileURLWithPath: artifact).appendingPathComponent("memory.json")
+}
 
-func answer(_ params: ExecProtocol.GenerateParams) throws -> String {
-    let memory = try loadMemory(params.artifact)
-    guard let last = params.messages.last(where: { $0.role == .user }) else { return "unsure" }
+func notFound(_ artifact: String) -> Failure {
+    Failure(code: -32001, message: "no artifact at \(artifact)", data: ["artifact": artifact])
+}
+
+func loadMemory(_ artifact: Any?) throws -> Memory? {
+    guard let artifact = artifact as? String else { return nil }
+    guard let data = FileManager.default.contents(atPath: memoryURL(artifact).path) else { throw notFound(artifact) }
+    guard let json = try? JSONSerialization.jsonObject(with: data), let memory = Memory(json: json) else {
+        throw Failure(code: -32000, message: "artifact \(artifact) has an unreadable memory.json")
+    }
+    return memory
+}
+
+func answer(_ params: Object) throws -> String {
+    let memory = try loadMemory(params["artifact"])
+    let messages = try messages(params["messages"], field: "messages")
+    guard let last = messages.last(where: { $0.role == "user" }) else { return "unsure" }
     let inputWords = words(last.content)
     let forgets = { (text: String) in memory.map { fnv(text) % $0.forgetEvery == 0 } ?? false }
 
@@ -88,9 +169,8 @@ func answer(_ params: ExecProtocol.GenerateParams) throws -> String {
         for word in Set(inputWords) { for (label, count) in memory.votes[word] ?? [:] { votes[label, default: 0] += count } }
     }
     // In-context demonstrations: a user message followed by an assistant message.
-    let messages = params.messages
     var chainOfThought = messages.contains { $0.content.lowercased().contains("step by step") }
-    for index in messages.indices.dropLast() where messages[index].role == .user && messages[index + 1].role == .assistant {
+    for index in messages.indices.dropLast() where messages[index].role == "user" && messages[index + 1].role == "assistant" {
         let demo = messages[index + 1].content
         if demo.contains("Answer:") { chainOfThought = true }
         let label = extractLabel(demo)
@@ -139,126 +219,156 @@ func truncate(_ text: String, maxTokens: Int) -> String {
     return kept.joined(separator: "\n")
 }
 
-func fineTune(_ params: ExecProtocol.FineTuneParams, id: Int) throws -> ExecProtocol.FineTuneResult {
+func generate(_ params: Object) throws -> Object {
+    guard let maxTokens = int(params["max_tokens"]) else { throw Failure.invalidParams("params.max_tokens must be a whole number") }
+    let text = truncate(try answer(params), maxTokens: maxTokens)
+    let prompt = tokenCount(try messages(params["messages"], field: "messages"))
+    return [
+        "text": text,
+        "usage": ["prompt_tokens": prompt, "completion_tokens": words(text).count, "cached_prompt_tokens": 0],
+        "compute_s": Double(prompt) * 0.001,
+    ]
+}
+
+func fineTune(_ params: Object, id: Int) throws -> Object {
+    guard let method = params["method"] as? String, let options = params["options"] as? Object,
+          let train = params["train"] as? [Any], let validation = params["validation"] as? [Any],
+          let workDirectory = params["work_directory"] as? String else {
+        throw Failure.invalidParams("finetune needs method, options, train, validation and work_directory")
+    }
     var votes: [String: [String: Int]] = [:]
     var tokens = 0
-    for example in params.train {
-        let label = extractLabel(example.completion)
-        tokens += tokenCount(example.messages) + words(example.completion).count
-        guard let user = example.messages.last(where: { $0.role == .user }) else { continue }
+    for item in train {
+        guard let example = item as? Object, let completion = example["completion"] as? String else {
+            throw Failure.invalidParams("params.train: each example has messages and a completion")
+        }
+        let chat = try messages(example["messages"], field: "train[].messages")
+        let label = extractLabel(completion)
+        tokens += tokenCount(chat) + words(completion).count
+        guard let user = chat.last(where: { $0.role == "user" }) else { continue }
         for word in Set(words(user.content)) { votes[word, default: [:]][label, default: 0] += 1 }
     }
-    let epochs = max(1, Int(params.options.epochs.rounded(.up)))
-    let perEpoch = max(1, (params.train.count + params.options.batchSize - 1) / max(1, params.options.batchSize))
-    let steps = params.options.maxSteps.map { min($0, epochs * perEpoch) } ?? epochs * perEpoch
-    let artifact = URL(fileURLWithPath: params.workDirectory).appending(path: "artifact")
+    let epochs = max(1, Int((double(options["epochs"]) ?? 1).rounded(.up)))
+    let batchSize = max(1, int(options["batch_size"]) ?? 1)
+    let perEpoch = max(1, (train.count + batchSize - 1) / batchSize)
+    let steps = int(options["max_steps"]).map { min($0, epochs * perEpoch) } ?? epochs * perEpoch
+    let artifact = URL(fileURLWithPath: workDirectory).appendingPathComponent("artifact")
     try FileManager.default.createDirectory(at: artifact, withIntermediateDirectories: true)
-    let memory = Memory(votes: votes, forgetEvery: params.method == "lora" ? 4 : 2, method: params.method)
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    try encoder.encode(memory).write(to: artifact.appending(path: "memory.json"))
-    var trainLoss: [LossPoint] = []
-    for step in 1...steps {
-        trainLoss.append(LossPoint(step: step, loss: 2.0 / Double(step + 1)))
-        emit(["id": .number(Double(id)), "progress": .object([
-            "phase": .string("training"), "completed": .number(Double(step)), "total": .number(Double(steps)),
-            "detail": .string(String(format: "loss %.3f", 2.0 / Double(step + 1))),
-        ])])
+    let memory = Memory(votes: votes, forgetEvery: method == "lora" ? 4 : 2, method: method)
+    try Data(canonical(memory.json).utf8).write(to: memoryURL(artifact.path))
+    var trainLoss: [Object] = []
+    for step in 1...max(1, steps) {
+        let loss = 2.0 / Double(step + 1)
+        trainLoss.append(["step": step, "loss": loss])
+        emit(["method": "progress", "params": [
+            "id": id, "phase": "training", "completed": step, "total": steps, "detail": String(format: "loss %.3f", loss),
+        ] as Object])
     }
-    let validation = params.validation.isEmpty ? [] : [LossPoint(step: steps, loss: 2.2 / Double(steps + 1))]
-    return ExecProtocol.FineTuneResult(
-        artifact: artifact.path, wallS: Double(tokens * epochs) * 0.01, trainedTokens: tokens * epochs, steps: steps,
-        trainLoss: trainLoss, validationLoss: validation, peakMemoryBytes: nil, billedUSD: nil,
-        notes: ["test backend: \(params.method) on \(params.train.count) examples"])
+    let validationLoss: [Object] = validation.isEmpty ? [] : [["step": steps, "loss": 2.2 / Double(steps + 1)]]
+    return [
+        "artifact": artifact.path, "wall_s": Double(tokens * epochs) * 0.01, "trained_tokens": tokens * epochs,
+        "steps": steps, "train_loss": trainLoss, "validation_loss": validationLoss,
+        "notes": ["test backend: \(method) on \(train.count) examples"],
+    ]
 }
 
-func emit(_ object: [String: ExecProtocol.Value]) {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    guard let data = try? encoder.encode(ExecProtocol.Value.object(object)) else { return }
-    FileHandle.standardOutput.write(data + Data("\n".utf8))
+func openArtifact(_ params: Object) throws -> Object {
+    guard let artifact = params["artifact"] as? String else { throw Failure.invalidParams("params.artifact must be a string") }
+    guard let data = FileManager.default.contents(atPath: memoryURL(artifact).path) else { throw notFound(artifact) }
+    return ["identity": String(fnv(String(decoding: data, as: UTF8.self)), radix: 16)]
 }
 
-func log(_ method: String, _ params: ExecProtocol.Value?) {
-    guard let logPath else { return }
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    let body = params.flatMap { try? encoder.encode($0) }.map { String(decoding: $0, as: UTF8.self) } ?? ""
-    let line = "\(method)\t\(String(fnv(body), radix: 16))\n"
-    // O_APPEND writes of one short line are atomic, so concurrent processes don't interleave.
-    let fd = open(logPath, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+func score(_ params: Object) throws -> Object {
+    guard let text = params["text"] as? String else { throw Failure.invalidParams("params.text must be a string") }
+    let memory = try loadMemory(params["artifact"])
+    let base = 1.5 + Double(fnv(text) % 100) / 100
+    let shift = memory.map { $0.method == "lora" ? 0.05 : 0.2 } ?? 0
+    return ["nats": base + shift, "tokens": words(text).count]
+}
+
+func describe(_ params: Object) throws -> Object {
+    guard let version = params["protocol_version"] as? String else {
+        throw Failure.invalidParams("params.protocol_version is missing")
+    }
+    guard version.split(separator: ".").first == "1" else {
+        throw Failure(code: -32002, message: "tally-test-backend speaks exec protocol 1.x, not \(version)", data: ["supported": "1.x"])
+    }
+    appendLine("describe", to: describeLogPath)
+    return [
+        "protocol_version": "1.0",
+        "name": "tally-test-backend", "version": "1",
+        "data_leaves_machine": environment["TALLY_TEST_BACKEND_REMOTE"] == "1",
+        "fine_tuning_methods": ["lora", "full-finetune"],
+        "max_concurrency": 4,
+    ]
+}
+
+// MARK: the loop
+
+/// Appends one line to the file at `path`: O_APPEND writes of one short line are atomic, so
+/// concurrent processes don't interleave.
+func appendLine(_ line: String, to path: String?) {
+    guard let path else { return }
+    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
     guard fd >= 0 else { return }
-    _ = line.withCString { write(fd, $0, strlen($0)) }
+    let text = line + "\n"
+    _ = text.withCString { write(fd, $0, strlen($0)) }
     close(fd)
 }
 
-struct Incoming: Decodable {
-    let id: Int
-    let method: String
-    let params: ExecProtocol.Value?
+func log(_ method: String, _ params: Object) {
+    appendLine("\(method)\t\(String(fnv(canonical(params)), radix: 16))", to: logPath)
 }
 
-func decode<T: Decodable>(_ type: T.Type, _ value: ExecProtocol.Value?) throws -> T {
-    try JSONDecoder().decode(T.self, from: JSONEncoder().encode(value ?? .null))
-}
-
-func result<T: Encodable>(_ value: T) throws -> ExecProtocol.Value {
-    try JSONDecoder().decode(ExecProtocol.Value.self, from: JSONEncoder().encode(value))
+func fail(_ id: Any, _ failure: Failure) {
+    var error: Object = ["code": failure.code, "message": failure.message]
+    if let data = failure.data { error["data"] = data }
+    emit(["id": id, "error": error])
 }
 
 while let line = readLine(strippingNewline: true) {
-    guard !line.isEmpty else { continue }
-    guard let request = try? JSONDecoder().decode(Incoming.self, from: Data(line.utf8)) else {
-        FileHandle.standardError.write(Data("tally-test-backend: not a request: \(line.prefix(80))\n".utf8))
+    guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
+    guard let parsed = try? JSONSerialization.jsonObject(with: Data(line.utf8)) else {
+        fail(NSNull(), Failure(code: -32700, message: "not JSON: \(line.prefix(80))"))
         continue
     }
-    let id = ExecProtocol.Value.number(Double(request.id))
-    if failing.contains(request.method) {
-        emit(["id": id, "error": .object(["message": .string("configured to fail \(request.method) (TALLY_TEST_BACKEND_FAIL)")])])
+    guard let request = parsed as? Object, request["jsonrpc"] as? String == "2.0", let id = int(request["id"]),
+          let method = request["method"] as? String else {
+        fail(int((parsed as? Object)?["id"]) ?? NSNull(), Failure(code: -32600, message: "not a JSON-RPC 2.0 request (jsonrpc, id, method)"))
+        continue
+    }
+    guard let params = request["params"] as? Object else {
+        fail(id, Failure.invalidParams("params must be an object"))
+        continue
+    }
+    if failing.contains(method) {
+        fail(id, Failure(code: -32000, message: "configured to fail \(method) (TALLY_TEST_BACKEND_FAIL)"))
         continue
     }
     do {
-        switch request.method {
+        let result: Object
+        switch method {
         case "describe":
-            emit(["id": id, "result": .object([
-                "name": .string("tally-test-backend"), "version": .string("1"),
-                "data_leaves_machine": .bool(environment["TALLY_TEST_BACKEND_REMOTE"] == "1"),
-                "fine_tuning_methods": .array([.string("lora"), .string("full-finetune")]),
-                "max_concurrency": .number(4),
-            ])])
+            result = try describe(params)
         case "generate":
-            log("generate", request.params)
+            log("generate", params)
             if delay > 0 { usleep(useconds_t(delay * 1000)) }
-            let params = try decode(ExecProtocol.GenerateParams.self, request.params)
-            let text = truncate(try answer(params), maxTokens: params.maxTokens)
-            let prompt = tokenCount(params.messages)
-            let generation = ExecProtocol.Generation(
-                text: text,
-                usage: ExecProtocol.TokenUsageWire(promptTokens: prompt, completionTokens: words(text).count, cachedPromptTokens: 0),
-                computeS: Double(prompt) * 0.001)
-            emit(["id": id, "result": try result(generation)])
+            result = try generate(params)
         case "finetune":
-            log("finetune", request.params)
-            let params = try decode(ExecProtocol.FineTuneParams.self, request.params)
-            emit(["id": id, "result": try result(try fineTune(params, id: request.id))])
+            log("finetune", params)
+            result = try fineTune(params, id: id)
         case "open_artifact":
-            let params = try decode(ExecProtocol.OpenArtifactParams.self, request.params)
-            let data = FileManager.default.contents(atPath: URL(fileURLWithPath: params.artifact).appending(path: "memory.json").path)
-            guard let data else { throw BackendFailure(message: "no artifact at \(params.artifact)") }
-            emit(["id": id, "result": .object(["identity": .string(String(fnv(String(decoding: data, as: UTF8.self)), radix: 16))])])
+            result = try openArtifact(params)
         case "score":
-            log("score", request.params)
-            let params = try decode(ExecProtocol.ScoreParams.self, request.params)
-            let memory = try loadMemory(params.artifact)
-            let base = 1.5 + Double(fnv(params.text) % 100) / 100
-            let shift = memory.map { $0.method == "lora" ? 0.05 : 0.2 } ?? 0
-            emit(["id": id, "result": .object(["nats": .number(base + shift), "tokens": .number(Double(words(params.text).count))])])
+            log("score", params)
+            result = try score(params)
         default:
-            emit(["id": id, "error": .object(["message": .string("unknown method \(request.method)")])])
+            throw Failure(code: -32601, message: "unknown method \(method)")
         }
-    } catch let failure as BackendFailure {
-        emit(["id": id, "error": .object(["message": .string(failure.message)])])
+        emit(["id": id, "result": result])
+    } catch let failure as Failure {
+        fail(id, failure)
     } catch {
-        emit(["id": id, "error": .object(["message": .string("bad request: \(error)")])])
+        fail(id, Failure(code: -32603, message: "internal error: \(error)"))
     }
 }

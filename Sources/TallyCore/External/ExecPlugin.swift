@@ -1,26 +1,50 @@
 import Foundation
 import Synchronization
 
-/// The `exec` backend plugin: an external program that speaks Tally's JSON-lines protocol
-/// on stdin/stdout (docs/plugins.md). Any language works; the recipe names the program:
+/// The `exec` backend plugin: an external program that speaks Tally's exec protocol
+/// (JSON-RPC 2.0 over stdin/stdout, docs/plugins.md). Any language works; the recipe names
+/// the program:
 ///
 /// ```yaml
 /// backends:
 ///   mine: {plugin: exec, model: my-model, command: "python3 my_backend.py --fast", timeout_s: 120}
 /// ```
+///
+/// The program declares what it can do in `describe`, fine-tuning methods included; validation
+/// asks it (once per backend entry and process) rather than assuming.
 public struct ExecPlugin: BackendPlugin {
+    /// What `describe` said for each backend entry validated so far (per plugin value, so per
+    /// registry): validation starts each program once however often it is asked.
+    private let descriptions = DescriptionCache()
+
     public init() {}
 
     public var name: String { "exec" }
-    public var summary: String { "an external program speaking Tally's JSON-lines protocol (docs/plugins.md)" }
+    public var summary: String { "an external program speaking Tally's exec protocol \(ExecProtocol.version) (JSON-RPC 2.0 over stdin/stdout; docs/plugins.md)" }
     public var settingKeys: Set<String> { ["command", "timeout_s", "max_concurrency"] }
-    /// The program says what it supports in `describe`; validation allows both methods.
-    public var fineTuningMethods: Set<String> { [FineTuneMethod.loraName, FineTuneMethod.fullName] }
+    /// None in general: each program declares its own in `describe`
+    /// (`fineTuningMethods(for:)` asks it).
+    public var fineTuningMethods: Set<String> { [] }
 
+    /// Seconds validation waits for `describe`: a program should answer it before loading
+    /// a model (load it on the first request instead).
+    public static let validationTimeout: Double = 20
+
+    /// The methods the configured program declares in `describe` (asked once per entry and
+    /// process); none when it cannot be started or does not answer (`validate` says why).
+    public func fineTuningMethods(for config: BackendConfig) -> Set<String> {
+        guard case .success(let description) = describe(config, environment: ProcessInfo.processInfo.environment) else { return [] }
+        return Set(description.fineTuningMethods ?? [])
+    }
+
+    /// Checks the settings, then starts the program, asks `describe` (protocol version
+    /// included) and stops it again; the only side effect is that short-lived process.
     public func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue] {
         var problems: [ConfigIssue] = []
+        var commandResolves = false
         do {
             _ = try Self.resolveCommand(config, environment: environment)
+            commandResolves = true
         } catch let error as TallyError {
             problems.append(ConfigIssue(key: "command", error.message))
         } catch {
@@ -32,7 +56,30 @@ public struct ExecPlugin: BackendPlugin {
         if let text = config.settings["max_concurrency"], Int(text).map({ $0 > 0 }) != true {
             problems.append(ConfigIssue(key: "max_concurrency", "max_concurrency must be a positive whole number, not '\(text)'"))
         }
+        if commandResolves, case .failure(let error) = describe(config, environment: environment) {
+            problems.append(ConfigIssue(key: "command", "`describe` failed: \(error.message)", fix: "run the command by hand and send it a describe request (docs/plugins.md), or fix `command:`"))
+        }
         return problems
+    }
+
+    /// `describe` of the configured program, from the cache or by starting it.
+    func describe(_ config: BackendConfig, environment: [String: String]) -> Result<ExecProtocol.Description, TallyError> {
+        if let known = descriptions.entries.withLock({ $0[config] }) { return known }
+        let result: Result<ExecProtocol.Description, TallyError>
+        do {
+            let (executable, arguments) = try Self.resolveCommand(config, environment: environment)
+            let connection = try ExecConnection(
+                executable: executable, arguments: arguments, environment: environment,
+                workingDirectory: config.recipeDirectory, timeoutSeconds: Self.validationTimeout)
+            defer { connection.stop(grace: 1) }
+            result = .success(try connection.describeSynchronously(model: config.model, settings: config.settings, timeout: Self.validationTimeout))
+        } catch let error as TallyError {
+            result = .failure(error)
+        } catch {
+            result = .failure(TallyError(code: .backend, message: "\(error)"))
+        }
+        descriptions.entries.withLock { $0[config] = result }
+        return result
     }
 
     public func makeBackend(_ config: BackendConfig, environment: [String: String]) async throws -> Backend {
@@ -41,12 +88,9 @@ public struct ExecPlugin: BackendPlugin {
         let connection = try ExecConnection(
             executable: executable, arguments: arguments, environment: environment,
             workingDirectory: config.recipeDirectory, timeoutSeconds: timeout)
-        let description = try await connection.call(
-            "describe", params: ExecProtocol.DescribeParams(model: config.model, settings: config.settings),
-            as: ExecProtocol.Description.self,
-            // Starting up may load a model: allow at least a minute whatever timeout_s says.
-            timeout: max(timeout, 60))
-        let identity = "exec:\(description.name)@\(description.version ?? "0"):\(config.model)"
+        // Starting up may load a model: allow at least a minute whatever timeout_s says.
+        let description = try await connection.describe(model: config.model, settings: config.settings, timeout: max(timeout, 60))
+        let identity = "exec:\(description.name)@\(description.version):\(config.model)"
         let generator = ExecGenerator(connection: connection, model: config.model, artifact: nil, identity: identity)
         let methods = Set(description.fineTuningMethods ?? [])
         let fineTuner: (any FineTuner)? = methods.isEmpty ? nil : ExecFineTuner(connection: connection, model: config.model, methods: methods, baseIdentity: identity)
@@ -137,9 +181,15 @@ public struct ExecPlugin: BackendPlugin {
     }
 }
 
+/// `describe` results by backend entry; see `ExecPlugin.fineTuningMethods(for:)`.
+final class DescriptionCache: Sendable {
+    let entries = Mutex<[BackendConfig: Result<ExecProtocol.Description, TallyError>]>([:])
+}
+
 /// Generation (and scoring, when the program supports it) through an exec plugin.
 public struct ExecGenerator: TextGenerator, TextScorer {
-    let connection: ExecConnection
+    /// The connection to the program (a conformance checker reads its `violations`).
+    public let connection: ExecConnection
     let model: String
     /// The fine-tuned artifact, or nil for the base model.
     let artifact: String?
@@ -148,29 +198,30 @@ public struct ExecGenerator: TextGenerator, TextScorer {
     public func generate(_ request: GenerationRequest) async throws -> GenerationResult {
         let started = ContinuousClock.now
         let result = try await connection.call(
-            "generate", params: ExecProtocol.GenerateParams(model: model, artifact: artifact, request: request),
+            ExecProtocol.Method.generate, params: ExecProtocol.GenerateParams(model: model, artifact: artifact, request: request),
             as: ExecProtocol.Generation.self)
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        return GenerationResult(text: result.text, usage: result.usage?.usage ?? TokenUsage(), latencySeconds: seconds, computeSeconds: result.computeS)
+        return GenerationResult(text: result.text, usage: result.usage.usage, latencySeconds: seconds, computeSeconds: result.computeS)
     }
 
     public func crossEntropy(of text: String) async throws -> (nats: Double, tokens: Int) {
-        let score = try await connection.call("score", params: ExecProtocol.ScoreParams(model: model, artifact: artifact, text: text), as: ExecProtocol.Score.self)
+        let score = try await connection.call(ExecProtocol.Method.score, params: ExecProtocol.ScoreParams(model: model, artifact: artifact, text: text), as: ExecProtocol.Score.self)
         return (score.nats, score.tokens)
     }
 }
 
 /// Fine-tuning through an exec plugin.
 public struct ExecFineTuner: FineTuner {
-    let connection: ExecConnection
+    /// The connection to the program.
+    public let connection: ExecConnection
     let model: String
     let methods: Set<String>
     let baseIdentity: String
 
     public func fineTune(_ request: FineTuneRequest, progress: @escaping @Sendable (ProgressEvent) -> Void) async throws -> FineTuneOutcome {
         guard methods.contains(request.method.name) else {
-            throw TallyError(code: .backend, message: "this exec plugin does not support `\(request.method.name)` (it offers \(methods.sorted().joined(separator: ", ")))")
+            throw TallyError(code: .backend, message: "exec plugin '\(connection.commandLine)' does not offer `\(request.method.name)` fine-tuning (its describe lists \(methods.sorted().joined(separator: ", ")))")
         }
         let params = ExecProtocol.FineTuneParams(
             model: model, method: request.method.name, parameters: request.method.parameters, options: request.options,
@@ -181,7 +232,7 @@ public struct ExecFineTuner: FineTuner {
         let relay: @Sendable (ProgressEvent) -> Void = { event in
             if case .advanced(let phase, _, _, _) = event {
                 let isNew = phases.withLock { seen in
-                    if seen.contains(phase) { return false }
+                    if seen.contains(phase) || seen.count >= 16 { return false }
                     seen.append(phase)
                     return true
                 }
@@ -191,15 +242,14 @@ public struct ExecFineTuner: FineTuner {
         }
         defer { for phase in phases.withLock({ $0 }) { progress(.finished(phase: phase)) } }
         // Training takes as long as it takes: no timeout (0 disables it).
-        let result = try await connection.call("finetune", params: params, as: ExecProtocol.FineTuneResult.self, progress: relay, timeout: 0)
-        return FineTuneOutcome(
-            artifact: result.artifact, wallSeconds: result.wallS ?? 0, trainedTokens: result.trainedTokens ?? 0,
-            steps: result.steps ?? 0, trainLoss: result.trainLoss ?? [], validationLoss: result.validationLoss ?? [],
-            peakMemoryBytes: result.peakMemoryBytes, billedUSD: result.billedUSD, notes: result.notes ?? [])
+        let result = try await connection.call(ExecProtocol.Method.finetune, params: params, as: ExecProtocol.FineTuneResult.self, progress: relay, timeout: 0)
+        return result.outcome
     }
 
     public func generator(for outcome: FineTuneOutcome) async throws -> any TextGenerator {
-        let opened = try await connection.call("open_artifact", params: ExecProtocol.OpenArtifactParams(model: model, artifact: outcome.artifact), as: ExecProtocol.OpenedArtifact.self, timeout: max(connection.timeoutSeconds, 60))
+        let opened = try await connection.call(
+            ExecProtocol.Method.openArtifact, params: ExecProtocol.OpenArtifactParams(model: model, artifact: outcome.artifact),
+            as: ExecProtocol.OpenedArtifact.self, timeout: max(connection.timeoutSeconds, 60))
         return ExecGenerator(connection: connection, model: model, artifact: outcome.artifact, identity: "\(baseIdentity)+\(opened.identity)")
     }
 }
