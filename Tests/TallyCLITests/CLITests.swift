@@ -209,13 +209,15 @@ import Testing
         #expect(workspace.calls().count == all.count)
     }
 
-    @Test func ctrlCFinishesInFlightWorkAndExits130() async throws {
+    @Test(arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143))])
+    func interruptFinishesInFlightWorkAndExitsWith128PlusSignal(signal: Int32, status: Int32) async throws {
         let workspace = try Workspace()
         let running = try workspace.start(["run", "sentiment.yaml"], environment: ["TALLY_TEST_BACKEND_DELAY_MS": "150"])
         try await workspace.waitUntil { workspace.calls().count >= 5 }
-        kill(running.process.processIdentifier, SIGINT)
+        kill(running.process.processIdentifier, signal)
         let interrupted = try await running.wait()
-        #expect(interrupted.status == 130, "\(interrupted.stderr)")
+        #expect(interrupted.status == status, "\(interrupted.stderr)")
+        #expect(interrupted.stderr.contains("partial report"), "\(interrupted.stderr)")
         #expect(interrupted.stderr.contains("interrupted"))
         #expect(!interrupted.stderr.contains("Stack dump"))
         let done = workspace.calls()

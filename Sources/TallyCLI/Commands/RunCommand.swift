@@ -57,7 +57,7 @@ struct RunCommand: AsyncParsableCommand {
                 let partial = try? savePartialReport(ledger: ledger, recipe: recipe, home: home)
                 if error is CancellationError || (error as? TallyError)?.code == .cancelled {
                     Console.err("tally: interrupted; everything finished so far is saved\(partial.map { " (partial report: \(displayPath($0))/)" } ?? ""). Run `tally run \(self.recipe)\(overrides.map { " --set \($0)" }.joined())` again to resume.")
-                    throw ExitCode(ExitStatus.interrupted)
+                    throw ExitCode(interrupts.exitStatus)
                 }
                 if let error = error as? TallyError, error.code == .budgetExceeded {
                     Console.err("error: \(error.description)")
@@ -125,37 +125,56 @@ func displayPath(_ url: URL) -> String {
     return path.hasPrefix(cwd + "/") ? String(path.dropFirst(cwd.count + 1)) : path
 }
 
-/// Turns SIGINT into a callback (first Ctrl-C) and an immediate exit 130 (second), using a
-/// dispatch signal source rather than polling.
+/// Turns SIGINT (Ctrl-C) and SIGTERM into a callback (the first one) and an immediate exit
+/// (the second), using dispatch signal sources rather than polling. The exit status is
+/// 128 + the first signal's number: 130 for Ctrl-C, 143 for SIGTERM.
 final class InterruptHandler {
-    private let source: any DispatchSourceSignal
+    private let sources: [any DispatchSourceSignal]
+    private let count = InterruptCount()
+    static let signals: [Int32] = [SIGINT, SIGTERM]
 
     init(_ onFirst: @escaping @Sendable () -> Void) {
-        signal(SIGINT, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: DispatchQueue(label: "tally.sigint"))
-        let count = InterruptCount()
-        source.setEventHandler {
-            if count.increment() == 1 {
-                onFirst()
-            } else {
-                FileHandle.standardError.write(Data("tally: interrupted again; quitting now\n".utf8))
-                // `_exit`, not `exit`: exit handlers (OpenBLAS's among them) can wait on threads
-                // still busy with the model. What the ledger committed is already on disk.
-                _exit(ExitStatus.interrupted)
+        let queue = DispatchQueue(label: "tally.signals")
+        let count = self.count
+        sources = Self.signals.map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler {
+                if count.record(number) == 1 {
+                    onFirst()
+                } else {
+                    FileHandle.standardError.write(Data("tally: interrupted again; quitting now\n".utf8))
+                    // Exec plugins are stopped (their process groups), briefly: the user asked twice.
+                    ExecConnection.stopAll(grace: 0.5)
+                    // `_exit`, not `exit`: exit handlers (OpenBLAS's among them) can wait on threads
+                    // still busy with the model. What the ledger committed is already on disk.
+                    _exit(count.exitStatus)
+                }
             }
+            source.resume()
+            return source
         }
-        source.resume()
-        self.source = source
     }
 
+    /// 128 + the number of the first signal received (130 when none was).
+    var exitStatus: Int32 { count.exitStatus }
+
     func stop() {
-        source.cancel()
-        signal(SIGINT, SIG_DFL)
+        for source in sources { source.cancel() }
+        for number in Self.signals { signal(number, SIG_DFL) }
     }
 }
 
-/// How many interrupts arrived.
+/// How many interrupts arrived, and the first one's signal.
 final class InterruptCount: Sendable {
-    private let value = Mutex(0)
-    func increment() -> Int { value.withLock { $0 += 1; return $0 } }
+    private let value = Mutex<(count: Int, first: Int32?)>((0, nil))
+    /// Counts `signal`; returns how many have arrived.
+    func record(_ signal: Int32) -> Int {
+        value.withLock { state in
+            state.count += 1
+            if state.first == nil { state.first = signal }
+            return state.count
+        }
+    }
+    var exitStatus: Int32 { value.withLock { 128 + ($0.first ?? SIGINT) } }
 }

@@ -424,6 +424,8 @@ final class RecipeParser {
         let node: Node
         /// The backend's `price` mapping, when it has one.
         var priceNode: Node? = nil
+        /// Whether its plugin reported an error for it (then what it can run is unknown).
+        var failedValidation = false
     }
 
     func parseBackends(_ top: YAMLReader.Mapping) -> [ParsedBackend]? {
@@ -498,15 +500,16 @@ final class RecipeParser {
         }
         guard let pluginName, let model else { return nil }
         let config = BackendConfig(name: name, plugin: pluginName, model: model, apiKeyEnv: apiKeyEnv, baseURL: baseURL, price: price, settings: settings, recipeDirectory: directory)
+        let issues = plugin?.validate(config, environment: environment) ?? []
         if let plugin {
-            for issue in plugin.validate(config, environment: environment) {
+            for issue in issues {
                 let at = issue.key.flatMap { key in map[key] ?? map.keyNode(key) } ?? node
                 let fix = issue.fix ?? issue.key.map { "change '\(path).\($0)'" }
                 let message = "backend '\(name)' (plugin \(plugin.name)): \(issue.message)"
                 if issue.severity == .error { reader.error(at, message, fix: fix) } else { reader.warning(at, message, fix: fix) }
             }
         }
-        return ParsedBackend(config: config, plugin: plugin, node: node, priceNode: map["price"])
+        return ParsedBackend(config: config, plugin: plugin, node: node, priceNode: map["price"], failedValidation: issues.contains { $0.severity == .error })
     }
 
     // MARK: strategies
@@ -628,7 +631,7 @@ final class RecipeParser {
         }
         if let backendName, let backends {
             if let backend = backends.first(where: { $0.config.name == backendName }) {
-                if let kind, let method = kind.trainingMethod, let plugin = backend.plugin, !plugin.fineTuningMethods(for: backend.config).contains(method) {
+                if let kind, let method = kind.trainingMethod, let plugin = backend.plugin, !backend.failedValidation, !plugin.fineTuningMethods(for: backend.config).contains(method) {
                     let methods = plugin.fineTuningMethods(for: backend.config).sorted()
                     let fineTunable = backends.filter { $0.plugin?.fineTuningMethods(for: $0.config).contains(method) ?? false }.map(\.config.name)
                     reader.error(map["backend"] ?? map.node, "\(label) is a \(kind.name) strategy, but backend '\(backendName)' (plugin \(plugin.name)) cannot run \(method) fine-tuning\(methods.isEmpty ? "; it cannot fine-tune at all" : "; it supports \(methods.joined(separator: ", "))").",
