@@ -250,22 +250,12 @@ import TallyTensor
 /// Prompt tuning through the trainer: checkpoints and resumption, artifacts, and the backend
 /// that reopens the tuned model.
 @Suite struct PromptTuningTrainingTests {
-    func tempDir() -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("tally-ptune-\(UUID().uuidString)")
-    }
+    /// The training-loop tests' temporary directories, tiny Llama and synthetic examples.
+    let loop = TrainingLoopTests()
 
-    func tinyLlama() throws -> any CausalLanguageModel {
-        try ModelLoader.load(huggingFaceDirectory: Fixtures.directory("tiny-llama"), trainable: false)
-    }
-
-    func examples(_ n: Int, seed: UInt64) -> [TokenizedExample] {
-        var rng = SeededGenerator(seed: seed)
-        return (0..<n).map { _ in
-            let p = 4 + Int(rng.next() % 6), a = 2 + Int(rng.next() % 3)
-            let ids = (0..<(p + a)).map { _ in 2 + Int(rng.next() % 500) }
-            return TokenizedExample(ids: ids, labels: [Int](repeating: -100, count: p) + ids.suffix(a))
-        }
-    }
+    func tempDir() -> URL { loop.tempDir() }
+    func tinyLlama() throws -> any CausalLanguageModel { try loop.tinyLlama() }
+    func examples(_ n: Int, seed: UInt64) -> [TokenizedExample] { loop.examples(n, seed: seed) }
 
     @Test func resumingFromACheckpointGivesTheUninterruptedResult() throws {
         let train = examples(10, seed: 31), val = examples(3, seed: 32)
@@ -331,12 +321,8 @@ import TallyTensor
         #expect(config == PromptTuningConfiguration(numVirtualTokens: 5, initialization: .text("Sentiment:")))
 
         // The backend's fine-tuner reopens the job as base + soft prompt.
-        let modelDir = dir.appendingPathComponent("base")
-        try FileManager.default.createDirectory(at: modelDir, withIntermediateDirectories: true)
-        for (name, source) in [("config.json", "tiny-llama/config.json"), ("model.safetensors", "tiny-llama/model.safetensors"), ("tokenizer.json", "tokenizers/llama3-style/tokenizer.json")] {
-            let parts = source.split(separator: "/").map(String.init)
-            try FileManager.default.copyItem(at: Fixtures.directory(parts[0]).appendingPathComponent(parts.dropFirst().joined(separator: "/")), to: modelDir.appendingPathComponent(name))
-        }
+        let modelDir = try BackendThreadsTests().modelDirectory()
+        defer { try? FileManager.default.removeItem(at: modelDir) }
         let tuner = SwiftTrainerFineTuner(baseModel: modelDir, baseIdentity: "tiny", threads: 1)
         let tuned = try tuner.loadTuned(outcome)
         #expect(tuned.identity == "tiny+prompt-tuning:\(dir.lastPathComponent)")
