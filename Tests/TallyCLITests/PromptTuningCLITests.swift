@@ -44,6 +44,16 @@ import Testing
         let plain = try await workspace.run(["generate", "--model", model.path, "--prompt", "Review: fine", "--max-tokens", "4", "--threads", "1"])
         #expect(plain.status == 0, "\(plain.stderr)")
 
+        // The same directory with another number of virtual tokens trains a new prompt.
+        let retuned = try await workspace.run([
+            "finetune", "--model", model.path, "--data", data.path, "--method", "prompt-tuning", "--virtual-tokens", "3",
+            "--max-steps", "2", "--batch-size", "2", "--out", out.path, "--threads", "1",
+        ])
+        #expect(retuned.status == 0, "\(retuned.stderr)")
+        let reconfig = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: adapter.appending(path: "adapter_config.json"))) as? [String: Any])
+        #expect(reconfig["num_virtual_tokens"] as? Int == 3)
+        #expect(reconfig["prompt_tuning_init"] as? String == "RANDOM")
+
         let bad = try await workspace.run(["finetune", "--model", model.path, "--data", data.path, "--method", "prompt-tuning", "--virtual-tokens", "0", "--out", out.path])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("--virtual-tokens"))

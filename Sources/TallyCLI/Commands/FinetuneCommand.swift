@@ -89,7 +89,10 @@ struct FinetuneCommand: AsyncParsableCommand {
             let local = try Threading.withThreadCount(threads) { try LocalModel.load(modelURL) }
             let request = FineTuneRequest(
                 method: methodValue, options: options, train: train, validation: held, workDirectory: outURL,
-                jobKey: SHA256.hexDigest(of: "\(local.identity)|\(method)|\(outURL.path)"))
+                // Method parameters, options and data are part of the key: the same command
+                // resumes, a changed one (another rank or number of virtual tokens) starts over.
+                jobKey: try FineTuningStrategy.jobKey(
+                    baseIdentity: "\(local.identity)|\(outURL.path)", method: methodValue, options: options, train: train, validation: held))
             let tuner = SwiftTrainerFineTuner(baseModel: modelURL, baseIdentity: local.identity, threads: threads)
             let display = ProgressDisplay(mode: Console.stderrIsTerminal ? .bars : .lines)
             let outcome = try await tuner.fineTune(request, progress: display.handler)
