@@ -276,7 +276,7 @@ import Testing
         let result = try await workspace.run(["plugins"])
         #expect(result.status == 0)
         #expect(result.stdout.contains("exec"))
-        for kind in ["zero-shot", "few-shot", "chain-of-thought", "lora", "full-finetune"] { #expect(result.stdout.contains(kind)) }
+        for kind in ["zero-shot", "few-shot", "chain-of-thought", "lora", "prompt-tuning", "full-finetune"] { #expect(result.stdout.contains(kind)) }
     }
 
     @Test func initWritesARecipeThatParses() async throws {

@@ -97,13 +97,13 @@ import Testing
         let plan = try await workspace.run(["plan", recipe.path, "--json"])
         #expect(plan.status == 0, "\(plan.stderr)")
         let items = try #require((try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any])?["items"] as? [[String: Any]])
-        let kinds = ["zero-shot", "few-shot", "chain-of-thought", "lora", "full-finetune"]
+        let kinds = ["zero-shot", "few-shot", "chain-of-thought", "lora", "prompt-tuning", "full-finetune"]
         let strategies = items.compactMap { item -> (name: String, kind: String)? in
             guard let name = item["name"] as? String, let kind = item["kind"] as? String, kinds.contains(kind) else { return nil }
             return (name, kind)
         }
-        #expect(Set(strategies.map(\.kind)) == Set(kinds), "the quickstart should compare all five kinds: \(strategies)")
-        let tuned = strategies.filter { $0.kind == "lora" || $0.kind == "full-finetune" }.map(\.name)
+        #expect(Set(strategies.map(\.kind)) == Set(kinds), "the quickstart should compare all six kinds: \(strategies)")
+        let tuned = strategies.filter { ["lora", "prompt-tuning", "full-finetune"].contains($0.kind) }.map(\.name)
 
         let overrides = ["run.max_examples=\(Self.testExamples)", "run.max_train_examples=\(Self.trainExamples)", "run.max_validation_examples=\(Self.trainExamples)"]
             + tuned.map { "strategies.\($0).max_steps=1" }

@@ -137,11 +137,37 @@ struct StrategyTests {
         #expect(full.method == FineTuneMethod.full)
     }
 
+    @Test("prompt-tuning asks for its method with its options, and its keys bound them")
+    func promptTuning() throws {
+        let kind = try StrategyCatalog.builtIn.kind(named: "prompt-tuning")
+        #expect(kind.trainingMethod == FineTuneMethod.promptTuningName)
+        let keys = Dictionary(uniqueKeysWithValues: kind.keys.map { ($0.name, $0) })
+        #expect(keys["num_virtual_tokens"]?.defaultValue == .int(8))
+        #expect(keys["num_virtual_tokens"]?.minimum?.value == 1)
+        #expect(keys["num_virtual_tokens"]?.maximum?.value == Double(PromptTuningOptions.maxVirtualTokens))
+        #expect(keys["init_text"]?.defaultValue == nil)
+        #expect(keys["learning_rate"]?.defaultValue == .number(3e-2))
+        #expect(Set(TrainingOptions.keys.map(\.name)).isSubset(of: Set(keys.keys)))
+        let spec = StrategySpec(name: "pt", kind: "prompt-tuning", backend: "b", settings: StrategySettings(["num_virtual_tokens": .int(4), "init_text": .string("Sentiment:"), "learning_rate": .number(3e-2)]))
+        let request = try #require(try make(spec).fineTuneRequest(baseIdentity: "model-x", workRoot: URL(fileURLWithPath: "/w")))
+        #expect(request.method == FineTuneMethod.promptTuning(PromptTuningOptions(numVirtualTokens: 4, initText: "Sentiment:")))
+        #expect(try request.method.promptTuningOptions() == PromptTuningOptions(numVirtualTokens: 4, initText: "Sentiment:"))
+        #expect(try request.method.loraOptions() == nil)
+        #expect(request.options.learningRate == 3e-2)
+        #expect(request.train.count == 4)
+        let other = try #require(try make(StrategySpec(name: "pt", kind: "prompt-tuning", backend: "b", settings: StrategySettings(["num_virtual_tokens": .int(5)]))).fineTuneRequest(baseIdentity: "model-x", workRoot: URL(fileURLWithPath: "/w")))
+        #expect(other.jobKey != request.jobKey)
+        #expect(throws: TallyError.self) { try PromptTuningOptions(parameters: ["num_virtual_tokens": .int(0)]) }
+        #expect(throws: TallyError.self) { try PromptTuningOptions(parameters: ["num_virtual_tokens": .string("eight")]) }
+        #expect(throws: TallyError.self) { try PromptTuningOptions(parameters: ["init_text": .string("")]) }
+        #expect(kind.check(StrategySpec(name: "pt", kind: "prompt-tuning", backend: "b", settings: StrategySettings(["init_text": .string("  ")])), context: StrategyCheckContext(task: task)).count == 1)
+    }
+
     @Test("the catalog lists built-in kinds and rejects unknown ones with the nearest name")
     func catalog() throws {
-        #expect(StrategyCatalog.builtIn.names == ["zero-shot", "few-shot", "chain-of-thought", "lora", "full-finetune"])
-        #expect(StrategyCatalog.builtIn.kinds.filter(\.adaptsWeights).map(\.name) == ["lora", "full-finetune"])
-        #expect(StrategyCatalog.builtIn.kinds.compactMap(\.trainingMethod) == [FineTuneMethod.loraName, FineTuneMethod.fullName])
+        #expect(StrategyCatalog.builtIn.names == ["zero-shot", "few-shot", "chain-of-thought", "lora", "prompt-tuning", "full-finetune"])
+        #expect(StrategyCatalog.builtIn.kinds.filter(\.adaptsWeights).map(\.name) == ["lora", "prompt-tuning", "full-finetune"])
+        #expect(StrategyCatalog.builtIn.kinds.compactMap(\.trainingMethod) == [FineTuneMethod.loraName, FineTuneMethod.promptTuningName, FineTuneMethod.fullName])
         let error = try #require(throws: TallyError.self) { try make(StrategySpec(name: "x", kind: "few-shots", backend: "b")) }
         #expect(error.code == .unknownName && error.message.contains("did you mean 'few-shot'?"))
     }

@@ -159,6 +159,16 @@ struct GradientCheckTests {
         check([random([3, 9], seed: 30)]) { t, v in t.sliceColumns(v[0], start: 3, width: 4) }
     }
 
+    @Test func prependRows() {
+        let prefix = random([2, 5], seed: 11), x = random([6, 5], seed: 12)
+        check([prefix, x]) { t, v in t.prependRows(v[0], to: v[1], groups: 3) }
+        let y = Tape(recording: false).prependRows(prefix, to: x, groups: 3)
+        #expect(y.shape == [12, 5])
+        // Group 1: the prefix rows, then x's rows 2 and 3.
+        #expect(Array(y.values[20..<30]) == prefix.values)
+        #expect(Array(y.values[30..<40]) == Array(x.values[10..<20]))
+    }
+
     @Test func gradientsAccumulateAcrossBackwardPasses() {
         let w = random([3, 4], seed: 31)
         let x = random([2, 4], seed: 32, grad: false)

@@ -52,9 +52,12 @@ public struct LocalTextGenerator: TextGenerator, TextScorer {
         return try await worker.withModel { local in
             var ids = local.tokenizer.encode(text, addSpecialTokens: false)
             if let bos = local.tokenizer.bosTokenID, ids.first != bos { ids.insert(bos, at: 0) }
-            ids = Array(ids.prefix(min(limit, local.model.config.maxPositions)))
+            ids = Array(ids.prefix(min(limit, local.model.config.maxPositions - (local.model.softPrompt?.count ?? 0))))
             guard ids.count >= 2 else { return (0, 0) }
-            let loss = local.model.loss(TokenBatch(rows: [ids]), labels: ids, tape: Tape(recording: false))
+            // The first token is never scored (with a soft prompt the last virtual token
+            // would predict it): the same tokens count with and without one.
+            let labels = [Tape.ignoreIndex] + ids.dropFirst()
+            let loss = local.model.loss(TokenBatch(rows: [ids]), labels: labels, tape: Tape(recording: false))
             return (Double(loss.values.first ?? 0), ids.count - 1)
         }
     }

@@ -2,7 +2,8 @@ import Foundation
 import TallyCore
 import TallyTensor
 
-/// Fine-tunes the backend's base model with the built-in trainer (LoRA or all weights) and
+/// Fine-tunes the backend's base model with the built-in trainer (LoRA, prompt tuning or all
+/// weights) and
 /// reopens finished jobs as generators.
 ///
 /// Training, loading tuned models and their generators run with the fine-tuner's own
@@ -45,8 +46,8 @@ public struct SwiftTrainerFineTuner: FineTuner {
         try LocalTextGenerator(model: loadTuned(outcome), maxBatch: maxBatch, threads: threads)
     }
 
-    /// The tuned model of a finished job: base + adapter merged for speed (LoRA), or the
-    /// saved model directory (full fine-tune). Runs with the fine-tuner's thread count.
+    /// The tuned model of a finished job: base + adapter merged for speed (LoRA), base + soft
+    /// prompt (prompt tuning), or the saved model directory (full fine-tune). Runs with the fine-tuner's thread count.
     /// - Throws: `TallyError` when the artifact is missing or does not fit the base model.
     public func loadTuned(_ outcome: FineTuneOutcome) throws -> LocalModel {
         try Threading.withThreadCount(threads) { try loadTunedModel(outcome) }
@@ -59,11 +60,14 @@ public struct SwiftTrainerFineTuner: FineTuner {
         let adapterConfig = artifact.appendingPathComponent(PEFTAdapter.configFile)
         if FileManager.default.fileExists(atPath: adapterConfig.path) {
             let base = try LocalModel.load(baseModel)
-            let lora = try PEFTAdapter.load(from: artifact, into: base.model)
-            lora.mergeAndUnload()
+            let kind: String
+            switch try PEFTAdapter.apply(from: artifact, to: base.model) {
+            case .lora: kind = "lora"
+            case .promptTuning: kind = "prompt-tuning"
+            }
             return LocalModel(
                 model: base.model, tokenizer: base.tokenizer, template: base.template, source: artifact,
-                identity: "\(baseIdentity)+lora:\(job)")
+                identity: "\(baseIdentity)+\(kind):\(job)")
         }
         guard FileManager.default.fileExists(atPath: artifact.appendingPathComponent("config.json").path) else {
             throw TallyError(code: .invalidModel, message: "the fine-tuned model at \(artifact.path) is missing (no adapter_config.json or config.json); delete the job's work directory and run again to retrain")

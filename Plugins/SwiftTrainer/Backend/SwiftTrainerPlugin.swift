@@ -3,7 +3,7 @@ import TallyCore
 import TallyTensor
 
 /// The built-in local backend, `plugin: swift-trainer`: runs GGUF or Hugging Face models on
-/// the CPU and fine-tunes them with LoRA or all weights.
+/// the CPU and fine-tunes them with LoRA, prompt tuning or all weights.
 ///
 /// Recipe settings (all optional): `threads` (BLAS and loop threads of this backend alone —
 /// loading, generation, scoring and fine-tuning — default 2),
@@ -18,9 +18,9 @@ public struct SwiftTrainerPlugin: BackendPlugin {
     public init() {}
 
     public var name: String { "swift-trainer" }
-    public var summary: String { "built-in CPU backend: GGUF / Hugging Face Llama and GPT-2 models, LoRA and full fine-tuning" }
+    public var summary: String { "built-in CPU backend: GGUF / Hugging Face Llama and GPT-2 models, LoRA, prompt tuning and full fine-tuning" }
     public var settingKeys: Set<String> { ["threads", "max_batch", "max_concurrency"] }
-    public var fineTuningMethods: Set<String> { [FineTuneMethod.loraName, FineTuneMethod.fullName] }
+    public var fineTuningMethods: Set<String> { [FineTuneMethod.loraName, FineTuneMethod.promptTuningName, FineTuneMethod.fullName] }
 
     public func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue] {
         var problems: [ConfigIssue] = []

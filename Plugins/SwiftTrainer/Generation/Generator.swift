@@ -90,9 +90,12 @@ public struct Generator {
             throw TallyError(code: .invalidData, message: "prompt \(i) has no tokens")
         }
         let longest = prompts.map(\.count).max() ?? 0
-        let capacity = longest + max(options.maxNewTokens, 0)
+        // A soft prompt's virtual tokens sit in the cache before every prompt.
+        let virtual = model.softPrompt?.count ?? 0
+        let capacity = virtual + longest + max(options.maxNewTokens, 0)
         if model.config.architecture == .gpt2, capacity > model.config.maxPositions {
-            throw TallyError(code: .invalidData, message: "prompt of \(longest) tokens plus \(options.maxNewTokens) new tokens exceeds the model's \(model.config.maxPositions) positions")
+            let prefix = virtual > 0 ? "\(virtual) virtual tokens, " : ""
+            throw TallyError(code: .invalidData, message: "\(prefix)prompt of \(longest) tokens plus \(options.maxNewTokens) new tokens exceeds the model's \(model.config.maxPositions) positions")
         }
         let vocab = model.config.vocabSize
         let n = prompts.count

@@ -90,17 +90,9 @@ public enum PEFTAdapter {
     public static func readConfiguration(_ directory: URL) throws -> LoRAConfiguration {
         let url = directory.appendingPathComponent(configFile)
         let loc = SourceLocation(file: url.path)
-        let object: Any
-        do {
-            object = try JSONSerialization.jsonObject(with: Data(contentsOf: url))
-        } catch {
-            throw TallyError(code: .invalidModel, message: "cannot read the PEFT adapter config: \(error.localizedDescription); an adapter directory holds adapter_config.json and adapter_model.safetensors", location: loc, underlying: error)
-        }
-        guard let c = object as? [String: Any] else {
-            throw TallyError(code: .invalidModel, message: "adapter_config.json is not a JSON object", location: loc)
-        }
+        let c = try readConfigObject(directory)
         if let type = c["peft_type"] as? String, type != "LORA" {
-            throw TallyError(code: .invalidModel, message: "field 'peft_type' is '\(type)'; only LORA adapters are supported", location: loc)
+            throw TallyError(code: .invalidModel, message: "field 'peft_type' is '\(type)'; a LoRA adapter has 'LORA' (Tally applies LORA and PROMPT_TUNING adapters)", location: loc)
         }
         if (c["use_dora"] as? Bool) == true {
             throw TallyError(code: .invalidModel, message: "field 'use_dora' is true; DoRA adapters are not supported", location: loc)
@@ -127,6 +119,54 @@ public enum PEFTAdapter {
             targets = []
         }
         return LoRAConfiguration(rank: r, alpha: alpha, dropout: dropout, targets: targets, useRSLoRA: (c["use_rslora"] as? Bool) ?? false)
+    }
+
+    /// `adapter_config.json` of an adapter directory as a JSON object.
+    /// - Throws: `TallyError` (`invalid-model`) naming the file when it is missing or not a
+    ///   JSON object.
+    static func readConfigObject(_ directory: URL) throws -> [String: Any] {
+        let url = directory.appendingPathComponent(configFile)
+        let loc = SourceLocation(file: url.path)
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(contentsOf: url))
+        } catch {
+            throw TallyError(code: .invalidModel, message: "cannot read the PEFT adapter config: \(error.localizedDescription); an adapter directory holds adapter_config.json and adapter_model.safetensors", location: loc, underlying: error)
+        }
+        guard let c = object as? [String: Any] else {
+            throw TallyError(code: .invalidModel, message: "adapter_config.json is not a JSON object", location: loc)
+        }
+        return c
+    }
+
+    /// An adapter applied to a model by ``apply(from:to:)``.
+    public enum Applied {
+        /// A LoRA adapter, merged into the base weights.
+        case lora
+        /// A soft prompt, attached to the model (it stays in front of every input).
+        case promptTuning(PromptTuningModel)
+    }
+
+    /// Applies the PEFT adapter in `directory` to `model` for inference, whatever its
+    /// `peft_type`: a LoRA adapter is merged into the weights (as `merge_and_unload`), a
+    /// prompt-tuning adapter is attached as the model's soft prompt.
+    /// - Returns: what was applied.
+    /// - Throws: `TallyError` (`invalid-model`) naming the file for an adapter type Tally does
+    ///   not support or an adapter that does not fit the model.
+    @discardableResult
+    public static func apply(from directory: URL, to model: any CausalLanguageModel) throws -> Applied {
+        let type = try readConfigObject(directory)["peft_type"] as? String ?? "LORA"
+        switch type {
+        case PEFTPromptTuning.peftType:
+            return .promptTuning(try PEFTPromptTuning.load(from: directory, into: model))
+        case "LORA":
+            try load(from: directory, into: model).mergeAndUnload()
+            return .lora
+        default:
+            throw TallyError(
+                code: .invalidModel, message: "field 'peft_type' is '\(type)'; Tally applies LORA and PROMPT_TUNING adapters",
+                location: SourceLocation(file: directory.appendingPathComponent(configFile).path))
+        }
     }
 
     /// Attaches the adapter in `directory` to `model` (freezing the model's own weights).

@@ -14,7 +14,13 @@ public protocol CausalLanguageModel: AnyObject {
     /// Every linear layer by Hugging Face module path (`model.layers.0.self_attn.q_proj`),
     /// for adapters such as LoRA.
     var namedLinears: [(name: String, layer: Linear)] { get }
-    /// The final hidden states (after the last norm), `[batch * length, hidden]`.
+    /// The token embedding table `[vocab, hidden]` (the model's input embeddings).
+    var tokenEmbedding: Tensor { get }
+    /// Virtual tokens put before every sequence (prompt tuning), or nil.
+    var softPrompt: SoftPrompt? { get set }
+    /// The final hidden states (after the last norm), `[batch * (prefix + length), hidden]`
+    /// where `prefix` is ``prefixLength(cache:)``: with a soft prompt, each sequence's rows
+    /// start with those of its virtual tokens on the pass that starts it.
     /// - Parameters:
     ///   - batch: the tokens.
     ///   - tape: records the ops for training, or not.
@@ -26,7 +32,9 @@ public protocol CausalLanguageModel: AnyObject {
 }
 
 extension CausalLanguageModel {
-    /// Logits at every position, `[batch * length, vocab]`.
+    /// Logits at every position, `[batch * length, vocab]`; with a soft prompt
+    /// `[batch * (prompt + length), vocab]`, each sequence's virtual tokens first (as PEFT
+    /// returns them).
     /// - Parameters:
     ///   - batch: the tokens.
     ///   - tape: a recording tape for gradients; inference by default.
@@ -38,14 +46,17 @@ extension CausalLanguageModel {
     /// each sequence's last token (`[batch, vocab]`).
     public func nextTokenLogits(_ batch: TokenBatch, cache: KVCache) -> Tensor {
         let tape = Tape(recording: false)
+        let length = prefixLength(cache: cache) + batch.length
         let h = hiddenStates(batch, tape: tape, cache: cache)
-        let last = (0..<batch.batch).map { $0 * batch.length + batch.length - 1 }
+        let last = (0..<batch.batch).map { $0 * length + length - 1 }
         return outputLogits(tape.gatherRows(h, last), tape: tape)
     }
 
     /// Mean next-token cross-entropy as transformers computes it: position `t` predicts
     /// `labels[t + 1]` of the same row; targets equal to -100 are not scored. The output
-    /// layer runs only at scored positions.
+    /// layer runs only at scored positions. With a soft prompt, each row's labels are
+    /// preceded by -100 for its virtual tokens (as PEFT does), so the last virtual token
+    /// predicts the row's first label.
     /// - Parameters:
     ///   - batch: the input tokens.
     ///   - labels: `batch * length` labels (usually the ids, with -100 on prompt and padding).
@@ -56,10 +67,12 @@ extension CausalLanguageModel {
         let h = hiddenStates(batch, tape: tape, cache: nil)
         var rows: [Int] = []
         var targets: [Int] = []
-        let T = batch.length
+        let P = prefixLength(cache: nil)
+        let T = P + batch.length
         for b in 0..<batch.batch {
             for t in 0..<max(T - 1, 0) {
-                let y = labels[b * T + t + 1]
+                let next = t + 1 - P
+                let y = next < 0 ? Tape.ignoreIndex : labels[b * batch.length + next]
                 if y != Tape.ignoreIndex {
                     rows.append(b * T + t)
                     targets.append(y)

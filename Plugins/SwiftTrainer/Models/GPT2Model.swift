@@ -36,6 +36,8 @@ public final class GPT2Model: CausalLanguageModel {
     let lnfw: Tensor, lnfb: Tensor
     public let namedParameters: [(name: String, tensor: Tensor)]
     public let namedLinears: [(name: String, layer: Linear)]
+    public var tokenEmbedding: Tensor { wte }
+    public var softPrompt: SoftPrompt?
 
     /// Builds the model from Hugging Face-named weights.
     /// - Parameters:
@@ -96,10 +98,11 @@ public final class GPT2Model: CausalLanguageModel {
         return out
     }
 
-    public func hiddenStates(_ batch: TokenBatch, tape: Tape, cache: KVCache?) -> Tensor {
+    public func hiddenStates(_ tokens: TokenBatch, tape: Tape, cache: KVCache?) -> Tensor {
         let c = config
         let eps = Float(c.normEps)
         let d = c.hiddenSize
+        let (batch, embeddings) = inputs(tokens, cache: cache, tape: tape, tokenEmbeddings: tape.embedding(tokens.ids, weight: wte))
         var positions = batch.positions
         if let cache {
             precondition(cache.batch == batch.batch && cache.remaining >= batch.length, "KV cache too small for \(batch.batch) x \(batch.length)")
@@ -107,7 +110,7 @@ public final class GPT2Model: CausalLanguageModel {
         }
         let positionIDs = positions.map { min($0, c.maxPositions - 1) }
         let keyMask = batch.isPadded ? batch.mask : nil
-        var h = tape.add(tape.embedding(batch.ids, weight: wte), tape.embedding(positionIDs, weight: wpe))
+        var h = tape.add(embeddings, tape.embedding(positionIDs, weight: wpe))
         for (i, b) in blocks.enumerated() {
             let a = tape.layerNorm(h, weight: b.ln1w, bias: b.ln1b, eps: eps)
             let qkv = b.cAttn(a, tape: tape)

@@ -39,6 +39,8 @@ public final class LlamaModel: CausalLanguageModel {
     let rope: RotaryEmbedding
     public let namedParameters: [(name: String, tensor: Tensor)]
     public let namedLinears: [(name: String, layer: Linear)]
+    public var tokenEmbedding: Tensor { embed }
+    public var softPrompt: SoftPrompt?
 
     /// Builds the model from Hugging Face-named weights.
     /// - Parameters:
@@ -113,16 +115,17 @@ public final class LlamaModel: CausalLanguageModel {
         return out
     }
 
-    public func hiddenStates(_ batch: TokenBatch, tape: Tape, cache: KVCache?) -> Tensor {
+    public func hiddenStates(_ tokens: TokenBatch, tape: Tape, cache: KVCache?) -> Tensor {
         let c = config
         let eps = Float(c.normEps)
+        let (batch, embeddings) = inputs(tokens, cache: cache, tape: tape, tokenEmbeddings: tape.embedding(tokens.ids, weight: embed))
         var positions = batch.positions
         if let cache {
             precondition(cache.batch == batch.batch && cache.remaining >= batch.length, "KV cache too small for \(batch.batch) x \(batch.length)")
             positions = cache.admit(mask: batch.mask, count: batch.length)
         }
         let keyMask = batch.isPadded ? batch.mask : nil
-        var h = tape.embedding(batch.ids, weight: embed)
+        var h = embeddings
         for (i, l) in layers.enumerated() {
             let a = tape.rmsNorm(h, weight: l.inputNorm, eps: eps)
             let q = tape.rope(l.q(a, tape: tape), rope, heads: c.numHeads, positions: positions)

@@ -3,7 +3,7 @@ import TallyCore
 import TallyTensor
 
 extension SwiftTrainer {
-    /// Fine-tunes a loaded model (LoRA or every weight) on chat-formatted examples and writes
+    /// Fine-tunes a loaded model (LoRA, prompt tuning or every weight) on chat-formatted examples and writes
     /// the result into the request's work directory.
     ///
     /// Entry point for the `swift-trainer` fine-tuner:
@@ -44,11 +44,11 @@ extension SwiftTrainer {
         }
 
         /// Fine-tunes `model` as `request` says and writes the artifact into
-        /// `request.workDirectory` (`adapter/` for LoRA in PEFT's layout, `model/` for a full
-        /// fine-tune as a Hugging Face directory).
+        /// `request.workDirectory` (`adapter/` for LoRA and prompt tuning in PEFT's layout,
+        /// `model/` for a full fine-tune as a Hugging Face directory).
         /// - Parameters:
         ///   - model: the base model, loaded trainable or not (the trainer sets what trains);
-        ///     it is modified in place (adapters attached, or weights updated).
+        ///     it is modified in place (adapters or a soft prompt attached, or weights updated).
         ///   - tokenizer: the model's tokenizer.
         ///   - template: the model's chat template.
         ///   - request: method, options, examples, work directory and job key.
@@ -78,7 +78,7 @@ extension SwiftTrainer {
                 }
             }
             let job = try TrainingJob(model: model, method: request.method, options: request.options, train: train, validation: validation,
-                                      workDirectory: request.workDirectory, jobKey: request.jobKey, settings: settings)
+                                      workDirectory: request.workDirectory, jobKey: request.jobKey, settings: settings, tokenizer: tokenizer)
             return try job.run(progress: progress)
         }
     }

@@ -12,6 +12,8 @@ public final class TrainingJob {
     public let model: any CausalLanguageModel
     /// The adapters when the method is LoRA.
     public let lora: LoRAModel?
+    /// The soft prompt when the method is prompt tuning.
+    public let promptTuning: PromptTuningModel?
     /// The settings.
     public let options: TrainingOptions
     let method: FineTuneMethod
@@ -52,13 +54,15 @@ public final class TrainingJob {
 
     var state: State
 
-    /// Sets up a run: attaches LoRA adapters or unfreezes every weight, builds the
-    /// optimiser, schedule and data order.
+    /// Sets up a run: attaches LoRA adapters or a soft prompt, or unfreezes every weight,
+    /// builds the optimiser, schedule and data order.
+    /// - Parameter tokenizer: the model's tokenizer, needed by prompt tuning from an init text.
     /// - Throws: `TallyError` (`invalid-recipe`) for bad options, (`invalid-data`) when there
     ///   is nothing to train on.
     public init(
         model: any CausalLanguageModel, method: FineTuneMethod, options: TrainingOptions, train: [TokenizedExample],
-        validation: [TokenizedExample], workDirectory: URL, jobKey: String, settings: SwiftTrainer.Trainer.Settings = .init()
+        validation: [TokenizedExample], workDirectory: URL, jobKey: String, settings: SwiftTrainer.Trainer.Settings = .init(),
+        tokenizer: (any Tokenizer)? = nil
     ) throws {
         guard !train.isEmpty else { throw TallyError(code: .invalidData, message: "no training examples; the fine-tuning data set is empty") }
         guard train.contains(where: { $0.scoredCount > 0 }) else {
@@ -80,15 +84,22 @@ public final class TrainingJob {
         if let o = try method.loraOptions() {
             let l = try LoRAModel(base: model, configuration: LoRAConfiguration(o), seed: options.seed)
             lora = l
+            promptTuning = nil
             parameters = l.namedParameters
+        } else if let o = try method.promptTuningOptions() {
+            let p = try PromptTuningModel(base: model, configuration: PromptTuningConfiguration(o), tokenizer: tokenizer, seed: options.seed)
+            lora = nil
+            promptTuning = p
+            parameters = p.namedParameters
         } else if method == .full {
             lora = nil
+            promptTuning = nil
             model.setTrainable(true)
             parameters = model.namedParameters
             // Hugging Face's Trainer does not decay biases and norm weights (1-D tensors).
             noDecay = Set(parameters.filter { $0.tensor.shape.count < 2 }.map(\.name))
         } else {
-            throw TallyError(code: .backend, message: "the built-in trainer cannot run '\(method.name)' fine-tuning; it runs \(FineTuneMethod.loraName) and \(FineTuneMethod.fullName)")
+            throw TallyError(code: .backend, message: "the built-in trainer cannot run '\(method.name)' fine-tuning; it runs \(FineTuneMethod.loraName), \(FineTuneMethod.promptTuningName) and \(FineTuneMethod.fullName)")
         }
         optimizer = AdamWOptimizer(parameters: parameters, weightDecay: Float(options.weightDecay), noDecay: noDecay)
         order = DataOrder(seed: options.seed, exampleCount: train.count, batchSize: options.batchSize, accumulation: options.gradientAccumulation)
@@ -103,8 +114,8 @@ public final class TrainingJob {
 
     /// Where checkpoints go.
     public var checkpointDirectory: URL { workDirectory.appendingPathComponent("checkpoint") }
-    /// Where the artifact goes: `adapter/` (LoRA) or `model/` (full).
-    public var artifactDirectory: URL { workDirectory.appendingPathComponent(lora == nil ? "model" : "adapter") }
+    /// Where the artifact goes: `adapter/` (LoRA, prompt tuning: PEFT adapters) or `model/` (full).
+    public var artifactDirectory: URL { workDirectory.appendingPathComponent(lora == nil && promptTuning == nil ? "model" : "adapter") }
     var outcomeURL: URL { workDirectory.appendingPathComponent("outcome.json") }
 
     /// The training loss (token-weighted mean over the step's micro-batches) per step so far.
@@ -178,7 +189,7 @@ public final class TrainingJob {
         if try resumeFromCheckpoint() {
             progress(.note("resuming fine-tune from step \(state.step) of \(totalSteps)"))
         }
-        let phase = lora == nil ? "full fine-tune" : "LoRA fine-tune"
+        let phase = lora != nil ? "LoRA fine-tune" : promptTuning != nil ? "prompt tuning" : "full fine-tune"
         progress(.started(phase: phase, total: totalSteps))
         let started = Date()
         let elapsedBefore = state.elapsed
@@ -238,7 +249,10 @@ public final class TrainingJob {
         try writeArtifact()
         let peak = TrainingJob.peakMemoryBytes()
         let parameterCount = model.parameterCount
-        notes.append(GPUEstimate.note(tokens: state.tokens, parameterCount: parameterCount, lora: lora != nil))
+        // The H100 throughput was measured for LoRA and full fine-tuning only.
+        if promptTuning == nil {
+            notes.append(GPUEstimate.note(tokens: state.tokens, parameterCount: parameterCount, lora: lora != nil))
+        }
         notes.append(String(format: "measured: %d steps, %d tokens in %.1f s (%.0f tokens/s) on this machine", state.step, state.tokens, state.elapsed, Double(state.tokens) / max(state.elapsed, 1e-9)))
         let outcome = FineTuneOutcome(
             artifact: artifactDirectory.path, wallSeconds: state.elapsed, trainedTokens: state.tokens, steps: state.step,
@@ -367,6 +381,8 @@ public final class TrainingJob {
     func writeArtifact() throws {
         if let lora {
             try PEFTAdapter.save(lora, to: artifactDirectory, baseModel: settings.baseModelName)
+        } else if let promptTuning {
+            try PEFTPromptTuning.save(promptTuning, to: artifactDirectory, baseModel: settings.baseModelName)
         } else {
             try HuggingFaceExport.save(model, to: artifactDirectory, tokenizerFiles: settings.tokenizerFiles)
         }

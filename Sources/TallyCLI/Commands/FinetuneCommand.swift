@@ -8,12 +8,13 @@ import TallyTensor
 struct FinetuneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
-        abstract: "Fine-tune a local model with LoRA or all weights on a JSONL data set.",
+        abstract: "Fine-tune a local model with LoRA, prompt tuning or all weights on a JSONL data set.",
         discussion: """
             Data: JSONL in plain {"input","output"}, Alpaca {"instruction","input","output"} \
             or OpenAI chat {"messages": [...]} form. The loss is on the answer tokens only. \
-            LoRA writes a PEFT adapter to OUT/adapter; --method full writes a Hugging Face \
-            model directory to OUT/model. Running the same command again resumes from the \
+            LoRA and prompt tuning write a PEFT adapter to OUT/adapter (apply it with \
+            `tally generate --adapter`); --method full writes a Hugging Face model directory \
+            to OUT/model. Running the same command again resumes from the \
             checkpoint in OUT.
             """)
 
@@ -26,7 +27,7 @@ struct FinetuneCommand: AsyncParsableCommand {
     @Option(help: "Validation data (JSONL) for validation loss and early stopping.")
     var validation: String?
 
-    @Option(help: "lora or full.")
+    @Option(help: "lora, prompt-tuning or full.")
     var method = "lora"
 
     @Option(help: "Output directory.")
@@ -36,9 +37,11 @@ struct FinetuneCommand: AsyncParsableCommand {
     @Option(help: "LoRA alpha.") var alpha = 16.0
     @Option(help: "LoRA dropout.") var dropout = 0.0
     @Option(help: "LoRA target modules, comma-separated, or all-linear.") var targets = "all-linear"
+    @Option(name: .customLong("virtual-tokens"), help: "Prompt tuning: trainable virtual tokens before every input.") var virtualTokens = 8
+    @Option(name: .customLong("init-text"), help: "Prompt tuning: start the virtual tokens as this text's embeddings (random when left out).") var initText: String?
     @Option(help: "Epochs.") var epochs = 1.0
     @Option(name: .customLong("max-steps"), help: "Stop after this many optimiser steps.") var maxSteps: Int?
-    @Option(name: .customLong("learning-rate"), help: "Peak learning rate.") var learningRate: Double?
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate (default 1e-3 for LoRA, 3e-2 for prompt tuning, 5e-5 for full).") var learningRate: Double?
     @Option(name: .customLong("batch-size"), help: "Examples per step.") var batchSize = 8
     @Option(name: .customLong("weight-decay"), help: "AdamW weight decay.") var weightDecay = 0.0
     @Option(help: "Learning-rate schedule: constant, linear or cosine.") var schedule = "linear"
@@ -48,10 +51,14 @@ struct FinetuneCommand: AsyncParsableCommand {
     @Option(help: "System message put before every example's input.") var system: String?
 
     func validate() throws {
-        guard ["lora", "full"].contains(method) else { throw ValidationError("--method must be lora or full, not '\(method)'") }
+        guard ["lora", "prompt-tuning", "full"].contains(method) else { throw ValidationError("--method must be lora, prompt-tuning or full, not '\(method)'") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard rank >= 1 else { throw ValidationError("--rank must be at least 1") }
+        guard (1...PromptTuningOptions.maxVirtualTokens).contains(virtualTokens) else {
+            throw ValidationError("--virtual-tokens must be between 1 and \(PromptTuningOptions.maxVirtualTokens)")
+        }
+        if let initText, initText.isEmpty { throw ValidationError("--init-text must not be empty") }
         guard ["constant", "linear", "cosine"].contains(schedule) else { throw ValidationError("--schedule must be constant, linear or cosine") }
     }
 
@@ -60,11 +67,21 @@ struct FinetuneCommand: AsyncParsableCommand {
             let modelURL = try AssetCatalog.resolveModel(model, relativeTo: nil)
             let train = try examples(fileURL(data))
             let held = try validation.map { try examples(fileURL($0)) } ?? []
-            let methodValue: FineTuneMethod = method == "lora"
-                ? .lora(LoRAOptions(rank: rank, alpha: alpha, dropout: dropout, targets: targets.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }))
-                : .full
+            let methodValue: FineTuneMethod
+            let defaultRate: Double
+            switch method {
+            case "lora":
+                methodValue = .lora(LoRAOptions(rank: rank, alpha: alpha, dropout: dropout, targets: targets.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }))
+                defaultRate = 1e-3
+            case "prompt-tuning":
+                methodValue = .promptTuning(PromptTuningOptions(numVirtualTokens: virtualTokens, initText: initText))
+                defaultRate = 3e-2
+            default:
+                methodValue = .full
+                defaultRate = 5e-5
+            }
             let options = TrainingOptions(
-                epochs: epochs, maxSteps: maxSteps, learningRate: learningRate ?? (method == "lora" ? 1e-3 : 5e-5),
+                epochs: epochs, maxSteps: maxSteps, learningRate: learningRate ?? defaultRate,
                 batchSize: batchSize, weightDecay: weightDecay, warmupSteps: warmupSteps, schedule: schedule,
                 evalEvery: 0, seed: seed)
             let outURL = fileURL(out)
@@ -72,7 +89,10 @@ struct FinetuneCommand: AsyncParsableCommand {
             let local = try Threading.withThreadCount(threads) { try LocalModel.load(modelURL) }
             let request = FineTuneRequest(
                 method: methodValue, options: options, train: train, validation: held, workDirectory: outURL,
-                jobKey: SHA256.hexDigest(of: "\(local.identity)|\(method)|\(outURL.path)"))
+                // Method parameters, options and data are part of the key: the same command
+                // resumes, a changed one (another rank or number of virtual tokens) starts over.
+                jobKey: try FineTuningStrategy.jobKey(
+                    baseIdentity: "\(local.identity)|\(outURL.path)", method: methodValue, options: options, train: train, validation: held))
             let tuner = SwiftTrainerFineTuner(baseModel: modelURL, baseIdentity: local.identity, threads: threads)
             let display = ProgressDisplay(mode: Console.stderrIsTerminal ? .bars : .lines)
             let outcome = try await tuner.fineTune(request, progress: display.handler)

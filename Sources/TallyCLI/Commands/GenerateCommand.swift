@@ -24,7 +24,7 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "A system message.")
     var system: String?
 
-    @Option(help: "A PEFT LoRA adapter directory to apply to the model.")
+    @Option(help: "A PEFT adapter directory (LoRA or prompt tuning) to apply to the model.")
     var adapter: String?
 
     @Option(name: .customLong("max-tokens"), help: "Most new tokens.")
@@ -58,8 +58,7 @@ struct GenerateCommand: AsyncParsableCommand {
                 let url = try AssetCatalog.resolveModel(model, relativeTo: nil)
                 let local = try LocalModel.load(url)
                 if let adapter {
-                    let lora = try PEFTAdapter.load(from: fileURL(adapter), into: local.model)
-                    lora.mergeAndUnload()
+                    try PEFTAdapter.apply(from: fileURL(adapter), to: local.model)
                 }
                 let ids: [Int]
                 if raw {

@@ -114,6 +114,48 @@ extension Tape {
         return y
     }
 
+    /// Puts the same `prefix` rows before each of `groups` equal groups of rows of `x` (soft
+    /// prompts: trainable embeddings before every sequence of a batch).
+    /// - Parameters:
+    ///   - prefix: `[p, d]`.
+    ///   - x: `[groups * n, d]`: `groups` sequences of `n` rows each.
+    ///   - groups: the number of sequences in `x`.
+    /// - Returns: `[groups * (p + n), d]`: group `g` is `prefix` then `x`'s rows `g*n..<(g+1)*n`.
+    ///   The prefix's gradient is the sum over groups.
+    public func prependRows(_ prefix: Tensor, to x: Tensor, groups: Int) -> Tensor {
+        let d = x.columns
+        precondition(prefix.columns == d, "prependRows: prefix has \(prefix.columns) columns, x has \(d)")
+        precondition(groups >= 1 && x.rows % groups == 0, "prependRows: \(x.rows) rows do not split into \(groups) groups")
+        let p = prefix.rows
+        let n = x.rows / groups
+        let y = Tensor(uninitializedShape: [groups * (p + n), d])
+        for g in 0..<groups {
+            let base = y.data + g * (p + n) * d
+            base.update(from: prefix.data, count: p * d)
+            (base + p * d).update(from: x.data + g * n * d, count: n * d)
+        }
+        guard needsGrad(prefix, x) else { return y }
+        record(y) {
+            guard let dy = y.grad else { return }
+            if prefix.requiresGrad {
+                let dp = prefix.ensureGrad()
+                for g in 0..<groups {
+                    let src = dy + g * (p + n) * d
+                    for i in 0..<(p * d) { dp[i] += src[i] }
+                }
+            }
+            if x.requiresGrad {
+                let dx = x.ensureGrad()
+                for g in 0..<groups {
+                    let src = dy + (g * (p + n) + p) * d
+                    let dst = dx + g * n * d
+                    for i in 0..<(n * d) { dst[i] += src[i] }
+                }
+            }
+        }
+        return y
+    }
+
     /// Takes columns `start..<start+width` of a matrix (e.g. the q, k or v part of a fused
     /// projection).
     /// - Returns: `[rows, width]`.
