@@ -127,7 +127,8 @@ struct OpenAIChatTests {
         service.server.inject([.stall(seconds: 30)])
         let result = try await generator.generate(prompts(1)[0])
         // The client hung up on the stalled request after about timeout_s (the server would
-        // have held it for 30 s).
+        // have held it for 30 s); the server's thread notes the hang-up as soon as it wakes.
+        for _ in 0..<100 where service.server.log.first(where: { $0.fault != nil })?.clientHungUpAfter == nil { try await Task.sleep(for: .milliseconds(50)) }
         let stalled = try #require(service.server.log.first { $0.fault != nil })
         let hungUp = try #require(stalled.clientHungUpAfter, "the client waited for the server to give up")
         #expect(hungUp >= 0.9 && hungUp < 25, "\(hungUp)")
@@ -238,7 +239,7 @@ struct OpenAIChatTests {
         task.cancel()
         await #expect(throws: CancellationError.self) { try await task.value }
         // Cancelling aborted the transfer: the client hung up long before the server's 30 s.
-        for _ in 0..<100 where service.server.log.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        for _ in 0..<100 where service.server.log.first?.clientHungUpAfter == nil { try await Task.sleep(for: .milliseconds(50)) }
         let stalled = try #require(service.server.log.first)
         let hungUp = try #require(stalled.clientHungUpAfter, "the transfer was not aborted")
         #expect(hungUp < 25, "\(hungUp)")

@@ -235,12 +235,19 @@ final class LoopbackServer: Sendable {
         case .stall(let seconds):
             // Wait without answering; stop early if the client gives up and closes. Measured
             // here, on the server's own thread, so a busy test process cannot skew it.
+            // The request is logged before waiting, so a client that retries and finishes
+            // while this thread still waits already finds it in the log.
             let start = Date()
+            let index = state.withLock { state -> Int in
+                state.log.append(LogEntry(method: request.method, path: request.path, headers: request.headers, body: request.body, fault: fault, status: nil, at: start))
+                return state.log.count - 1
+            }
             var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&descriptor, 1, Int32(seconds * 1000))
-            var entry = LogEntry(method: request.method, path: request.path, headers: request.headers, body: request.body, fault: fault, status: nil, at: start)
-            if ready > 0 { entry.clientHungUpAfter = Date().timeIntervalSince(start) }
-            state.withLock { $0.log.append(entry) }
+            if ready > 0 {
+                let after = Date().timeIntervalSince(start)
+                state.withLock { $0.log[index].clientHungUpAfter = after }
+            }
             return false
         case .resetMidBody:
             record(request, fault: fault, status: nil)
