@@ -272,7 +272,7 @@ final class Execution: Sendable {
         return StrategyMeasurement(
             name: spec.name, kind: spec.kind, backend: spec.backend, model: identity,
             dataLeavesMachine: backend.dataLeavesMachine, adaptsWeights: kind.adaptsWeights, trainingMethod: kind.trainingMethod, pricing: config.price,
-            predictions: predictions, training: outcome, probes: probes, seed: repetition)
+            predictions: predictions, training: outcome, probes: probes, seed: repetition, group: spec.group, variant: spec.variant)
     }
 
     /// The error a failed step stops the run with: one line naming what failed, the cause
