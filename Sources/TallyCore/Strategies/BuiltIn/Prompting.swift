@@ -159,10 +159,16 @@ public struct ChainOfThoughtKind: StrategyKind {
     public static let defaultRationaleField = "rationale"
     public let name = "chain-of-thought"
     public let summary = "step-by-step reasoning ending in 'Answer: …', with rationale demonstrations or zero-shot"
+    /// Sampling temperature of self-consistency when the recipe sets none.
+    public static let defaultSamplingTemperature = 0.7
     public var keys: [StrategyKey] {
         DemonstrationKeys.keys(shotsDefault: nil, shotsMinimum: 0, shotsHelp: "rationale demonstrations (default 4 with rationale_field, else 0: zero-shot)")
             + [.string("rationale_field", help: "training-data field with a worked rationale (default: 'rationale' when the data has it)")]
             + PromptKeys.keys
+            + [
+                .int("samples", default: 1, min: 1, help: "chains sampled per question; the majority answer wins (self-consistency)"),
+                .number("temperature", min: .init(0), max: .init(2), help: "sampling temperature (default \(Self.defaultSamplingTemperature) with samples > 1, else 0: greedy)"),
+            ]
     }
 
     public init() {}
@@ -172,11 +178,25 @@ public struct ChainOfThoughtKind: StrategyKind {
         spec.settings.int("shots") ?? (spec.settings.string("rationale_field") != nil ? FewShotKind.defaultShots : 0)
     }
 
-    public func dependsOnSeed(_ spec: StrategySpec) -> Bool { DemonstrationKeys.dependsOnSeed(spec, shots: Self.shots(spec)) }
+    /// Chains sampled per question.
+    static func samples(_ spec: StrategySpec) -> Int { max(1, spec.settings.int("samples") ?? 1) }
+
+    /// The temperature as written, or the default: 0.7 with several samples, else 0.
+    static func temperature(_ spec: StrategySpec) -> Double {
+        spec.settings.double("temperature") ?? (samples(spec) > 1 ? defaultSamplingTemperature : 0)
+    }
+
+    /// Random demonstrations and sampled chains depend on the seed.
+    public func dependsOnSeed(_ spec: StrategySpec) -> Bool {
+        DemonstrationKeys.dependsOnSeed(spec, shots: Self.shots(spec)) || Self.temperature(spec) > 0
+    }
 
     public func check(_ spec: StrategySpec, context: StrategyCheckContext) -> [ConfigIssue] {
         var issues = DemonstrationKeys.check(spec, shots: Self.shots(spec), context: context)
         issues += PromptKeys.check(spec, context: context, demonstrations: Self.shots(spec) > 0)
+        if Self.samples(spec) > 1, Self.temperature(spec) == 0 {
+            issues.append(ConfigIssue(.warning, key: "temperature", "strategy '\(spec.name)' samples \(Self.samples(spec)) chains per question at temperature 0: greedy decoding gives the same chain every time, so it pays \(Self.samples(spec)) times for one answer.", fix: "remove temperature (default \(Self.defaultSamplingTemperature) with samples > 1) or set it above 0, or set samples: 1"))
+        }
         guard let fields = context.trainFields else { return issues }
         if let field = spec.settings.string("rationale_field") {
             if !fields.contains(field) {
@@ -247,7 +267,8 @@ public struct FewShotStrategy: Strategy {
 
 /// `chain-of-thought`: asks for step-by-step reasoning ending in `Answer: …`. With a
 /// `rationale_field` and shots > 0, demonstrations show the rationale then the answer;
-/// otherwise it is the zero-shot "think step by step" form.
+/// otherwise it is the zero-shot "think step by step" form. With `samples` > 1 it samples
+/// that many chains per question and keeps the majority answer (self-consistency).
 public struct ChainOfThoughtStrategy: Strategy {
     /// Appended to the system message.
     public static let instruction = "Think step by step, then give the final answer on the last line as \"Answer: <answer>\"."
@@ -259,6 +280,8 @@ public struct ChainOfThoughtStrategy: Strategy {
     let selector: DemonstrationSelector?
     /// The training field demonstrations take their rationale from.
     let rationaleField: String?
+    /// Seeds the sampled chains.
+    let seed: UInt64
 
     /// Demonstrations need rationales: the recipe's `rationale_field`, else the training
     /// rows' `rationale` field when they have one; without either it runs zero-shot.
@@ -268,6 +291,7 @@ public struct ChainOfThoughtStrategy: Strategy {
         let context = PromptKeys.context(spec, context)
         self.spec = spec
         self.task = context.task
+        self.seed = context.seed
         let shots = ChainOfThoughtKind.shots(spec)
         let field = spec.settings.string("rationale_field")
             ?? (context.train.contains { $0[ChainOfThoughtKind.defaultRationaleField] != nil } ? ChainOfThoughtKind.defaultRationaleField : nil)
@@ -283,6 +307,16 @@ public struct ChainOfThoughtStrategy: Strategy {
 
     public var maxTokens: Int { spec.maxTokens ?? Self.defaultMaxTokens }
     public var reasoning: Bool { true }
+    /// `samples` chains per question (self-consistency); the majority answer wins.
+    public var samples: Int { ChainOfThoughtKind.samples(spec) }
+    public var temperature: Double { ChainOfThoughtKind.temperature(spec) }
+
+    /// Greedy (the plain request) unless it samples; a sampled chain has the temperature and
+    /// its own seed, derived from the run seed and the sample's index.
+    public func request(for example: Example, sample: Int) -> GenerationRequest {
+        guard temperature > 0 else { return request(for: example) }
+        return GenerationRequest(messages: messages(for: example), maxTokens: maxTokens, temperature: temperature, topP: 1, stop: [], seed: SelfConsistency.seed(seed, sample: sample))
+    }
 
     public func messages(for example: Example) -> [ChatMessage] {
         var messages: [ChatMessage] = [.system(PromptBuilder.systemPrompt(task: task, extra: Self.instruction))]
