@@ -110,6 +110,7 @@ struct ReportVariantsTests {
         #expect(html.contains("<a href=\"#variants\">Prompt variants</a>"))
         #expect(html.contains("<section id=\"variants\"") && html.contains("<span class=\"badge\">best variant</span>"))
         #expect(html.contains("Best variant of wording: wording/short"))
+        try HTMLStructure.checkBalanced(html)
 
         let json = try JSONRenderer().render(report)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])

@@ -50,7 +50,7 @@ extension HTMLRenderer {
         guard let groups = report.variantGroups, !groups.isEmpty else { return }
         page.raw("<section id=\"variants\" aria-labelledby=\"variants-h\">\n<h2 id=\"variants-h\">Prompt variants</h2>\n")
         for group in groups {
-            page.raw("<div class=\"scroll\"><table class=\"variants\">\n<caption>\(esc(group.name)): its variants; the best is tested against the runner-up.</caption>\n")
+            page.raw("<div class=\"scroll\"><table class=\"tally variants\">\n<caption>\(esc(group.name)): its variants; the best is tested against the runner-up.</caption>\n")
             page.raw("<thead><tr><th scope=\"col\">Variant</th><th scope=\"col\">Accuracy [95% CI]</th><th scope=\"col\">Unparsed</th><th scope=\"col\">Per 1k requests</th><th scope=\"col\">Evaluation cost</th><th scope=\"col\">Latency ms<br>p50 / p95</th></tr></thead>\n<tbody>\n")
             for s in group.rows(in: report) {
                 let best = s.name == group.best
