@@ -12,14 +12,14 @@ struct Setup {
     let log: CallLog
     let registry: PluginRegistry
 
-    init(edit: (String) -> String = { $0 }, log: CallLog = CallLog(), home: URL? = nil) throws {
+    init(edit: (String) -> String = { $0 }, log: CallLog = CallLog(), home: URL? = nil, responder: @escaping FakeResponder = Fixtures.sentimentResponder) throws {
         let workspace = try Fixtures.workspace()
         let text = try String(contentsOf: try Fixtures.resource("recipes/sentiment.yaml"), encoding: .utf8)
         try FileManager.default.createDirectory(at: workspace.appendingPathComponent("recipes"), withIntermediateDirectories: true)
         let url = workspace.appendingPathComponent("recipes/sentiment.yaml")
         try edit(text).write(to: url, atomically: true, encoding: .utf8)
         self.log = log
-        self.registry = Fixtures.registry(log: log)
+        self.registry = Fixtures.registry(log: log, responder: responder)
         self.recipe = try RecipeLoader.load(contentsOf: url, registry: registry, environment: [:])
         self.home = home ?? workspace.appendingPathComponent("home")
         self.ledger = try Ledger(path: self.home.appendingPathComponent("ledger.sqlite"))

@@ -16,6 +16,8 @@
 //   lexicon decides; with nothing at all, it answers "unsure".
 // - Chain of thought: when the prompt asks to think step by step (or demonstrations
 //   contain "Answer:"), the output is a line of reasoning then "Answer: <label>".
+// - Sampling (temperature > 0): for one in four (seed, question) pairs a positive/negative
+//   answer turns into the other label, so sampled answers to one question can disagree.
 //
 // Environment:
 //   TALLY_TEST_BACKEND_LOG           append "<method>\t<hash of params>" per generate/finetune/score call
@@ -188,7 +190,10 @@ func answer(_ params: Object) throws -> String {
         let negative = inputWords.filter(negativeWords.contains).count
         if positive > negative { label = "positive" } else if negative > positive { label = "negative" }
     }
-    let final = label ?? "unsure"
+    var final = label ?? "unsure"
+    if params.temperature > 0, fnv("\(params.seed) \(last.content)") % 4 == 0, let other = ["positive": "negative", "negative": "positive"][final] {
+        final = other
+    }
     if chainOfThought {
         return "The wording of the input settles it.\nAnswer: \(final)"
     }

@@ -131,10 +131,16 @@ public struct StrategySpec: Sendable, Hashable {
     /// The strategy's own `seeds:` list (it takes precedence over `run.seeds`); nil when the
     /// recipe gives none. `Recipe.seeds(for:dependsOnSeed:)` resolves which seeds it runs with.
     public let seeds: [UInt64]?
-    /// Where the strategy is defined in the recipe, for error messages.
+    /// Where the strategy is defined in the recipe, for error messages (for a variant: the
+    /// variant's item under `variants:`).
     public let location: SourceLocation?
+    /// For one variant of an entry with `variants:`: the entry's name, which every variant of
+    /// it shares (reports group them by it); nil for an entry without variants.
+    public let group: String?
+    /// For one variant: its own name (`name` is `<group>/<variant>`); nil otherwise.
+    public let variant: String?
 
-    public init(name: String, kind: String, backend: String, maxTokens: Int? = nil, settings: StrategySettings = StrategySettings(), seeds: [UInt64]? = nil, location: SourceLocation? = nil) {
+    public init(name: String, kind: String, backend: String, maxTokens: Int? = nil, settings: StrategySettings = StrategySettings(), seeds: [UInt64]? = nil, location: SourceLocation? = nil, group: String? = nil, variant: String? = nil) {
         self.name = name
         self.kind = kind
         self.backend = backend
@@ -142,7 +148,12 @@ public struct StrategySpec: Sendable, Hashable {
         self.settings = settings
         self.seeds = seeds
         self.location = location
+        self.group = group
+        self.variant = variant
     }
+
+    /// The name of variant `variant` of the entry `entry`: `entry/variant`.
+    public static func variantName(entry: String, variant: String) -> String { entry + "/" + variant }
 }
 
 /// Prices of compute and the traffic the decision is made for.

@@ -147,7 +147,7 @@ final class RecipeParser {
             checkData(task: task, taskNodes: self.task, data: data)
         }
         if let task = task?.spec, let strategies {
-            checkStrategies(strategies, task: task, train: data?.train)
+            checkStrategies(strategies, task: task, train: data?.train, test: data?.test)
         }
 
         guard !reader.hasErrors, let task, let train = data?.train, let test = data?.test, let run, let costs, let constraints, let backends, let strategies, let probes else { return nil }
@@ -348,11 +348,18 @@ final class RecipeParser {
 
     /// Each strategy kind's own checks of its entries (keys that need task labels, data
     /// fields that must exist), reported at the key they name.
-    func checkStrategies(_ strategies: [ParsedStrategy], task: TaskSpec, train: LoadedFile?) {
-        let context = StrategyCheckContext(task: task, trainFields: train?.dataset?.fieldNames, trainCount: train?.dataset?.examples.count)
+    func checkStrategies(_ strategies: [ParsedStrategy], task: TaskSpec, train: LoadedFile?, test: LoadedFile?) {
+        let context = StrategyCheckContext(task: task, trainFields: train?.dataset?.fieldNames, trainCount: train?.dataset?.examples.count, testFields: test?.dataset?.fieldNames)
+        // Variants inherit the entry's keys: a problem with one of those is reported once.
+        var reported = Set<String>()
         for strategy in strategies {
             for issue in strategy.kind.check(strategy.spec, context: context) {
                 let node = issue.key.flatMap { strategy.valueNodes[$0] } ?? strategy.node
+                if let group = strategy.spec.group {
+                    let location = reader.location(node)
+                    let key = "\(group)\u{0}\(location.line ?? 0):\(location.column ?? 0)\u{0}\(issue.severity)\u{0}\(issue.fix ?? "")"
+                    if !reported.insert(key).inserted { continue }
+                }
                 if issue.severity == .error {
                     reader.error(node, issue.message, fix: issue.fix)
                 } else {
@@ -540,15 +547,18 @@ final class RecipeParser {
             return nil
         }
         var parsed: [ParsedStrategy] = []
+        // Strategy names and the names of entries with variants (which reports group by)
+        // share one namespace.
         var names: Set<String> = []
         var failed = false
         for (index, item) in sequence.enumerated() {
-            guard let strategy = parseStrategy(item, index: index, backends: backends, task: task, seed: run?.seed ?? 0) else { failed = true; continue }
-            if !names.insert(strategy.spec.name).inserted {
-                reader.error(item, "two strategies are named '\(strategy.spec.name)'.", fix: "give each strategy a unique name")
+            guard let expanded = parseStrategy(item, index: index, backends: backends, task: task, seed: run?.seed ?? 0) else { failed = true; continue }
+            let group = expanded.first?.spec.group
+            for name in [group].compactMap({ $0 }) + expanded.map(\.spec.name) where !names.insert(name).inserted {
+                reader.error(item, "two strategies are named '\(name)'\(group == nil ? "" : " (an entry with variants is named '\(group ?? "")'; its variants '\(group ?? "")/<variant>')").", fix: "give each strategy a unique name")
                 failed = true
             }
-            parsed.append(strategy)
+            parsed += expanded
         }
         if !failed, let seeds = run?.seeds, seeds.count > 1, !parsed.contains(where: \.dependsOnSeed), let node = runSeedsNode {
             reader.warning(node, "'run.seeds' has no effect: no strategy's outcome depends on the seed (fine-tuning does; prompting with fixed demonstrations does not), so each runs once.", fix: "remove run.seeds, or add a strategy that depends on the seed")
@@ -571,7 +581,9 @@ final class RecipeParser {
         }
     }
 
-    func parseStrategy(_ node: Node, index: Int, backends: [ParsedBackend]?, task: TaskNodes?, seed: UInt64) -> ParsedStrategy? {
+    /// One strategy entry, expanded into one parsed strategy per item of its `variants:` (or
+    /// into itself when it has none). Every problem is reported; nil when there was one.
+    func parseStrategy(_ node: Node, index: Int, backends: [ParsedBackend]?, task: TaskNodes?, seed: UInt64) -> [ParsedStrategy]? {
         let path = "strategies[\(index)]"
         guard let map = reader.mapping(node, path, allowed: nil, example: "{name: zero-shot, kind: zero-shot, backend: local}") else { return nil }
         var ok = true
@@ -592,35 +604,17 @@ final class RecipeParser {
 
         // Keys: the common ones, then the kind's own.
         let common = StrategyCatalog.commonKeys
-        var settings: [String: SettingValue] = [:]
-        var written: Set<String> = []
+        var written: [String: SettingValue] = [:]
         if let kind {
-            let keys = kind.keys
-            let allowed = common + keys.map(\.name)
-            for entry in map.entries where !common.contains(entry.key) {
-                guard let key = keys.first(where: { $0.name == entry.key }) else {
-                    let owners = catalog.kinds.filter { $0.keys.contains { $0.name == entry.key } }.map(\.name)
-                    if !owners.isEmpty {
-                        reader.error(entry.keyNode, "'\(entry.key)' does not apply to \(kind.name) (\(label)); it is used by \(owners.joined(separator: ", ")) strategies.", fix: "remove it, or change the kind")
-                    } else {
-                        let near = nearestName(to: entry.key, among: allowed)
-                        reader.error(entry.keyNode, "unknown key '\(entry.key)' in '\(path)' (\(label), kind \(kind.name)).",
-                            fix: (near.map { "did you mean '\($0)'? " } ?? "remove it; ") + "Valid keys: \(allowed.joined(separator: ", ")).")
-                    }
-                    ok = false
-                    continue
-                }
-                if let value = read(entry.value, key: key, path: "\(path).\(entry.key)") {
-                    settings[key.name] = value
-                    written.insert(key.name)
-                } else {
-                    ok = false
-                }
-            }
-            for key in keys where settings[key.name] == nil {
-                if let value = key.defaultValue { settings[key.name] = value }
+            let own = map.entries.filter { !common.contains($0.key) }
+            if let values = readKindKeys(own, kind: kind, path: path, label: label, allowed: common + kind.keys.map(\.name)) {
+                written = values
+            } else {
+                ok = false
             }
         }
+        let variants = parseVariants(map, entry: name, kind: kind, path: path)
+        if variants == nil { ok = false }
 
         // Backend reference.
         var backendName = reader.string(map["backend"], "\(path).backend")
@@ -658,15 +652,121 @@ final class RecipeParser {
             if let list = seedList(node, "\(path).seeds") { seeds = list } else { ok = false }
         }
 
-        guard ok, let kind, let backendName else { return nil }
-        let spec = StrategySpec(
-            name: name, kind: kind.name, backend: backendName, maxTokens: maxTokens,
-            settings: StrategySettings(settings, written: written), seeds: seeds, location: reader.location(node))
-        if let seeds, seeds.count > 1, !kind.dependsOnSeed(spec), let node = map["seeds"] {
+        guard ok, let kind, let backendName, let variants else { return nil }
+        let entryNodes = Dictionary(map.entries.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        /// The entry's values with `overrides` on top, then the kind's defaults.
+        func settings(_ overrides: [String: SettingValue]) -> StrategySettings {
+            let values = written.merging(overrides) { _, new in new }
+            var all = values
+            for key in kind.keys where all[key.name] == nil {
+                if let value = key.defaultValue { all[key.name] = value }
+            }
+            return StrategySettings(all, written: Set(values.keys))
+        }
+        let parsed: [ParsedStrategy]
+        if variants.isEmpty {
+            let spec = StrategySpec(
+                name: name, kind: kind.name, backend: backendName, maxTokens: maxTokens,
+                settings: settings([:]), seeds: seeds, location: reader.location(node))
+            parsed = [ParsedStrategy(spec: spec, kind: kind, node: node, valueNodes: entryNodes)]
+        } else {
+            parsed = variants.map { variant in
+                let spec = StrategySpec(
+                    name: StrategySpec.variantName(entry: name, variant: variant.name), kind: kind.name, backend: backendName, maxTokens: maxTokens,
+                    settings: settings(variant.values), seeds: seeds, location: reader.location(variant.node), group: name, variant: variant.name)
+                return ParsedStrategy(spec: spec, kind: kind, node: variant.node, valueNodes: entryNodes.merging(variant.nodes) { _, new in new })
+            }
+        }
+        if let seeds, seeds.count > 1, !parsed.contains(where: \.dependsOnSeed), let node = map["seeds"] {
             reader.warning(node, "\(label) does not depend on the seed (its \(kind.name) outcome is the same for every seed: greedy decoding, no seeded choice in its settings), so 'seeds' has no effect: it runs once.", fix: "remove seeds, or change a setting that makes it seeded (e.g. selection: random for demonstrations)")
         }
-        let valueNodes = Dictionary(map.entries.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
-        return ParsedStrategy(spec: spec, kind: kind, node: node, valueNodes: valueNodes)
+        return parsed
+    }
+
+    /// One item of an entry's `variants:`: its name, the kind keys it sets and their nodes.
+    struct ParsedVariant {
+        let name: String
+        let node: Node
+        let values: [String: SettingValue]
+        let nodes: [String: Node]
+    }
+
+    /// An entry's `variants:` list: empty when the entry has none; nil (reported) when an item
+    /// is malformed. Each item is `{name: …, <kind keys>}`; names are unique within the entry.
+    func parseVariants(_ map: YAMLReader.Mapping, entry: String, kind: (any StrategyKind)?, path: String) -> [ParsedVariant]? {
+        guard let node = map["variants"] else { return [] }
+        let example = "[{name: short, instruction: \"…\"}, {name: long, instruction: \"…\"}]"
+        guard case .sequence(let sequence) = node else {
+            reader.error(node, "'\(path).variants' must be a list of variants, not \(reader.describe(node)).", fix: "write variants: \(example)")
+            return nil
+        }
+        if sequence.count == 0 {
+            reader.error(node, "'\(path).variants' is empty.", fix: "list at least one variant, e.g. variants: \(example), or remove the key")
+            return nil
+        }
+        var variants: [ParsedVariant] = []
+        var ok = true
+        for (index, item) in sequence.enumerated() {
+            let itemPath = "\(path).variants[\(index)]"
+            guard let itemMap = reader.mapping(item, itemPath, allowed: nil, example: "{name: short, instruction: \"…\"}") else { ok = false; continue }
+            let name = reader.requiredString(itemMap, "name", example: "short")
+            if let name, let nameNode = itemMap["name"] {
+                if name.contains("/") {
+                    reader.error(nameNode, "variant name '\(name)' in '\(itemPath)' contains '/', which separates the entry's name from the variant's ('\(StrategySpec.variantName(entry: entry, variant: "…"))').", fix: "use a name without '/'")
+                    ok = false
+                } else if variants.contains(where: { $0.name == name }) {
+                    reader.error(nameNode, "two variants of strategy '\(entry)' are named '\(name)'.", fix: "give each variant a unique name")
+                    ok = false
+                }
+            } else {
+                ok = false
+            }
+            let label = "strategy '\(StrategySpec.variantName(entry: entry, variant: name ?? String(index)))'"
+            var keys = itemMap.entries.filter { $0.key != "name" }
+            for entryKey in keys where StrategyCatalog.commonKeys.contains(entryKey.key) {
+                reader.error(entryKey.keyNode, "'\(entryKey.key)' cannot be set in a variant (\(label)); variants share the entry's \(StrategyCatalog.commonKeys.filter { $0 != "name" && $0 != "variants" }.joined(separator: ", ")) and differ only in the kind's own keys.", fix: "move it to the entry, or write a separate strategy")
+                ok = false
+            }
+            keys.removeAll { StrategyCatalog.commonKeys.contains($0.key) }
+            guard let kind else { continue }
+            guard let values = readKindKeys(keys, kind: kind, path: itemPath, label: label, allowed: ["name"] + kind.keys.map(\.name)) else { ok = false; continue }
+            if keys.isEmpty {
+                reader.warning(item, "\(label) sets no key of its own, so it is the entry itself.", fix: "override at least one of the \(kind.name) keys (\(kind.keys.map(\.name).joined(separator: ", "))), or remove the variant")
+            }
+            if let name {
+                variants.append(ParsedVariant(name: name, node: item, values: values, nodes: Dictionary(keys.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })))
+            }
+        }
+        return ok ? variants : nil
+    }
+
+    /// The kind's own keys among `entries`, each checked against its declaration; keys the
+    /// kind does not declare are reported (naming the kinds that use them, or the nearest of
+    /// `allowed`). Nil when any was wrong.
+    func readKindKeys(_ entries: [YAMLReader.Entry], kind: any StrategyKind, path: String, label: String, allowed: [String]) -> [String: SettingValue]? {
+        let keys = kind.keys
+        var values: [String: SettingValue] = [:]
+        var ok = true
+        for entry in entries {
+            guard let key = keys.first(where: { $0.name == entry.key }) else {
+                let owners = catalog.kinds.filter { $0.keys.contains { $0.name == entry.key } }.map(\.name)
+                if !owners.isEmpty {
+                    reader.error(entry.keyNode, "'\(entry.key)' does not apply to \(kind.name) (\(label)); it is used by \(owners.joined(separator: ", ")) strategies.", fix: "remove it, or change the kind")
+                } else {
+                    let near = nearestName(to: entry.key, among: allowed)
+                    reader.error(entry.keyNode, "unknown key '\(entry.key)' in '\(path)' (\(label), kind \(kind.name)).",
+                        fix: (near.map { "did you mean '\($0)'? " } ?? "remove it; ") + "Valid keys: \(allowed.joined(separator: ", ")).")
+                }
+                ok = false
+                continue
+            }
+            if let value = read(entry.value, key: key, path: "\(path).\(entry.key)") {
+                values[key.name] = value
+            } else {
+                ok = false
+            }
+        }
+        return ok ? values : nil
     }
 
     /// A strategy key's value, checked against its declared type and range.

@@ -8,8 +8,10 @@ import Yams
 /// - KEY is a dotted path. Mapping keys are named (`run.max_examples`,
 ///   `costs.requests_per_month`, `backends.local.threads`); entries of a list
 ///   (`strategies`, `probes`) are chosen by their `name` (or, without one, their `kind`) or
-///   by 0-based position: `strategies.lora-r8.max_steps`, `probes.0.max_tokens`. A key that
-///   is not in the file is added; the usual checks then reject keys that do not exist.
+///   by 0-based position: `strategies.lora-r8.max_steps`, `probes.0.max_tokens`. A variant
+///   of an entry with `variants:` is named as in reports, `strategies.wording/short.input`
+///   (the same as `strategies.wording.variants.short.input`). A key that is not in the file
+///   is added; the usual checks then reject keys that do not exist.
 /// - VALUE is YAML: `6`, `cosine`, `"a: b"`, `[q_proj, v_proj]`, `{input_per_mtok: 0.1}`.
 ///   An empty VALUE removes the key (`--set data.validation=`).
 ///
@@ -108,6 +110,15 @@ enum RecipeOverrides {
             } else {
                 index = nil
             }
+            // `entry/variant` names an item of that entry's `variants:` list.
+            if index == nil, let slash = head.firstIndex(of: "/"), let entry = names.firstIndex(where: { $0 == String(head[..<slash]) }), hasVariants(items[entry]) {
+                let variantPath = ["variants", String(head[head.index(after: slash)...])] + rest
+                switch assign(value, at: variantPath[...], in: items[entry], walked: walked + [String(head[..<slash])], mark: mark) {
+                case .success(let child): items[entry] = child
+                case .failure(let problem): return .failure(problem)
+                }
+                return .success(.sequence(Node.Sequence(items, sequence.tag, sequence.style, sequence.mark)))
+            }
             guard let index else {
                 let known = names.compactMap { $0 }
                 let near = nearestName(to: head, among: known)
@@ -127,6 +138,13 @@ enum RecipeOverrides {
         case .alias:
             return .failure(Problem(message: "\(here) is a YAML alias.", fix: "set the key where the anchor is defined"))
         }
+    }
+
+    /// Whether a list entry has a `variants:` list.
+    static func hasVariants(_ node: Node) -> Bool {
+        guard case .mapping(let mapping) = node, let variants = mapping.first(where: { $0.key.scalar?.string == "variants" })?.value,
+              case .sequence = variants else { return false }
+        return true
     }
 
     /// The name a list entry is chosen by: its `name`, else its `kind`.

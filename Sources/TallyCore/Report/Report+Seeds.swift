@@ -118,7 +118,8 @@ extension Report {
         return StrategyReport(
             name: first.name, kind: first.kind, backend: first.backend, model: first.model, adaptsWeights: first.adaptsWeights,
             dataLeavesMachine: first.dataLeavesMachine, accuracy: accuracy, cost: cost, latencyMs: latency,
-            forgetting: forgetting, forgettingNote: note, training: first.training, seeds: seeds)
+            forgetting: forgetting, forgettingNote: note, training: first.training, seeds: seeds,
+            group: first.group, variant: first.variant, selfConsistency: SelfConsistencyReport.summarize(all))
     }
 
     /// One probe's forgetting across seeds: base mean minus the mean of the seeds' adapted

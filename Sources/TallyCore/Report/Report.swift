@@ -23,6 +23,9 @@ public struct Report: Codable, Sendable {
     public let strategies: [StrategyReport]
     /// Paired test between the two most accurate strategies.
     public let pairedTest: PairedComparison?
+    /// The variants of each strategy entry with `variants:`, compared (best, runner-up and
+    /// their paired test); nil when the recipe has no variants.
+    public let variantGroups: [VariantGroupReport]?
     public let decision: Decision
     /// Caveats worth reading next to the numbers.
     public let notes: [String]
@@ -38,6 +41,7 @@ public struct Report: Codable, Sendable {
         case finishedAt = "finished_at"
         case bootstrapSamples = "bootstrap_samples"
         case pairedTest = "paired_test"
+        case variantGroups = "variant_groups"
     }
 
     /// The strategy named `name`.
@@ -68,9 +72,16 @@ public struct StrategyReport: Codable, Sendable {
     /// covering seed and test-sample variation, `accuracy.n` and `unparsed` count every
     /// seed's answers, and costs are per seed (their mean). Absent for strategies run once.
     public let seeds: SeedSummary?
+    /// For a variant (`variants:` in the recipe): its entry's name, and its own name.
+    public let group: String?
+    public let variant: String?
+    /// For a strategy that samples several answers per question and keeps the majority:
+    /// samples per question and how often they agreed with the majority. Nil otherwise.
+    public let selfConsistency: SelfConsistencyReport?
 
     enum CodingKeys: String, CodingKey {
-        case name, kind, backend, model, accuracy, cost, forgetting, training, seeds
+        case name, kind, backend, model, accuracy, cost, forgetting, training, seeds, group, variant
+        case selfConsistency = "self_consistency"
         case adaptsWeights = "adapts_weights"
         case dataLeavesMachine = "data_leaves_machine"
         case latencyMs = "latency_ms"
@@ -206,11 +217,14 @@ extension Report {
                 cost: $0.cost, maxForgetting: $0.maxForgetting, latencyP95Ms: $0.latencyMs.p95, evaluated: $0.accuracy.n, seeds: $0.seeds?.runs.count ?? 1)
         }
         let decision = DecisionMaker.decide(candidates: candidates, costs: m.costs, constraints: m.constraints, compare: compare)
+        let variantGroups = VariantGroupReport.groups(rows, compare: compare)
+        notes += rows.compactMap { row in row.selfConsistency.map { $0.note(strategy: row.name) } }
         return Report(
             schemaVersion: currentSchemaVersion, runID: m.runID, recipe: m.recipeName, recipePath: m.recipePath,
             startedAt: m.startedAt, finishedAt: m.finishedAt, complete: m.finishedAt != nil, metric: m.metric,
             seed: m.seed, bootstrapSamples: m.bootstrapSamples, costs: m.costs, constraints: m.constraints,
-            strategies: rows, pairedTest: paired, decision: decision, notes: notes, examples: examples(m))
+            strategies: rows, pairedTest: paired, variantGroups: variantGroups.isEmpty ? nil : variantGroups,
+            decision: decision, notes: notes, examples: examples(m))
     }
 
     /// Below this base refusal rate a refusal probe cannot show much forgetting.
@@ -254,7 +268,8 @@ extension Report {
         return StrategyReport(
             name: s.name, kind: s.kind, backend: s.backend, model: s.model, adaptsWeights: s.adaptsWeights,
             dataLeavesMachine: s.dataLeavesMachine, accuracy: accuracy, cost: cost, latencyMs: latency,
-            forgetting: forgetting, forgettingNote: note, training: s.training, seeds: nil)
+            forgetting: forgetting, forgettingNote: note, training: s.training, seeds: nil,
+            group: s.group, variant: s.variant, selfConsistency: SelfConsistencyReport.summarize(s.predictions))
     }
 
     static func forgettingReport(base: ProbeMeasurement?, adapted: ProbeMeasurement, samples: Int, seed: UInt64) -> ForgettingReport {

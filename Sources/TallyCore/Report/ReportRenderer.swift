@@ -113,6 +113,7 @@ public struct TerminalRenderer: ReportRenderer {
             for line in seedLines { out += wrap("- " + line, indent: "  ", hanging: "    ") + "\n" }
             out += "\n"
         }
+        out += variantsSection(report)
         if let recommended = report.decision.recommended {
             out += "Recommended: \(recommended)\n"
         } else {
@@ -205,6 +206,7 @@ public struct MarkdownRenderer: ReportRenderer {
         }
 
         out += seedsSection(report)
+        out += variantsSection(report)
 
         if let test = report.pairedTest {
             out += "\n## Paired test\n\n"

@@ -272,7 +272,7 @@ final class Execution: Sendable {
         return StrategyMeasurement(
             name: spec.name, kind: spec.kind, backend: spec.backend, model: identity,
             dataLeavesMachine: backend.dataLeavesMachine, adaptsWeights: kind.adaptsWeights, trainingMethod: kind.trainingMethod, pricing: config.price,
-            predictions: predictions, training: outcome, probes: probes, seed: repetition)
+            predictions: predictions, training: outcome, probes: probes, seed: repetition, group: spec.group, variant: spec.variant)
     }
 
     /// The error a failed step stops the run with: one line naming what failed, the cause
@@ -508,23 +508,59 @@ final class Execution: Sendable {
 
     // MARK: evaluation
 
-    /// Answers and scores the test examples; predictions are stored under `runName`.
+    /// Answers and scores the test examples; predictions are stored under `runName`. A
+    /// strategy with `samples` > 1 makes that many calls per example (`request(for:sample:)`),
+    /// and its prediction is the sample `choose(among:)` picks, with every call's usage and
+    /// latency added up.
     /// - Parameter identity: the model identity the cache keys are made from.
     func evaluate(_ strategy: any Strategy, runName name: String, examples: [Example], scorer: AnswerScorer, identity: String, handle: GeneratorHandle, backend: Backend, price: Pricing, fineTuned: Bool) async throws -> [Prediction] {
-        let requests = examples.map { strategy.request(for: $0) }
+        let samples = max(1, strategy.samples)
+        let requests = examples.flatMap { example in (0..<samples).map { strategy.request(for: example, sample: $0) } }
+        let replies = Mutex<[[Int: Reply]]>(Array(repeating: [:], count: examples.count))
         let results = Mutex<[Prediction?]>(Array(repeating: nil, count: examples.count))
-        try await runCalls(requests, phase: "evaluate \(name)", identity: identity, handle: handle, backend: backend, price: price, fineTuned: fineTuned, what: "strategy '\(name)'", doing: "answering the test examples") { index, key, result, cached in
-            let example = examples[index]
-            let expected = strategy.expected(for: example)
-            let (answer, score) = scorer.evaluate(output: result.text, expected: [expected], reasoning: strategy.reasoning)
-            let prediction = Prediction(
-                exampleID: example.id, input: PromptBuilder.inputText(task: strategy.task, example: example), expected: expected,
-                output: result.text, answer: answer, score: score, usage: result.usage, latencySeconds: result.latencySeconds,
-                computeSeconds: result.computeSeconds, cached: cached)
+        try await runCalls(requests, phase: "evaluate \(name)", identity: identity, handle: handle, backend: backend, price: price, fineTuned: fineTuned, what: "strategy '\(name)'", doing: "answering the test examples") { call, key, result, cached in
+            let index = call / samples
+            // An example is scored once all of its samples are in.
+            let complete = replies.withLock { table -> [Reply]? in
+                table[index][call % samples] = Reply(key: key, result: result, cached: cached)
+                return table[index].count == samples ? (0..<samples).compactMap { table[index][$0] } : nil
+            }
+            guard let complete else { return }
+            let (prediction, key) = Self.prediction(strategy, example: examples[index], replies: complete, scorer: scorer)
             try ledger.recordPrediction(runID: runID, strategy: name, index: index, callKey: key, prediction: prediction)
             results.withLock { $0[index] = prediction }
         }
         return results.withLock { $0.compactMap { $0 } }
+    }
+
+    /// One call's outcome for an example.
+    struct Reply: Sendable {
+        let key: String
+        let result: GenerationResult
+        let cached: Bool
+    }
+
+    /// The prediction for an example from its replies (one per sample, in sample order), and
+    /// the cache key of the reply it keeps.
+    static func prediction(_ strategy: any Strategy, example: Example, replies: [Reply], scorer: AnswerScorer) -> (Prediction, key: String) {
+        let expected = strategy.expected(for: example)
+        let scored = replies.map { scorer.evaluate(output: $0.result.text, expected: [expected], reasoning: strategy.reasoning) }
+        let answers = zip(replies, scored).map { SampledAnswer(output: $0.result.text, answer: $1.answer) }
+        let chosen = replies.count > 1 ? min(max(0, strategy.choose(among: answers)), replies.count - 1) : 0
+        var usage = TokenUsage()
+        for reply in replies {
+            usage.promptTokens += reply.result.usage.promptTokens
+            usage.completionTokens += reply.result.usage.completionTokens
+            usage.cachedPromptTokens += reply.result.usage.cachedPromptTokens
+        }
+        let computed = replies.compactMap(\.result.computeSeconds)
+        let prediction = Prediction(
+            exampleID: example.id, input: PromptBuilder.inputText(task: strategy.task, example: example), expected: expected,
+            output: replies[chosen].result.text, answer: scored[chosen].answer, score: scored[chosen].score, usage: usage,
+            latencySeconds: replies.reduce(0) { $0 + $1.result.latencySeconds }, computeSeconds: computed.isEmpty ? nil : computed.reduce(0, +),
+            cached: replies.allSatisfy(\.cached),
+            samples: replies.count > 1 ? replies.count : nil, agreement: replies.count > 1 ? SelfConsistency.agreement(answers, chosen: chosen) : nil)
+        return (prediction, replies[chosen].key)
     }
 
     func evaluateProbe(_ probe: ProbeSpec, items: [ProbeItem], subject: String, identity: String, handle: GeneratorHandle, backend: Backend, price: Pricing, fineTuned: Bool) async throws -> ProbeMeasurement? {

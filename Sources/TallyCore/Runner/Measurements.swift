@@ -60,8 +60,12 @@ public struct StrategyMeasurement: Codable, Sendable {
     /// The seed of this repetition, for a strategy run once per seed (`run.seeds` or its
     /// own `seeds`); nil for a strategy run once. Repetitions share `name`.
     public let seed: UInt64?
+    /// For a variant of an entry with `variants:`: the entry's name (`StrategySpec.group`).
+    public let group: String?
+    /// For a variant: its own name (`StrategySpec.variant`).
+    public let variant: String?
 
-    public init(name: String, kind: String, backend: String, model: String, dataLeavesMachine: Bool, adaptsWeights: Bool, trainingMethod: String? = nil, pricing: Pricing, predictions: [Prediction], training: FineTuneOutcome?, probes: [ProbeMeasurement], seed: UInt64? = nil) {
+    public init(name: String, kind: String, backend: String, model: String, dataLeavesMachine: Bool, adaptsWeights: Bool, trainingMethod: String? = nil, pricing: Pricing, predictions: [Prediction], training: FineTuneOutcome?, probes: [ProbeMeasurement], seed: UInt64? = nil, group: String? = nil, variant: String? = nil) {
         self.name = name
         self.kind = kind
         self.backend = backend
@@ -74,6 +78,8 @@ public struct StrategyMeasurement: Codable, Sendable {
         self.training = training
         self.probes = probes
         self.seed = seed
+        self.group = group
+        self.variant = variant
     }
 
     /// The name of this repetition: `name`, or `name (seed N)` for one seed of a repeated
@@ -103,8 +109,15 @@ public struct Prediction: Codable, Sendable, Hashable {
     public let computeSeconds: Double?
     /// True when this prediction came from the ledger rather than a backend call.
     public let cached: Bool
+    /// For a strategy that samples several answers per question (`Strategy.samples` > 1):
+    /// how many. Then `output` is the chosen sample's reply, `answer` the majority answer,
+    /// and `usage`, `latencySeconds` and `computeSeconds` add up every sample's call. Nil
+    /// for one answer per question.
+    public let samples: Int?
+    /// With `samples`: the fraction of samples whose answer is the chosen one.
+    public let agreement: Double?
 
-    public init(exampleID: String, input: String, expected: String, output: String, answer: String?, score: Double, usage: TokenUsage, latencySeconds: Double, computeSeconds: Double?, cached: Bool) {
+    public init(exampleID: String, input: String, expected: String, output: String, answer: String?, score: Double, usage: TokenUsage, latencySeconds: Double, computeSeconds: Double?, cached: Bool, samples: Int? = nil, agreement: Double? = nil) {
         self.exampleID = exampleID
         self.input = input
         self.expected = expected
@@ -115,6 +128,8 @@ public struct Prediction: Codable, Sendable, Hashable {
         self.latencySeconds = latencySeconds
         self.computeSeconds = computeSeconds
         self.cached = cached
+        self.samples = samples
+        self.agreement = agreement
     }
 
     public var parsed: Bool { answer != nil }

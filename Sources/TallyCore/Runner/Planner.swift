@@ -144,6 +144,7 @@ public enum Planner {
         }
 
         var items: [PlanEstimate.Item] = []
+        var sampled: [String] = []
         var probedBackends = Set<String>()
         for spec in recipe.strategies {
             guard let config = recipe.backend(named: spec.backend) else { continue }
@@ -161,18 +162,23 @@ public enum Planner {
             for seed in seeds {
                 let strategy = try kind.makeStrategy(spec, context: StrategyContext(task: task, train: train.examples, validation: validation, seed: seed))
                 var runSeconds = 0.0
+                // A strategy that samples several answers per example pays for each.
+                let samples = max(1, strategy.samples)
+                if samples > 1, seed == seeds.first { sampled.append("\(spec.name) x\(samples)") }
                 for example in test.examples {
-                    let request = strategy.request(for: example)
-                    let p = promptTokens(request.messages)
-                    let c = strategy.reasoning ? request.maxTokens : min(request.maxTokens, tokens(strategy.expected(for: example)) + 1)
-                    let cost = call(prompt: p, completion: c, config: config, fineTuned: kind.adaptsWeights)
-                    prompt += p
-                    completion += c
-                    runSeconds += cost.seconds
-                    usd += cost.usd
+                    for sample in 0..<samples {
+                        let request = strategy.request(for: example, sample: sample)
+                        let p = promptTokens(request.messages)
+                        let c = strategy.reasoning ? request.maxTokens : min(request.maxTokens, tokens(strategy.expected(for: example)) + 1)
+                        let cost = call(prompt: p, completion: c, config: config, fineTuned: kind.adaptsWeights)
+                        prompt += p
+                        completion += c
+                        runSeconds += cost.seconds
+                        usd += cost.usd
+                    }
                 }
                 seconds += runSeconds / concurrency(config)
-                requests += test.examples.count
+                requests += test.examples.count * samples
                 if kind.adaptsWeights, let job = try strategy.fineTuneRequest(baseIdentity: config.model, workRoot: URL(fileURLWithPath: "/")) {
                     let perEpoch = job.train.reduce(0) { $0 + promptTokens($1.messages) + tokens($1.completion) }
                     var epochs = job.options.epochs
@@ -208,6 +214,9 @@ public enum Planner {
             "hosted calls: \(hostedSecondsPerRequest) s + \(Int(hostedCompletionTokensPerSecond)) generated tokens/s, with run.concurrency calls in flight",
             "calls already in the ledger are not subtracted: a rerun costs less",
         ]
+        if !sampled.isEmpty {
+            assumptions.append("strategies that sample several answers per question (self-consistency) count every sample's call: \(sampled.joined(separator: ", "))")
+        }
         let repeated = items.filter { $0.repetitions != nil }
         if !repeated.isEmpty {
             assumptions.append("strategies run once per seed count every run (training, test answers and probes): \(repeated.map { "\($0.name) x\($0.repetitions ?? 1)" }.joined(separator: ", "))")

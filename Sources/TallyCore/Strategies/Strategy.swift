@@ -37,6 +37,16 @@ public protocol Strategy: Sendable {
     /// The generation request for one test example (default: `messages(for:)` with
     /// `maxTokens`, greedy decoding).
     func request(for example: Example) -> GenerationRequest
+    /// Answers sampled per test example (self-consistency); the runner sends
+    /// `request(for:sample:)` for each, counts every call's cost and latency, and keeps the
+    /// sample `choose(among:)` picks. Default: 1.
+    var samples: Int { get }
+    /// The request for sample `sample` (0-based, below `samples`) of a test example; give
+    /// each sample its own seed so each is its own call. Default: `request(for:)`.
+    func request(for example: Example, sample: Int) -> GenerationRequest
+    /// Which of an example's sampled answers (in sample order) stands for it. Default: the
+    /// majority answer (`SelfConsistency.majority`).
+    func choose(among answers: [SampledAnswer]) -> Int
     /// The fine-tuning job this strategy needs on the model `baseIdentity`, or nil for
     /// prompting strategies.
     /// - Parameter workRoot: the directory under which job work directories live.
@@ -45,6 +55,9 @@ public protocol Strategy: Sendable {
 
 extension Strategy {
     public var reasoning: Bool { false }
+    public var samples: Int { 1 }
+    public func request(for example: Example, sample: Int) -> GenerationRequest { request(for: example) }
+    public func choose(among answers: [SampledAnswer]) -> Int { SelfConsistency.majority(answers) }
     public func fineTuneRequest(baseIdentity: String, workRoot: URL) throws -> FineTuneRequest? { nil }
 
     /// The generation request for one test example (greedy decoding).

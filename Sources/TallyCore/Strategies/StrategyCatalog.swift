@@ -25,7 +25,8 @@ public protocol StrategyKind: Sendable {
     /// One line for `tally plugins`.
     var summary: String { get }
     /// The recipe keys this kind reads, besides the keys every strategy has (`name`, `kind`,
-    /// `backend`, `max_tokens`, `seeds`). Default: none.
+    /// `backend`, `max_tokens`, `seeds`, `variants`). Default: none. Items of `variants:` may
+    /// override any of them.
     var keys: [StrategyKey] { get }
     /// The fine-tuning method (an open identifier such as `lora`) this kind asks its
     /// backend for, or nil when it leaves weights untouched (prompting). A backend must list
@@ -58,8 +59,9 @@ extension StrategyKind {
 /// let strategy = try StrategyCatalog.builtIn.make(spec, context: context)
 /// ```
 public struct StrategyCatalog: Sendable {
-    /// Keys every strategy entry has, whatever its kind.
-    public static let commonKeys = ["name", "kind", "backend", "max_tokens", "seeds"]
+    /// Keys every strategy entry has, whatever its kind. `variants` expands one entry into
+    /// several (each item overrides some of the kind's keys; see docs/recipe-format.md).
+    public static let commonKeys = ["name", "kind", "backend", "max_tokens", "seeds", "variants"]
 
     /// Kinds in registration order.
     public private(set) var kinds: [any StrategyKind] = []

@@ -129,17 +129,21 @@ public struct StrategySettings: Sendable, Hashable, Codable {
 }
 
 /// What a strategy kind can look at when it checks an entry: the task and, when the recipe's
-/// training file could be read, its fields and usable row count.
+/// data files could be read, their fields and the usable training row count.
 public struct StrategyCheckContext: Sendable {
     public let task: TaskSpec
     /// Fields of the training rows; nil when the training file could not be read.
     public let trainFields: [String]?
     /// Usable training rows; nil when the training file could not be read.
     public let trainCount: Int?
+    /// Fields of the test rows (the questions a strategy answers); nil when the test file
+    /// could not be read.
+    public let testFields: [String]?
 
-    public init(task: TaskSpec, trainFields: [String]? = nil, trainCount: Int? = nil) {
+    public init(task: TaskSpec, trainFields: [String]? = nil, trainCount: Int? = nil, testFields: [String]? = nil) {
         self.task = task
         self.trainFields = trainFields
         self.trainCount = trainCount
+        self.testFields = testFields
     }
 }

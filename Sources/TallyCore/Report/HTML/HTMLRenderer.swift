@@ -37,6 +37,7 @@ public struct HTMLRenderer: ReportRenderer {
         page.raw("<main>\n")
         summary(&page, report, sensitivity: sensitivity, tornado: charts.contains { $0.id == "tornado" } ? tornado : nil)
         tally(&page, report)
+        variantsSection(&page, report)
         chartSections(&page, report, charts: charts)
         examples(&page, report)
         notes(&page, report)
@@ -65,6 +66,7 @@ public struct HTMLRenderer: ReportRenderer {
 
     func navigation(_ page: inout HTMLPage, charts: [Chart], report: Report) {
         var links = [("summary", "Recommendation"), ("tally", "Tally table")]
+        if !(report.variantGroups ?? []).isEmpty { links.append(("variants", "Prompt variants")) }
         links += charts.map { ($0.id, $0.title) }
         if !report.examples.isEmpty { links.append(("examples", "Examples")) }
         if !report.notes.isEmpty { links.append(("notes", "Notes")) }
@@ -153,7 +155,7 @@ public struct HTMLRenderer: ReportRenderer {
             if let ruledOut { nameCell += "<div class=\"why\">ruled out: \(esc(ruledOut.reasons.joined(separator: "; ")))</div>" }
             page.raw("<th scope=\"row\">\(nameCell)</th>")
             page.raw("<td>\(esc(s.kind))</td><td>\(esc(s.backend))</td>")
-            page.raw("<td class=\"num\">\(accuracyCell(s.accuracy))\(seedsCell(s.seeds))</td>")
+            page.raw("<td class=\"num\">\(accuracyCell(s.accuracy))\(seedsCell(s.seeds))\(selfConsistencyCell(s.selfConsistency))</td>")
             page.raw("<td class=\"num\">\(s.accuracy.unparsed) / \(s.accuracy.n)</td>")
             page.raw("<td class=\"num\" title=\"\(esc(s.cost.oneOffBasis))\">\(esc(Cells.oneOff(s.cost)))</td>")
             page.raw("<td class=\"num\">\(esc(Cells.usd(s.cost.per1kRequestsUSD)))</td>")
@@ -188,6 +190,13 @@ public struct HTMLRenderer: ReportRenderer {
 
     /// For a strategy run once per seed: the spread and each seed's accuracy, under its
     /// accuracy (whose interval then covers seeds and test examples).
+    /// For a strategy that keeps the majority of several samples: how many, and how often
+    /// they agreed.
+    func selfConsistencyCell(_ report: SelfConsistencyReport?) -> String {
+        guard let report else { return "" }
+        return "<br><span class=\"ci\" title=\"Self-consistency: majority of \(report.samples) sampled answers per question\">\(report.samples) samples; agreement \(esc(Cells.percent(report.agreement)))</span>"
+    }
+
     func seedsCell(_ seeds: SeedSummary?) -> String {
         guard let seeds else { return "" }
         let range = "\(Cells.percent(seeds.min))-\(Cells.percent(seeds.max))"
