@@ -140,7 +140,7 @@ final class RecipeParser {
         let run = parseRun(top)
         let costs = parseCosts(top)
         let constraints = parseConstraints(top)
-        let backends = parseBackends(top)
+        let backends = parseBackends(top, required: needsBackends(top))
         let strategies = parseStrategies(top, backends: backends, task: task, run: run)
         let probes = parseProbes(top)
         if let task = task?.spec, let data {
@@ -426,8 +426,21 @@ final class RecipeParser {
         var priceNode: Node? = nil
     }
 
-    func parseBackends(_ top: YAMLReader.Mapping) -> [ParsedBackend]? {
+    /// Whether the recipe needs a `backends` section: unless every strategy names a known
+    /// kind that uses no language model (such strategies answer with a model of their own).
+    func needsBackends(_ top: YAMLReader.Mapping) -> Bool {
+        guard let node = top["strategies"], case .sequence(let sequence) = node, sequence.count > 0 else { return true }
+        return sequence.contains { item in
+            guard case .mapping(let map) = item, let kindNode = map["kind"], case .scalar(let scalar) = kindNode,
+                  let kind = try? catalog.kind(named: scalar.string) else { return true }
+            return kind.usesLanguageModel
+        }
+    }
+
+    /// - Parameter required: whether a missing section is an error; otherwise it means none.
+    func parseBackends(_ top: YAMLReader.Mapping, required: Bool = true) -> [ParsedBackend]? {
         guard let node = top["backends"] else {
+            guard required else { return [] }
             reader.error(top.node, "the recipe has no 'backends' section.", fix: "add backends: {local: {plugin: swift-trainer, model: smollm2-135m-instruct}}")
             return nil
         }
@@ -619,16 +632,19 @@ final class RecipeParser {
             }
         }
 
-        // Backend reference.
+        // Backend reference; a kind that uses no language model needs none.
+        let usesModel = kind?.usesLanguageModel ?? true
         var backendName = reader.string(map["backend"], "\(path).backend")
-        if backendName == nil, let backends, backends.count == 1 { backendName = backends[0].config.name }
-        if backendName == nil, map["backend"] == nil {
+        if usesModel, backendName == nil, let backends, backends.count == 1 { backendName = backends[0].config.name }
+        if usesModel, backendName == nil, map["backend"] == nil {
             reader.error(map.node, "\(label) names no backend.", fix: "add backend: <one of \(backends?.map(\.config.name).joined(separator: ", ") ?? "the backends")>")
             ok = false
         }
         if let backendName, let backends {
             if let backend = backends.first(where: { $0.config.name == backendName }) {
-                if let kind, let method = kind.trainingMethod, let plugin = backend.plugin, !plugin.fineTuningMethods(for: backend.config).contains(method) {
+                if let kind, !kind.usesLanguageModel {
+                    reader.warning(map["backend"] ?? map.node, "\(label) is a \(kind.name) strategy, which answers without a language model; backend '\(backendName)' is not used.", fix: "remove backend from this strategy")
+                } else if let kind, let method = kind.trainingMethod, let plugin = backend.plugin, !plugin.fineTuningMethods(for: backend.config).contains(method) {
                     let methods = plugin.fineTuningMethods(for: backend.config).sorted()
                     let fineTunable = backends.filter { $0.plugin?.fineTuningMethods(for: $0.config).contains(method) ?? false }.map(\.config.name)
                     reader.error(map["backend"] ?? map.node, "\(label) is a \(kind.name) strategy, but backend '\(backendName)' (plugin \(plugin.name)) cannot run \(method) fine-tuning\(methods.isEmpty ? "; it cannot fine-tune at all" : "; it supports \(methods.joined(separator: ", "))").",
@@ -655,9 +671,9 @@ final class RecipeParser {
             if let list = seedList(node, "\(path).seeds") { seeds = list } else { ok = false }
         }
 
-        guard ok, let kind, let backendName else { return nil }
+        guard ok, let kind, backendName != nil || !kind.usesLanguageModel else { return nil }
         let spec = StrategySpec(
-            name: name, kind: kind.name, backend: backendName, maxTokens: maxTokens,
+            name: name, kind: kind.name, backend: kind.usesLanguageModel ? backendName : nil, maxTokens: maxTokens,
             settings: StrategySettings(settings, written: written), seeds: seeds, location: reader.location(node))
         if let seeds, seeds.count > 1, !kind.dependsOnSeed(spec), let node = map["seeds"] {
             reader.warning(node, "\(label) does not depend on the seed (its \(kind.name) outcome is the same for every seed: greedy decoding, no seeded choice in its settings), so 'seeds' has no effect: it runs once.", fix: "remove seeds, or change a setting that makes it seeded (e.g. selection: random for demonstrations)")
