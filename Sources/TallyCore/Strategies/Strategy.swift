@@ -23,7 +23,7 @@ public struct StrategyContext: Sendable {
 /// language model trains the model it answers with (`trainAnswerer(progress:)`).
 ///
 /// Register new kinds in a `StrategyCatalog`. Built-ins: `zero-shot`, `few-shot`,
-/// `chain-of-thought`, `lora`, `full-finetune`.
+/// `chain-of-thought`, `lora`, `full-finetune`, `baseline`.
 public protocol Strategy: Sendable {
     /// The recipe entry this strategy was built from.
     var spec: StrategySpec { get }

@@ -4,7 +4,7 @@ import Foundation
 /// weights (and with which training method), and how to build a strategy from an entry.
 ///
 /// The built-in kinds (`zero-shot`, `few-shot`, `chain-of-thought`, `lora`,
-/// `full-finetune`) are written against this protocol and nothing else; a package that
+/// `full-finetune`, `baseline`) are written against this protocol and nothing else; a package that
 /// depends on Tally registers its own kinds the same way:
 ///
 /// ```swift
@@ -104,8 +104,9 @@ public struct StrategyCatalog: Sendable {
         try kind(named: spec.kind).makeStrategy(spec, context: context)
     }
 
-    /// The kinds Tally ships: zero-shot, few-shot, chain-of-thought, lora, full-finetune.
+    /// The kinds Tally ships: zero-shot, few-shot, chain-of-thought, lora, full-finetune,
+    /// baseline.
     public static let builtIn = StrategyCatalog([
-        ZeroShotKind(), FewShotKind(), ChainOfThoughtKind(), LoRAKind(), FullFineTuneKind(),
+        ZeroShotKind(), FewShotKind(), ChainOfThoughtKind(), LoRAKind(), FullFineTuneKind(), BaselineKind(),
     ])
 }
