@@ -74,7 +74,7 @@ public struct LBFGS: Sendable, Hashable {
             }
             if let lastS = s.last, let lastY = y.last {
                 let gamma = Self.dot(lastS, lastY) / Self.dot(lastY, lastY)
-                for k in direction.indices { direction[k] *= gamma }
+                direction = direction.map { $0 * gamma }
             }
             for i in s.indices {
                 let beta = rho[i] * Self.dot(y[i], direction)
@@ -105,8 +105,8 @@ public struct LBFGS: Sendable, Hashable {
                 break
             }
             iterations += 1
-            let sk = zip(next.x, x).map { $0 - $1 }
-            let yk = zip(next.gradient, gradient).map { $0 - $1 }
+            let sk = Self.difference(next.x, x)
+            let yk = Self.difference(next.gradient, gradient)
             let curvature = Self.dot(sk, yk)
             let previous = value
             (x, value, gradient) = (next.x, next.value, next.gradient)
@@ -127,15 +127,41 @@ public struct LBFGS: Sendable, Hashable {
         return Result(x: x, value: value, gradientNorm: Self.maxAbs(gradient), iterations: iterations, stop: stop, trace: trace)
     }
 
+    // Vector kernels through buffer pointers, fast in unoptimised builds too.
+
     static func dot(_ a: [Double], _ b: [Double]) -> Double {
-        var sum = 0.0
-        for i in a.indices { sum += a[i] * b[i] }
-        return sum
+        precondition(a.count == b.count, "vectors of different lengths")
+        return a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                var sum = 0.0
+                for i in 0..<a.count { sum += a[i] * b[i] }
+                return sum
+            }
+        }
     }
 
+    /// y += alpha x
     static func axpy(_ alpha: Double, _ x: [Double], _ y: inout [Double]) {
-        for i in y.indices { y[i] += alpha * x[i] }
+        precondition(x.count == y.count, "vectors of different lengths")
+        x.withUnsafeBufferPointer { x in
+            y.withUnsafeMutableBufferPointer { y in
+                for i in 0..<y.count { y[i] += alpha * x[i] }
+            }
+        }
     }
 
-    static func maxAbs(_ v: [Double]) -> Double { v.reduce(0) { max($0, abs($1)) } }
+    /// a - b
+    static func difference(_ a: [Double], _ b: [Double]) -> [Double] {
+        var out = a
+        axpy(-1, b, &out)
+        return out
+    }
+
+    static func maxAbs(_ v: [Double]) -> Double {
+        v.withUnsafeBufferPointer { v in
+            var top = 0.0
+            for i in 0..<v.count { top = max(top, abs(v[i])) }
+            return top
+        }
+    }
 }

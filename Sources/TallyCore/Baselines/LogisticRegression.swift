@@ -53,11 +53,7 @@ public struct LogisticRegression: Sendable, Hashable {
                     row.add(scaledBy: r / n, to: &gradient)
                     gradient[d] += r / n
                 }
-                var norm = 0.0
-                for j in 0..<d {
-                    norm += theta[j] * theta[j]
-                    gradient[j] += penalty * theta[j]
-                }
+                let norm = Self.addPenalty(penalty, weights: theta, count: d, to: &gradient)
                 return (loss / n + 0.5 * penalty * norm, gradient)
             }
         } else {
@@ -79,11 +75,7 @@ public struct LogisticRegression: Sendable, Hashable {
                         gradient[k * d + c] += r / n
                     }
                 }
-                var norm = 0.0
-                for j in 0..<(k * d) {
-                    norm += theta[j] * theta[j]
-                    gradient[j] += penalty * theta[j]
-                }
+                let norm = Self.addPenalty(penalty, weights: theta, count: k * d, to: &gradient)
                 return (loss / n + 0.5 * penalty * norm, gradient)
             }
         }
@@ -92,6 +84,21 @@ public struct LogisticRegression: Sendable, Hashable {
         return LogisticModel(
             classCount: classCount, featureCount: d, weights: Array(result.x[0..<(rows * d)]), intercepts: Array(result.x[(rows * d)...]),
             iterations: result.iterations, stop: result.stop, objectiveTrace: result.trace)
+    }
+
+    /// Adds `penalty` times the first `count` weights to the gradient; returns their squared norm.
+    static func addPenalty(_ penalty: Double, weights: [Double], count: Int, to gradient: inout [Double]) -> Double {
+        precondition(count <= weights.count && count <= gradient.count, "penalty over more weights than exist")
+        return weights.withUnsafeBufferPointer { w in
+            gradient.withUnsafeMutableBufferPointer { g in
+                var norm = 0.0
+                for j in 0..<count {
+                    norm += w[j] * w[j]
+                    g[j] += penalty * w[j]
+                }
+                return norm
+            }
+        }
     }
 
     static func sigmoid(_ z: Double) -> Double {

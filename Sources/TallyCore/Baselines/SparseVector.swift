@@ -45,18 +45,37 @@ public struct SparseVector: Sendable, Hashable {
         return SparseVector(indices: indices, values: values.map { $0 / n })
     }
 
+    // The two loops below run millions of times per training; they read through buffer
+    // pointers so that unoptimised (debug) builds stay fast too. Indices are checked once.
+
     /// The dot product with a dense vector, reading `dense` at `offset + index`.
-    @inlinable
+    /// - Precondition: every `offset + index` is inside `dense`.
     public func dot(_ dense: [Double], offset: Int = 0) -> Double {
-        var sum = 0.0
-        for k in indices.indices { sum += values[k] * dense[offset + indices[k]] }
-        return sum
+        guard let last = indices.last else { return 0 }
+        precondition(offset >= 0 && offset + last < dense.count, "sparse index outside the dense vector")
+        return indices.withUnsafeBufferPointer { index in
+            values.withUnsafeBufferPointer { value in
+                dense.withUnsafeBufferPointer { target in
+                    var sum = 0.0
+                    for k in 0..<index.count { sum += value[k] * target[offset + index[k]] }
+                    return sum
+                }
+            }
+        }
     }
 
     /// Adds `scale` times this vector to `dense` at `offset + index`.
-    @inlinable
+    /// - Precondition: every `offset + index` is inside `dense`.
     public func add(scaledBy scale: Double, to dense: inout [Double], offset: Int = 0) {
-        for k in indices.indices { dense[offset + indices[k]] += scale * values[k] }
+        guard let last = indices.last else { return }
+        precondition(offset >= 0 && offset + last < dense.count, "sparse index outside the dense vector")
+        indices.withUnsafeBufferPointer { index in
+            values.withUnsafeBufferPointer { value in
+                dense.withUnsafeMutableBufferPointer { target in
+                    for k in 0..<index.count { target[offset + index[k]] += scale * value[k] }
+                }
+            }
+        }
     }
 
     /// This vector followed by `other`, whose indices are shifted by `width` (the number of
