@@ -4,20 +4,9 @@ import TallyCore
 import TallyTesting
 import Testing
 
-/// The sentiment fixture recipe with its strategies replaced by `strategies` (YAML list
-/// items), optionally edited further.
+/// The sentiment fixture recipe with its strategies replaced by `strategies`, then edited.
 private func recipe(_ strategies: [String], edit: (String) -> String = { $0 }) throws -> URL {
-    let workspace = try Fixtures.workspace()
-    let text = try String(contentsOf: try Fixtures.resource("recipes/sentiment.yaml"), encoding: .utf8)
-    var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-    guard let start = lines.firstIndex(of: "strategies:"), let end = lines.firstIndex(where: { $0.hasPrefix("costs:") }) else {
-        throw Fixtures.Missing(description: "sentiment.yaml changed shape")
-    }
-    lines.replaceSubrange((start + 1)..<end, with: strategies.map { "  - " + $0 })
-    try FileManager.default.createDirectory(at: workspace.appendingPathComponent("recipes"), withIntermediateDirectories: true)
-    let url = workspace.appendingPathComponent("recipes/sentiment.yaml")
-    try edit(lines.joined(separator: "\n")).write(to: url, atomically: true, encoding: .utf8)
-    return url
+    try Fixtures.sentimentRecipe(strategies: strategies, edit: edit)
 }
 
 private final class Events: Sendable {

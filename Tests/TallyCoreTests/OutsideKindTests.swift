@@ -98,17 +98,7 @@ private var catalog: StrategyCatalog {
 
 /// The sentiment recipe with its strategies replaced by `strategies` (YAML list items).
 private func recipe(_ strategies: [String]) throws -> URL {
-    let workspace = try Fixtures.workspace()
-    let text = try String(contentsOf: try Fixtures.resource("recipes/sentiment.yaml"), encoding: .utf8)
-    var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-    guard let start = lines.firstIndex(of: "strategies:"), let end = lines.firstIndex(where: { $0.hasPrefix("costs:") }) else {
-        throw Fixtures.Missing(description: "sentiment.yaml changed shape")
-    }
-    lines.replaceSubrange((start + 1)..<end, with: strategies.map { "  - " + $0 })
-    try FileManager.default.createDirectory(at: workspace.appendingPathComponent("recipes"), withIntermediateDirectories: true)
-    let url = workspace.appendingPathComponent("recipes/sentiment.yaml")
-    try lines.joined(separator: "\n").write(to: url, atomically: true, encoding: .utf8)
-    return url
+    try Fixtures.sentimentRecipe(strategies: strategies)
 }
 
 /// Records every request's last user message.
