@@ -1,17 +1,22 @@
-"""SmolLM2-135M-Instruct from Tally's asset cache, for the Python baseline scripts."""
+"""Tally's asset cache (SmolLM2-135M-Instruct, data sets), for the Python baseline scripts."""
 import os
 import warnings
 from pathlib import Path
 
 
-def smollm2_gguf() -> Path:
-    """The GGUF file `tally models fetch smollm2-135m-instruct` stores (honours TALLY_CACHE
-    and XDG_CACHE_HOME as Tally does)."""
+def cache_root() -> Path:
+    """Tally's asset cache: $TALLY_CACHE, else $XDG_CACHE_HOME/tally, else ~/.cache/tally."""
     cache = os.environ.get("TALLY_CACHE")
     if not cache:
         xdg = os.environ.get("XDG_CACHE_HOME")
         cache = os.path.join(xdg, "tally") if xdg else os.path.expanduser("~/.cache/tally")
-    return Path(cache) / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return Path(cache)
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file `tally models fetch smollm2-135m-instruct` stores (honours TALLY_CACHE
+    and XDG_CACHE_HOME as Tally does)."""
+    return cache_root() / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def load_smollm2(threads: int):

@@ -97,12 +97,12 @@ import Testing
         let plan = try await workspace.run(["plan", recipe.path, "--json"])
         #expect(plan.status == 0, "\(plan.stderr)")
         let items = try #require((try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any])?["items"] as? [[String: Any]])
-        let kinds = ["zero-shot", "few-shot", "chain-of-thought", "lora", "prompt-tuning", "full-finetune"]
+        let kinds = ["zero-shot", "few-shot", "chain-of-thought", "lora", "prompt-tuning", "full-finetune", "baseline"]
         let strategies = items.compactMap { item -> (name: String, kind: String)? in
             guard let name = item["name"] as? String, let kind = item["kind"] as? String, kinds.contains(kind) else { return nil }
             return (name, kind)
         }
-        #expect(Set(strategies.map(\.kind)) == Set(kinds), "the quickstart should compare all six kinds: \(strategies)")
+        #expect(Set(strategies.map(\.kind)) == Set(kinds), "the quickstart should compare all six LLM kinds and the baseline: \(strategies)")
         let tuned = strategies.filter { ["lora", "prompt-tuning", "full-finetune"].contains($0.kind) }.map(\.name)
 
         let overrides = ["run.max_examples=\(Self.testExamples)", "run.max_train_examples=\(Self.trainExamples)", "run.max_validation_examples=\(Self.trainExamples)"]
@@ -192,9 +192,14 @@ import Testing
             let requests = report.costs.requestsPerMonth * report.costs.horizonMonths
             #expect(Self.close(strategy.cost.totalUSD, oneOff + perRequest * requests), "\(name): total \(strategy.cost.totalUSD)")
 
-            // Forgetting: measured on fine-tuned models, zero by construction for prompting.
+            // Forgetting: measured on fine-tuned models, zero by construction for prompting,
+            // not applicable without a language model.
             let base = rows.probes["local"] ?? [:]
-            #expect(Set(strategy.forgetting.map(\.probe)) == probeNames, "\(name): forgetting for \(strategy.forgetting.map(\.probe))")
+            if !strategy.usesLanguageModel {
+                #expect(strategy.forgetting.isEmpty && rows.probes[name] == nil, "\(name): probed without a language model")
+            } else {
+                #expect(Set(strategy.forgetting.map(\.probe)) == probeNames, "\(name): forgetting for \(strategy.forgetting.map(\.probe))")
+            }
             for entry in strategy.forgetting {
                 let before = try #require(base[entry.probe])
                 #expect(before.scores.count == Self.testExamples, "probe \(entry.probe): \(before.scores.count) items on the base model")
@@ -226,6 +231,12 @@ import Testing
                 #expect((training.trainLoss + training.validationLoss).allSatisfy { $0.loss.isFinite && $0.loss > 0 && $0.step == 1 })
                 #expect(training.trainedTokens > 0 && training.wallSeconds > 0)
                 #expect(strategy.cost.oneOffUSD > 0)
+            } else if !strategy.usesLanguageModel {
+                // The baseline: trained on this machine, recorded like a job, no tokens.
+                let training = try #require(strategy.training, "\(name): no training in the report")
+                #expect(job?.status == "finished" && job?.outcome == training)
+                #expect(training.trainedTokens == 0 && training.wallSeconds > 0 && strategy.cost.oneOffUSD > 0)
+                #expect(strategy.backend == nil && !strategy.dataLeavesMachine)
             } else {
                 #expect(strategy.training == nil && job == nil && strategy.cost.oneOffUSD == 0)
             }

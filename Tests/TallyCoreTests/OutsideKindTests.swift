@@ -47,26 +47,58 @@ private struct DistillKind: StrategyKind {
     }
 }
 
+/// Answers without a language model: a word list learnt from the training rows.
+private struct KeywordKind: StrategyKind {
+    let name = "keywords"
+    let summary = "answers with the label whose training words the input shares most"
+    var usesLanguageModel: Bool { false }
+
+    func makeStrategy(_ spec: StrategySpec, context: StrategyContext) throws -> any Strategy {
+        KeywordStrategy(spec: spec, task: context.task, train: context.train)
+    }
+}
+
+private struct KeywordStrategy: Strategy {
+    let spec: StrategySpec
+    let task: TaskSpec
+    let train: [Example]
+    var maxTokens: Int { 1 }
+    func messages(for example: Example) -> [ChatMessage] { [.user(example["text"] ?? "")] }
+
+    func trainAnswerer(progress: @escaping @Sendable (ProgressEvent) -> Void) async throws -> TrainedAnswerer? {
+        var words: [String: String] = [:]
+        for row in train {
+            for word in (row["text"] ?? "").lowercased().split(whereSeparator: { !$0.isLetter }) { words[String(word)] = row[task.target] }
+        }
+        let table = words
+        let generator = KeywordGenerator(identity: "keywords:\(table.count)") { text in
+            let votes = text.lowercased().split(whereSeparator: { !$0.isLetter }).compactMap { table[String($0)] }
+            return Dictionary(grouping: votes, by: { $0 }).max { ($0.value.count, $1.key) < ($1.value.count, $0.key) }?.key ?? "positive"
+        }
+        progress(.note("keywords: \(table.count) words"))
+        return TrainedAnswerer(generator: generator, training: FineTuneOutcome(artifact: generator.identity, wallSeconds: 2, trainedTokens: 0, steps: 1, trainLoss: [], validationLoss: []))
+    }
+}
+
+private struct KeywordGenerator: TextGenerator {
+    let identity: String
+    let answer: @Sendable (String) -> String
+    func generate(_ request: GenerationRequest) async throws -> GenerationResult {
+        GenerationResult(text: answer(request.messages.last?.content ?? ""), usage: TokenUsage(), latencySeconds: 0.001, computeSeconds: 0.001)
+    }
+}
+
 private var catalog: StrategyCatalog {
     var catalog = StrategyCatalog.builtIn
     catalog.register(HintKind())
     catalog.register(DistillKind())
+    catalog.register(KeywordKind())
     return catalog
 }
 
 /// The sentiment recipe with its strategies replaced by `strategies` (YAML list items).
 private func recipe(_ strategies: [String]) throws -> URL {
-    let workspace = try Fixtures.workspace()
-    let text = try String(contentsOf: try Fixtures.resource("recipes/sentiment.yaml"), encoding: .utf8)
-    var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-    guard let start = lines.firstIndex(of: "strategies:"), let end = lines.firstIndex(where: { $0.hasPrefix("costs:") }) else {
-        throw Fixtures.Missing(description: "sentiment.yaml changed shape")
-    }
-    lines.replaceSubrange((start + 1)..<end, with: strategies.map { "  - " + $0 })
-    try FileManager.default.createDirectory(at: workspace.appendingPathComponent("recipes"), withIntermediateDirectories: true)
-    let url = workspace.appendingPathComponent("recipes/sentiment.yaml")
-    try lines.joined(separator: "\n").write(to: url, atomically: true, encoding: .utf8)
-    return url
+    try Fixtures.sentimentRecipe(strategies: strategies)
 }
 
 /// Records every request's last user message.
@@ -120,6 +152,29 @@ struct OutsideKindTests {
         #expect(prompts.seen.withLock { $0 }.contains { $0.hasPrefix("Mind the adjectives. Mind the adjectives. Review:") })
         let markdown = try MarkdownRenderer().render(Report.build(from: measured))
         #expect(markdown.contains("| h | hinted |"))
+    }
+
+    @Test("a kind without a language model needs no backend, trains its own answerer, and is reported like any strategy")
+    func withoutLanguageModel() async throws {
+        let url = try recipe(["{name: zs, kind: zero-shot, backend: hosted}", "{name: kw, kind: keywords}"])
+        let log = CallLog()
+        let registry = Fixtures.registry(log: log, responder: Fixtures.sentimentResponder)
+        let recipe = try RecipeLoader.load(contentsOf: url, registry: registry, environment: [:], strategies: catalog)
+        #expect(recipe.strategies[1].backend == nil)
+        let plan = try Planner.estimate(recipe: recipe, strategies: catalog)
+        #expect(plan.items.first { $0.name == "kw" }?.promptTokens == 0)
+        let home = url.deletingLastPathComponent().appendingPathComponent("home")
+        let ledger = try Ledger(path: home.appendingPathComponent("ledger.sqlite"))
+        let measured = try await ExperimentRunner(recipe: recipe, registry: registry, ledger: ledger, environment: [:], home: home, strategies: catalog).run { _ in }
+        #expect(log.generationCount == 6)  // zero-shot only
+        let keywords = try #require(measured.strategies.first { $0.name == "kw" })
+        #expect(!keywords.usesLanguageModel && keywords.model == keywords.training?.artifact && keywords.predictions.count == 6)
+        #expect(keywords.predictions.allSatisfy { $0.answer != nil })
+        #expect(try ledger.cachedResult(key: try Ledger.cacheKey(identity: keywords.model, request: GenerationRequest(messages: [.user("A great story, truly great.")], maxTokens: 1))) != nil)
+        let report = Report.build(from: measured)
+        let row = try #require(report.strategy(named: "kw"))
+        #expect(abs(row.cost.oneOffUSD - 2 * recipe.costs.computeUSDPerHour / 3600) < 1e-12)
+        #expect(try TerminalRenderer().render(report).contains("n/a (no LLM)"))
     }
 
     @Test("a kind's training method is an open name: only backends that declare it can run it")

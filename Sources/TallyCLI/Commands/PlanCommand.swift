@@ -40,7 +40,7 @@ struct PlanCommand: AsyncParsableCommand {
         var text = "Plan for \(plan.recipeName): \(plan.testExamples) test and \(plan.trainExamples) training examples. ESTIMATES: nothing has been run or paid for.\n\n"
         let header = ["strategy", "kind", "backend", "requests", "prompt tok", "completion tok", "training tok", "est. time", "est. cost"]
         var rows: [[String]] = plan.items.map { item in
-            [item.repetitions.map { "\(item.name) (x\($0) seeds)" } ?? item.name, item.kind, item.backend, grouped(item.requests), grouped(item.promptTokens), grouped(item.completionTokens),
+            [item.repetitions.map { "\(item.name) (x\($0) seeds)" } ?? item.name, item.kind, item.backend ?? "-", grouped(item.requests), grouped(item.promptTokens), grouped(item.completionTokens),
              item.trainingTokens > 0 ? grouped(item.trainingTokens) : "-", duration(item.estimatedSeconds), DecisionMaker.usd(item.estimatedUSD)]
         }
         rows.append(["total", "", "", grouped(plan.totalRequests), grouped(plan.items.reduce(0) { $0 + $1.promptTokens }),

@@ -24,7 +24,7 @@ struct PluginsCommand: AsyncParsableCommand {
                 let name: String, type: String, default_value: SettingValue?, range: String?, help: String
             }
             struct KindInfo: Encodable {
-                let kind: String, summary: String, adapts_weights: Bool, training_method: String?, keys: [KeyInfo]
+                let kind: String, summary: String, adapts_weights: Bool, uses_language_model: Bool, training_method: String?, keys: [KeyInfo]
             }
             struct Listing: Encodable {
                 let plugins: [PluginInfo], strategy_kinds: [KindInfo]
@@ -32,7 +32,7 @@ struct PluginsCommand: AsyncParsableCommand {
             let listing = Listing(
                 plugins: plugins.map { PluginInfo(name: $0.name, summary: $0.summary, settings: $0.settingKeys.sorted(), fine_tuning: $0.fineTuningMethods.sorted()) },
                 strategy_kinds: strategies.map { kind in
-                    KindInfo(kind: kind.name, summary: kind.summary, adapts_weights: kind.adaptsWeights, training_method: kind.trainingMethod,
+                    KindInfo(kind: kind.name, summary: kind.summary, adapts_weights: kind.adaptsWeights, uses_language_model: kind.usesLanguageModel, training_method: kind.trainingMethod,
                              keys: kind.keys.map { KeyInfo(name: $0.name, type: $0.type.description, default_value: $0.defaultValue, range: $0.rangeDescription, help: $0.help) })
                 })
             let encoder = JSONEncoder()
@@ -55,6 +55,7 @@ struct PluginsCommand: AsyncParsableCommand {
         for kind in strategies {
             text += "  " + kind.name.padding(toLength: kindWidth, withPad: " ", startingAt: 0) + "  " + kind.summary + "\n"
             if let method = kind.trainingMethod { text += indent + "adapts weights: asks its backend for \(method) fine-tuning\n" }
+            if !kind.usesLanguageModel { text += indent + "no language model: trains its own model, needs no backend; forgetting does not apply\n" }
             for key in kind.keys {
                 var facts = [key.type.description]
                 if let value = key.defaultValue { facts.append("default \(value)") }

@@ -122,8 +122,9 @@ public struct StrategySpec: Sendable, Hashable {
     public let name: String
     /// A registered `StrategyKind`'s name (`zero-shot`, `lora`, or a plugin's own).
     public let kind: String
-    /// Name of an entry under `backends:`.
-    public let backend: String
+    /// Name of an entry under `backends:`; nil for a kind that uses no language model
+    /// (`StrategyKind.usesLanguageModel` false), which answers with a model of its own.
+    public let backend: String?
     /// Generated-token limit for this strategy; nil: the kind's default.
     public let maxTokens: Int?
     /// The kind's own keys (`StrategyKind.keys`), validated, defaults filled in.
@@ -140,7 +141,7 @@ public struct StrategySpec: Sendable, Hashable {
     /// For one variant: its own name (`name` is `<group>/<variant>`); nil otherwise.
     public let variant: String?
 
-    public init(name: String, kind: String, backend: String, maxTokens: Int? = nil, settings: StrategySettings = StrategySettings(), seeds: [UInt64]? = nil, location: SourceLocation? = nil, group: String? = nil, variant: String? = nil) {
+    public init(name: String, kind: String, backend: String?, maxTokens: Int? = nil, settings: StrategySettings = StrategySettings(), seeds: [UInt64]? = nil, location: SourceLocation? = nil, group: String? = nil, variant: String? = nil) {
         self.name = name
         self.kind = kind
         self.backend = backend

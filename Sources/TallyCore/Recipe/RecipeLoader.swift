@@ -140,7 +140,7 @@ final class RecipeParser {
         let run = parseRun(top)
         let costs = parseCosts(top)
         let constraints = parseConstraints(top)
-        let backends = parseBackends(top)
+        let backends = parseBackends(top, required: needsBackends(top))
         let strategies = parseStrategies(top, backends: backends, task: task, run: run)
         let probes = parseProbes(top)
         if let task = task?.spec, let data {
@@ -435,8 +435,21 @@ final class RecipeParser {
         var failedValidation = false
     }
 
-    func parseBackends(_ top: YAMLReader.Mapping) -> [ParsedBackend]? {
+    /// Whether the recipe needs a `backends` section: unless every strategy names a known
+    /// kind that uses no language model (such strategies answer with a model of their own).
+    func needsBackends(_ top: YAMLReader.Mapping) -> Bool {
+        guard let node = top["strategies"], case .sequence(let sequence) = node, sequence.count > 0 else { return true }
+        return sequence.contains { item in
+            guard case .mapping(let map) = item, let kindNode = map["kind"], case .scalar(let scalar) = kindNode,
+                  let kind = try? catalog.kind(named: scalar.string) else { return true }
+            return kind.usesLanguageModel
+        }
+    }
+
+    /// - Parameter required: whether a missing section is an error; otherwise it means none.
+    func parseBackends(_ top: YAMLReader.Mapping, required: Bool = true) -> [ParsedBackend]? {
         guard let node = top["backends"] else {
+            guard required else { return [] }
             reader.error(top.node, "the recipe has no 'backends' section.", fix: "add backends: {local: {plugin: swift-trainer, model: smollm2-135m-instruct}}")
             return nil
         }
@@ -616,16 +629,19 @@ final class RecipeParser {
         let variants = parseVariants(map, entry: name, kind: kind, path: path)
         if variants == nil { ok = false }
 
-        // Backend reference.
+        // Backend reference; a kind that uses no language model needs none.
+        let usesModel = kind?.usesLanguageModel ?? true
         var backendName = reader.string(map["backend"], "\(path).backend")
-        if backendName == nil, let backends, backends.count == 1 { backendName = backends[0].config.name }
-        if backendName == nil, map["backend"] == nil {
+        if usesModel, backendName == nil, let backends, backends.count == 1 { backendName = backends[0].config.name }
+        if usesModel, backendName == nil, map["backend"] == nil {
             reader.error(map.node, "\(label) names no backend.", fix: "add backend: <one of \(backends?.map(\.config.name).joined(separator: ", ") ?? "the backends")>")
             ok = false
         }
         if let backendName, let backends {
             if let backend = backends.first(where: { $0.config.name == backendName }) {
-                if let kind, let method = kind.trainingMethod, let plugin = backend.plugin, !backend.failedValidation, !plugin.fineTuningMethods(for: backend.config).contains(method) {
+                if let kind, !kind.usesLanguageModel {
+                    reader.warning(map["backend"] ?? map.node, "\(label) is a \(kind.name) strategy, which answers without a language model; backend '\(backendName)' is not used.", fix: "remove backend from this strategy")
+                } else if let kind, let method = kind.trainingMethod, let plugin = backend.plugin, !backend.failedValidation, !plugin.fineTuningMethods(for: backend.config).contains(method) {
                     let methods = plugin.fineTuningMethods(for: backend.config).sorted()
                     let fineTunable = backends.filter { $0.plugin?.fineTuningMethods(for: $0.config).contains(method) ?? false }.map(\.config.name)
                     reader.error(map["backend"] ?? map.node, "\(label) is a \(kind.name) strategy, but backend '\(backendName)' (plugin \(plugin.name)) cannot run \(method) fine-tuning\(methods.isEmpty ? "; it cannot fine-tune at all" : "; it supports \(methods.joined(separator: ", "))").",
@@ -652,7 +668,8 @@ final class RecipeParser {
             if let list = seedList(node, "\(path).seeds") { seeds = list } else { ok = false }
         }
 
-        guard ok, let kind, let backendName, let variants else { return nil }
+        guard ok, let kind, backendName != nil || !kind.usesLanguageModel, let variants else { return nil }
+        let backend = kind.usesLanguageModel ? backendName : nil
         let entryNodes = Dictionary(map.entries.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
         /// The entry's values with `overrides` on top, then the kind's defaults.
         func settings(_ overrides: [String: SettingValue]) -> StrategySettings {
@@ -666,13 +683,13 @@ final class RecipeParser {
         let parsed: [ParsedStrategy]
         if variants.isEmpty {
             let spec = StrategySpec(
-                name: name, kind: kind.name, backend: backendName, maxTokens: maxTokens,
+                name: name, kind: kind.name, backend: backend, maxTokens: maxTokens,
                 settings: settings([:]), seeds: seeds, location: reader.location(node))
             parsed = [ParsedStrategy(spec: spec, kind: kind, node: node, valueNodes: entryNodes)]
         } else {
             parsed = variants.map { variant in
                 let spec = StrategySpec(
-                    name: StrategySpec.variantName(entry: name, variant: variant.name), kind: kind.name, backend: backendName, maxTokens: maxTokens,
+                    name: StrategySpec.variantName(entry: name, variant: variant.name), kind: kind.name, backend: backend, maxTokens: maxTokens,
                     settings: settings(variant.values), seeds: seeds, location: reader.location(variant.node), group: name, variant: variant.name)
                 return ParsedStrategy(spec: spec, kind: kind, node: variant.node, valueNodes: entryNodes.merging(variant.nodes) { _, new in new })
             }

@@ -83,7 +83,9 @@ extension Report {
         let baseProbes = m.baseProbes.filter { $0.subject == first.backend }
         var forgetting: [ForgettingReport] = []
         let note: String
-        if first.adaptsWeights {
+        if !first.usesLanguageModel {
+            note = noLanguageModelNote
+        } else if first.adaptsWeights {
             var probeNames: [String] = []
             for run in runs { for probe in run.probes where !probeNames.contains(probe.probe) { probeNames.append(probe.probe) } }
             for name in probeNames {
@@ -117,7 +119,7 @@ extension Report {
             min: values.min() ?? 0, max: values.max() ?? 0, interval: SeedSummary.intervalMethod)
         return StrategyReport(
             name: first.name, kind: first.kind, backend: first.backend, model: first.model, adaptsWeights: first.adaptsWeights,
-            dataLeavesMachine: first.dataLeavesMachine, accuracy: accuracy, cost: cost, latencyMs: latency,
+            usesLanguageModel: first.usesLanguageModel, dataLeavesMachine: first.dataLeavesMachine, accuracy: accuracy, cost: cost, latencyMs: latency,
             forgetting: forgetting, forgettingNote: note, training: first.training, seeds: seeds,
             group: first.group, variant: first.variant, selfConsistency: SelfConsistencyReport.summarize(all))
     }

@@ -52,15 +52,21 @@ public struct Report: Codable, Sendable {
 public struct StrategyReport: Codable, Sendable {
     public let name: String
     public let kind: String
-    public let backend: String
+    /// Nil for a strategy that answers with a model of its own.
+    public let backend: String?
     public let model: String
     public let adaptsWeights: Bool
+    /// False for a strategy that answers without a language model: its forgetting does not
+    /// apply (`forgetting` is empty), and reports say "n/a (no LLM)". Written to JSON as
+    /// `"uses_language_model": false` only then.
+    public let usesLanguageModel: Bool
     public let dataLeavesMachine: Bool
     public let accuracy: AccuracyReport
     public let cost: StrategyCost
     public let latencyMs: LatencyReport
     /// One entry per probe. Prompting strategies get entries with `drop` 0 and
     /// `by_construction` true: their weights are unchanged, so nothing can be forgotten.
+    /// Empty for strategies without a language model (not applicable).
     public let forgetting: [ForgettingReport]
     /// Why forgetting is (or is not) measured for this strategy, in words.
     public let forgettingNote: String?
@@ -83,13 +89,57 @@ public struct StrategyReport: Codable, Sendable {
         case name, kind, backend, model, accuracy, cost, forgetting, training, seeds, group, variant
         case selfConsistency = "self_consistency"
         case adaptsWeights = "adapts_weights"
+        case usesLanguageModel = "uses_language_model"
         case dataLeavesMachine = "data_leaves_machine"
         case latencyMs = "latency_ms"
         case forgettingNote = "forgetting_note"
     }
 
-    /// The largest forgetting drop over the probes (0 when there are none).
+    /// The largest forgetting drop over the probes (0 when there are none, or when
+    /// forgetting does not apply).
     public var maxForgetting: Double { forgetting.compactMap(\.drop).max().map { max(0, $0) } ?? 0 }
+
+    /// Whether forgetting applies: the strategy answers with a language model.
+    public var forgettingApplies: Bool { usesLanguageModel }
+}
+
+extension StrategyReport {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            name: try c.decode(String.self, forKey: .name), kind: try c.decode(String.self, forKey: .kind),
+            backend: try c.decodeIfPresent(String.self, forKey: .backend), model: try c.decode(String.self, forKey: .model),
+            adaptsWeights: try c.decode(Bool.self, forKey: .adaptsWeights),
+            usesLanguageModel: try c.decodeIfPresent(Bool.self, forKey: .usesLanguageModel) ?? true,
+            dataLeavesMachine: try c.decode(Bool.self, forKey: .dataLeavesMachine), accuracy: try c.decode(AccuracyReport.self, forKey: .accuracy),
+            cost: try c.decode(StrategyCost.self, forKey: .cost), latencyMs: try c.decode(LatencyReport.self, forKey: .latencyMs),
+            forgetting: try c.decode([ForgettingReport].self, forKey: .forgetting), forgettingNote: try c.decodeIfPresent(String.self, forKey: .forgettingNote),
+            training: try c.decodeIfPresent(FineTuneOutcome.self, forKey: .training), seeds: try c.decodeIfPresent(SeedSummary.self, forKey: .seeds),
+            group: try c.decodeIfPresent(String.self, forKey: .group), variant: try c.decodeIfPresent(String.self, forKey: .variant),
+            selfConsistency: try c.decodeIfPresent(SelfConsistencyReport.self, forKey: .selfConsistency))
+    }
+
+    /// `uses_language_model` is written only when false, so other rows keep their layout.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(kind, forKey: .kind)
+        try c.encodeIfPresent(backend, forKey: .backend)
+        try c.encode(model, forKey: .model)
+        try c.encode(adaptsWeights, forKey: .adaptsWeights)
+        if !usesLanguageModel { try c.encode(false, forKey: .usesLanguageModel) }
+        try c.encode(dataLeavesMachine, forKey: .dataLeavesMachine)
+        try c.encode(accuracy, forKey: .accuracy)
+        try c.encode(cost, forKey: .cost)
+        try c.encode(latencyMs, forKey: .latencyMs)
+        try c.encode(forgetting, forKey: .forgetting)
+        try c.encodeIfPresent(forgettingNote, forKey: .forgettingNote)
+        try c.encodeIfPresent(training, forKey: .training)
+        try c.encodeIfPresent(seeds, forKey: .seeds)
+        try c.encodeIfPresent(group, forKey: .group)
+        try c.encodeIfPresent(variant, forKey: .variant)
+        try c.encodeIfPresent(selfConsistency, forKey: .selfConsistency)
+    }
 }
 
 /// Task accuracy (the recipe's metric, averaged) with its bootstrap interval.
@@ -181,8 +231,12 @@ extension Report {
             let seeded = group.runs.count > 1 || group.runs[0].seed != nil
             rows.append(seeded ? seededStrategyReport(group.runs, measurements: m) : strategyReport(group.runs[0], measurements: m))
         }
-        if rows.contains(where: { !$0.adaptsWeights }) {
+        if rows.contains(where: { !$0.adaptsWeights && $0.usesLanguageModel }) {
             notes.append("Prompting strategies leave the model's weights unchanged, so their forgetting is zero by construction; probes are measured only for fine-tuned models.")
+        }
+        let withoutModel = rows.filter { !$0.usesLanguageModel }.map(\.name)
+        if !withoutModel.isEmpty {
+            notes.append("\(withoutModel.joined(separator: ", ")) \(withoutModel.count == 1 ? "answers" : "answer") without a language model (a model trained on the training split, on this machine): forgetting does not apply (n/a), and the one-off cost is the training's wall time at the compute price.")
         }
         if rows.contains(where: { $0.cost.gpuEstimate != nil }) {
             notes.append("GPU figures are estimates from reference PyTorch throughput on one H100, not measurements; measured one-off costs use this machine's wall time.")
@@ -252,7 +306,9 @@ extension Report {
         var forgetting: [ForgettingReport] = []
         let baseProbes = m.baseProbes.filter { $0.subject == s.backend }
         let note: String
-        if s.adaptsWeights {
+        if !s.usesLanguageModel {
+            note = noLanguageModelNote
+        } else if s.adaptsWeights {
             for adapted in s.probes {
                 let base = baseProbes.first { $0.probe == adapted.probe }
                 forgetting.append(forgettingReport(base: base, adapted: adapted, samples: m.bootstrapSamples, seed: derivedSeed(m.seed, "forgetting", s.name, adapted.probe)))
@@ -267,10 +323,13 @@ extension Report {
         }
         return StrategyReport(
             name: s.name, kind: s.kind, backend: s.backend, model: s.model, adaptsWeights: s.adaptsWeights,
-            dataLeavesMachine: s.dataLeavesMachine, accuracy: accuracy, cost: cost, latencyMs: latency,
+            usesLanguageModel: s.usesLanguageModel, dataLeavesMachine: s.dataLeavesMachine, accuracy: accuracy, cost: cost, latencyMs: latency,
             forgetting: forgetting, forgettingNote: note, training: s.training, seeds: nil,
             group: s.group, variant: s.variant, selfConsistency: SelfConsistencyReport.summarize(s.predictions))
     }
+
+    /// The forgetting note of a strategy without a language model.
+    static let noLanguageModelNote = "Not applicable: it answers without a language model, so there is nothing to forget."
 
     static func forgettingReport(base: ProbeMeasurement?, adapted: ProbeMeasurement, samples: Int, seed: UInt64) -> ForgettingReport {
         let adaptedMean = Statistics.mean(adapted.scores)

@@ -75,11 +75,16 @@ enum Cells {
     }
     static func latency(_ l: LatencyReport) -> String { "\(ms(l.p50)) / \(ms(l.p95))" }
     static func forgetting(_ s: StrategyReport) -> String {
+        if !s.usesLanguageModel { return notApplicable }
         if !s.adaptsWeights { return "0 (by construction)" }
         let drops = s.forgetting.compactMap(\.drop)
         guard let worst = drops.max() else { return s.forgetting.isEmpty ? "not probed" : "no base" }
         return String(format: "%.3f", worst)
     }
+    /// The forgetting cell of a strategy without a language model.
+    static let notApplicable = "n/a (no LLM)"
+    /// The backend cell: its name, or "-" for a strategy without one.
+    static func backend(_ s: StrategyReport) -> String { s.backend ?? "-" }
     static func decimal(_ value: Double?) -> String {
         guard let value else { return "-" }
         return String(format: "%.3f", value)
@@ -197,7 +202,7 @@ public struct MarkdownRenderer: ReportRenderer {
         out += "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
         for s in report.strategies {
             let name = s.name == report.decision.recommended ? "**\(escape(s.name))**" : escape(s.name)
-            out += "| \(name) | \(s.kind) | \(escape(s.backend)) | \(Cells.accuracy(s)) | \(s.accuracy.unparsed) / \(s.accuracy.n) | \(Cells.oneOff(s.cost)) | \(Cells.usd(s.cost.per1kRequestsUSD)) | \(Cells.total(s.cost)) | \(Cells.latency(s.latencyMs)) | \(Cells.forgetting(s)) | \(Cells.yesNo(s.dataLeavesMachine)) |\n"
+            out += "| \(name) | \(s.kind) | \(escape(Cells.backend(s))) | \(Cells.accuracy(s)) | \(s.accuracy.unparsed) / \(s.accuracy.n) | \(Cells.oneOff(s.cost)) | \(Cells.usd(s.cost.per1kRequestsUSD)) | \(Cells.total(s.cost)) | \(Cells.latency(s.latencyMs)) | \(Cells.forgetting(s)) | \(Cells.yesNo(s.dataLeavesMachine)) |\n"
         }
         out += "\nPareto front (accuracy vs total cost): \(report.decision.pareto.joined(separator: ", ")).\n"
         if !report.decision.infeasible.isEmpty {

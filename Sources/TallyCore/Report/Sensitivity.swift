@@ -166,7 +166,7 @@ public enum Sensitivity {
             let scaled = runs.map { m in
                 StrategyMeasurement(
                     name: m.name, kind: m.kind, backend: m.backend, model: m.model,
-                    dataLeavesMachine: m.dataLeavesMachine, adaptsWeights: m.adaptsWeights, trainingMethod: m.trainingMethod,
+                    dataLeavesMachine: m.dataLeavesMachine, adaptsWeights: m.adaptsWeights, usesLanguageModel: m.usesLanguageModel, trainingMethod: m.trainingMethod,
                     pricing: scenario.tokenPriceFactor == 1 ? m.pricing : scale(m.pricing, by: scenario.tokenPriceFactor),
                     predictions: m.predictions, training: m.training, probes: m.probes, seed: m.seed, group: m.group, variant: m.variant)
             }

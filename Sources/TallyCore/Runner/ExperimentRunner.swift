@@ -168,9 +168,10 @@ final class Execution: Sendable {
         progress(.finished(phase: "load data"))
         progress(.note("\(test.examples.count) test, \(train.examples.count) train\(validation.map { ", \($0.examples.count) validation" } ?? "") examples"))
 
-        // Backends, each made once.
+        // Backends, each made once (strategies that use no language model need none).
         var backends: [String: Backend] = [:]
-        for name in recipe.strategies.map(\.backend) where backends[name] == nil {
+        let modelStrategies = recipe.strategies.filter { (try? runner.strategies.kind(named: $0.kind).usesLanguageModel) ?? true }
+        for name in modelStrategies.compactMap(\.backend) where backends[name] == nil {
             try Task.checkCancellation()
             guard let config = recipe.backend(named: name) else {
                 throw TallyError(code: .invalidRecipe, message: "backend '\(name)' is not defined in the recipe", location: SourceLocation(file: runner.recipePath))
@@ -190,7 +191,7 @@ final class Execution: Sendable {
         }
 
         // Probes on each base model that some strategy adapts.
-        let adaptedBackends = recipe.strategies.filter { (try? runner.strategies.kind(named: $0.kind).adaptsWeights) ?? false }.map(\.backend)
+        let adaptedBackends = modelStrategies.filter { (try? runner.strategies.kind(named: $0.kind).adaptsWeights) ?? false }.compactMap(\.backend)
         var seen = Set<String>()
         for name in adaptedBackends where seen.insert(name).inserted && !recipe.probes.isEmpty {
             guard let backend = backends[name], let config = recipe.backend(named: name) else { continue }
@@ -211,8 +212,13 @@ final class Execution: Sendable {
         let inputs = Inputs(scorer: scorer, train: train.examples, validation: validation?.examples ?? [], test: test.examples, probeItems: probeItems)
         for spec in recipe.strategies {
             try Task.checkCancellation()
-            guard let backend = backends[spec.backend], let config = recipe.backend(named: spec.backend) else { continue }
             let kind = try runner.strategies.kind(named: spec.kind)
+            // A kind that uses no language model answers with a model it trains itself.
+            var model: (backend: Backend, config: BackendConfig)?
+            if kind.usesLanguageModel {
+                guard let name = spec.backend, let backend = backends[name], let config = recipe.backend(named: name) else { continue }
+                model = (backend, config)
+            }
             let seeds = recipe.seeds(for: spec, dependsOnSeed: kind.dependsOnSeed(spec))
             if seeds.count > 1 {
                 progress(.note("\(spec.name): one run per seed (\(seeds.map(String.init).joined(separator: ", ")))"))
@@ -221,10 +227,14 @@ final class Execution: Sendable {
                 try Task.checkCancellation()
                 let repetition: UInt64? = seeds.count > 1 ? seed : nil
                 do {
-                    let measurement = try await measure(spec, kind: kind, seed: seed, repetition: repetition, backend: backend, config: config, inputs: inputs)
+                    let measurement = if let model {
+                        try await measure(spec, kind: kind, seed: seed, repetition: repetition, backend: model.backend, config: model.config, inputs: inputs)
+                    } else {
+                        try await measureTrainedAnswerer(spec, kind: kind, seed: seed, repetition: repetition, inputs: inputs)
+                    }
                     state.add(measurement)
                 } catch {
-                    throw failure(error, of: "strategy '\(StrategyMeasurement.runName(spec.name, seed: repetition))'", backend: config, location: spec.location)
+                    throw failure(error, of: "strategy '\(StrategyMeasurement.runName(spec.name, seed: repetition))'", backend: model?.config, location: spec.location)
                 }
             }
         }
@@ -258,7 +268,7 @@ final class Execution: Sendable {
             handle = trained.handle
             outcome = trained.outcome
         }
-        let salted = repetition.map { $0 == recipe.run.seed ? identity : identity + "\nseed \($0)" } ?? identity
+        let salted = cacheIdentity(identity, repetition: repetition)
         let predictions = try await evaluate(strategy, runName: runName, examples: inputs.test, scorer: inputs.scorer, identity: salted, handle: handle, backend: backend, price: config.price, fineTuned: kind.adaptsWeights)
         var probes: [ProbeMeasurement] = []
         if kind.adaptsWeights {
@@ -275,15 +285,24 @@ final class Execution: Sendable {
             predictions: predictions, training: outcome, probes: probes, seed: repetition, group: spec.group, variant: spec.variant)
     }
 
+    /// The model identity a run's cache keys are made from: `identity`, salted with the seed
+    /// of a repetition other than `run.seed`, so that two seeds never share a cache entry
+    /// and the `run.seed` repetition reuses what a single-seed run stored.
+    func cacheIdentity(_ identity: String, repetition: UInt64?) -> String {
+        repetition.map { $0 == recipe.run.seed ? identity : identity + "\nseed \($0)" } ?? identity
+    }
+
     /// The error a failed step stops the run with: one line naming what failed, the cause
     /// once, and what to do. Cancellation and the budget stop pass through unchanged.
-    func failure(_ error: any Error, of subject: String, backend: BackendConfig, location: SourceLocation?) -> any Error {
+    /// - Parameter backend: the backend the step used; nil for a strategy answering with a
+    ///   model of its own.
+    func failure(_ error: any Error, of subject: String, backend: BackendConfig?, location: SourceLocation?) -> any Error {
         if error is CancellationError { return error }
         if let error = error as? TallyError, error.code == .budgetExceeded || error.code == .cancelled { return error }
         let code = (error as? TallyError)?.code ?? .backend
         let advice = switch code {
-        case .backend: "check backend '\(backend.name)' (plugin \(backend.plugin)): its settings, model, API key and network"
-        case .invalidModel: "check the model files of backend '\(backend.name)' (`tally models list`)"
+        case .backend: backend.map { "check backend '\($0.name)' (plugin \($0.plugin)): its settings, model, API key and network" } ?? "check the strategy's settings and data"
+        case .invalidModel: backend.map { "check the model files of backend '\($0.name)' (`tally models list`)" } ?? "check the strategy's settings and data"
         case .io: "check free disk space and permissions under \(runner.home.path)"
         case .ledger: "check that the ledger at \(ledger.path.path) is writable"
         case .invalidRecipe, .invalidData, .unknownName: "fix the recipe or its data (`tally validate` lists every problem)"

@@ -42,11 +42,15 @@ public struct RunMeasurements: Codable, Sendable {
 public struct StrategyMeasurement: Codable, Sendable {
     public let name: String
     public let kind: String
-    public let backend: String
-    /// The model identity predictions came from (base or fine-tuned).
+    /// The backend it ran on; nil for a strategy that answers with a model of its own.
+    public let backend: String?
+    /// The model identity predictions came from (base, fine-tuned, or the strategy's own).
     public let model: String
     public let dataLeavesMachine: Bool
     public let adaptsWeights: Bool
+    /// False for a strategy that answers without a language model (a classic classifier it
+    /// trained itself): there is nothing to forget, so forgetting does not apply.
+    public let usesLanguageModel: Bool
     /// The fine-tuning method its kind asked for (`FineTuneMethod.name`); nil for prompting.
     public let trainingMethod: String?
     public let pricing: Pricing
@@ -65,13 +69,14 @@ public struct StrategyMeasurement: Codable, Sendable {
     /// For a variant: its own name (`StrategySpec.variant`).
     public let variant: String?
 
-    public init(name: String, kind: String, backend: String, model: String, dataLeavesMachine: Bool, adaptsWeights: Bool, trainingMethod: String? = nil, pricing: Pricing, predictions: [Prediction], training: FineTuneOutcome?, probes: [ProbeMeasurement], seed: UInt64? = nil, group: String? = nil, variant: String? = nil) {
+    public init(name: String, kind: String, backend: String?, model: String, dataLeavesMachine: Bool, adaptsWeights: Bool, usesLanguageModel: Bool = true, trainingMethod: String? = nil, pricing: Pricing, predictions: [Prediction], training: FineTuneOutcome?, probes: [ProbeMeasurement], seed: UInt64? = nil, group: String? = nil, variant: String? = nil) {
         self.name = name
         self.kind = kind
         self.backend = backend
         self.model = model
         self.dataLeavesMachine = dataLeavesMachine
         self.adaptsWeights = adaptsWeights
+        self.usesLanguageModel = usesLanguageModel
         self.trainingMethod = trainingMethod
         self.pricing = pricing
         self.predictions = predictions
@@ -80,6 +85,49 @@ public struct StrategyMeasurement: Codable, Sendable {
         self.seed = seed
         self.group = group
         self.variant = variant
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, kind, backend, model, dataLeavesMachine, adaptsWeights, usesLanguageModel, trainingMethod, pricing, predictions, training, probes, seed, group, variant
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        kind = try c.decode(String.self, forKey: .kind)
+        backend = try c.decodeIfPresent(String.self, forKey: .backend)
+        model = try c.decode(String.self, forKey: .model)
+        dataLeavesMachine = try c.decode(Bool.self, forKey: .dataLeavesMachine)
+        adaptsWeights = try c.decode(Bool.self, forKey: .adaptsWeights)
+        usesLanguageModel = try c.decodeIfPresent(Bool.self, forKey: .usesLanguageModel) ?? true
+        trainingMethod = try c.decodeIfPresent(String.self, forKey: .trainingMethod)
+        pricing = try c.decode(Pricing.self, forKey: .pricing)
+        predictions = try c.decode([Prediction].self, forKey: .predictions)
+        training = try c.decodeIfPresent(FineTuneOutcome.self, forKey: .training)
+        probes = try c.decode([ProbeMeasurement].self, forKey: .probes)
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed)
+        group = try c.decodeIfPresent(String.self, forKey: .group)
+        variant = try c.decodeIfPresent(String.self, forKey: .variant)
+    }
+
+    /// `usesLanguageModel` is written only when false, so stored runs keep their layout.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(kind, forKey: .kind)
+        try c.encodeIfPresent(backend, forKey: .backend)
+        try c.encode(model, forKey: .model)
+        try c.encode(dataLeavesMachine, forKey: .dataLeavesMachine)
+        try c.encode(adaptsWeights, forKey: .adaptsWeights)
+        if !usesLanguageModel { try c.encode(false, forKey: .usesLanguageModel) }
+        try c.encodeIfPresent(trainingMethod, forKey: .trainingMethod)
+        try c.encode(pricing, forKey: .pricing)
+        try c.encode(predictions, forKey: .predictions)
+        try c.encodeIfPresent(training, forKey: .training)
+        try c.encode(probes, forKey: .probes)
+        try c.encodeIfPresent(seed, forKey: .seed)
+        try c.encodeIfPresent(group, forKey: .group)
+        try c.encodeIfPresent(variant, forKey: .variant)
     }
 
     /// The name of this repetition: `name`, or `name (seed N)` for one seed of a repeated

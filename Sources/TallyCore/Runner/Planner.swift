@@ -8,7 +8,8 @@ public struct PlanEstimate: Codable, Sendable {
         public let name: String
         /// The strategy kind, or `probes` for probes on a base model.
         public let kind: String
-        public let backend: String
+        /// The backend; nil for a strategy that answers with a model of its own.
+        public let backend: String?
         /// Model calls (test examples plus probe items on adapted models).
         public let requests: Int
         public let promptTokens: Int
@@ -23,7 +24,7 @@ public struct PlanEstimate: Codable, Sendable {
         /// figure counts all of them); nil for a strategy run once.
         public let repetitions: Int?
 
-        public init(name: String, kind: String, backend: String, requests: Int, promptTokens: Int, completionTokens: Int, trainingTokens: Int, estimatedSeconds: Double, estimatedUSD: Double, local: Bool, repetitions: Int? = nil) {
+        public init(name: String, kind: String, backend: String?, requests: Int, promptTokens: Int, completionTokens: Int, trainingTokens: Int, estimatedSeconds: Double, estimatedUSD: Double, local: Bool, repetitions: Int? = nil) {
             self.name = name
             self.kind = kind
             self.backend = backend
@@ -77,6 +78,10 @@ public enum Planner {
     public static let localTrainingTokensPerSecond = 300.0
     public static let hostedSecondsPerRequest = 0.5
     public static let hostedCompletionTokensPerSecond = 50.0
+    /// Strategies that answer with a model of their own (no language model): seconds per
+    /// answer, and seconds of training per training example (settings search included).
+    public static let ownModelSecondsPerRequest = 0.001
+    public static let ownModelTrainingSecondsPerExample = 0.01
 
     /// Estimates every strategy of `recipe`.
     /// - Parameters:
@@ -146,12 +151,21 @@ public enum Planner {
         var items: [PlanEstimate.Item] = []
         var sampled: [String] = []
         var probedBackends = Set<String>()
+        var ownModels: [String] = []
         for spec in recipe.strategies {
-            guard let config = recipe.backend(named: spec.backend) else { continue }
             let kind = try strategies.kind(named: spec.kind)
-            if kind.adaptsWeights, !probes.isEmpty, probedBackends.insert(spec.backend).inserted {
+            if !kind.usesLanguageModel {
+                // No tokens and no backend: a little local compute to train and to answer.
+                let seeds = recipe.seeds(for: spec, dependsOnSeed: kind.dependsOnSeed(spec))
+                let seconds = Double(seeds.count) * (Double(train.examples.count) * ownModelTrainingSecondsPerExample + Double(test.examples.count) * ownModelSecondsPerRequest)
+                items.append(PlanEstimate.Item(name: spec.name, kind: spec.kind, backend: nil, requests: seeds.count * test.examples.count, promptTokens: 0, completionTokens: 0, trainingTokens: 0, estimatedSeconds: seconds, estimatedUSD: seconds * computePrice / 3600, local: true, repetitions: seeds.count > 1 ? seeds.count : nil))
+                ownModels.append(spec.name)
+                continue
+            }
+            guard let backendName = spec.backend, let config = recipe.backend(named: backendName) else { continue }
+            if kind.adaptsWeights, !probes.isEmpty, probedBackends.insert(backendName).inserted {
                 let base = probeCalls(config: config, fineTuned: false)
-                items.append(PlanEstimate.Item(name: "probes on \(spec.backend)", kind: "probes", backend: spec.backend, requests: base.requests, promptTokens: base.prompt, completionTokens: base.completion, trainingTokens: 0, estimatedSeconds: base.seconds, estimatedUSD: base.usd, local: isLocal(config)))
+                items.append(PlanEstimate.Item(name: "probes on \(backendName)", kind: "probes", backend: backendName, requests: base.requests, promptTokens: base.prompt, completionTokens: base.completion, trainingTokens: 0, estimatedSeconds: base.seconds, estimatedUSD: base.usd, local: isLocal(config)))
             }
             // A strategy that depends on the seed runs once per seed: every run is counted.
             let seeds = recipe.seeds(for: spec, dependsOnSeed: kind.dependsOnSeed(spec))
@@ -216,6 +230,9 @@ public enum Planner {
         ]
         if !sampled.isEmpty {
             assumptions.append("strategies that sample several answers per question (self-consistency) count every sample's call: \(sampled.joined(separator: ", "))")
+        }
+        if !ownModels.isEmpty {
+            assumptions.append("strategies without a language model (\(ownModels.joined(separator: ", "))) use no tokens: \(CostModel.format(ownModelTrainingSecondsPerExample * 1000)) ms of training per training example and \(CostModel.format(ownModelSecondsPerRequest * 1000)) ms per answer, billed at costs.compute_usd_per_hour")
         }
         let repeated = items.filter { $0.repetitions != nil }
         if !repeated.isEmpty {

@@ -19,10 +19,11 @@ public struct StrategyContext: Sendable {
 }
 
 /// A way of getting answers out of a model: builds the request for each test example and,
-/// for strategies that adapt weights, the fine-tuning job.
+/// for strategies that adapt weights, the fine-tuning job; a strategy of a kind that uses no
+/// language model trains the model it answers with (`trainAnswerer(progress:)`).
 ///
 /// Register new kinds in a `StrategyCatalog`. Built-ins: `zero-shot`, `few-shot`,
-/// `chain-of-thought`, `lora`, `full-finetune`.
+/// `chain-of-thought`, `lora`, `full-finetune`, `baseline`.
 public protocol Strategy: Sendable {
     /// The recipe entry this strategy was built from.
     var spec: StrategySpec { get }
@@ -51,6 +52,13 @@ public protocol Strategy: Sendable {
     /// prompting strategies.
     /// - Parameter workRoot: the directory under which job work directories live.
     func fineTuneRequest(baseIdentity: String, workRoot: URL) throws -> FineTuneRequest?
+    /// Trains the model this strategy answers with, for kinds that use no language model
+    /// (`StrategyKind.usesLanguageModel` false): the runner sends `request(for:)` of each
+    /// test example to its generator instead of a backend's. Nil (the default) for strategies
+    /// that answer with the backend's model.
+    /// - Parameter progress: for notes worth showing (the setting chosen, the data used).
+    /// - Throws: when training fails (`TallyError(.invalidData)` for unusable training data).
+    func trainAnswerer(progress: @escaping @Sendable (ProgressEvent) -> Void) async throws -> TrainedAnswerer?
 }
 
 extension Strategy {
@@ -59,6 +67,7 @@ extension Strategy {
     public func request(for example: Example, sample: Int) -> GenerationRequest { request(for: example) }
     public func choose(among answers: [SampledAnswer]) -> Int { SelfConsistency.majority(answers) }
     public func fineTuneRequest(baseIdentity: String, workRoot: URL) throws -> FineTuneRequest? { nil }
+    public func trainAnswerer(progress: @escaping @Sendable (ProgressEvent) -> Void) async throws -> TrainedAnswerer? { nil }
 
     /// The generation request for one test example (greedy decoding).
     public func request(for example: Example) -> GenerationRequest {

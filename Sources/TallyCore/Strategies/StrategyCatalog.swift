@@ -4,7 +4,7 @@ import Foundation
 /// weights (and with which training method), and how to build a strategy from an entry.
 ///
 /// The built-in kinds (`zero-shot`, `few-shot`, `chain-of-thought`, `lora`,
-/// `prompt-tuning`, `full-finetune`) are written against this protocol and nothing else; a package that
+/// `prompt-tuning`, `full-finetune`, `baseline`) are written against this protocol and nothing else; a package that
 /// depends on Tally registers its own kinds the same way:
 ///
 /// ```swift
@@ -32,6 +32,13 @@ public protocol StrategyKind: Sendable {
     /// backend for, or nil when it leaves weights untouched (prompting). A backend must list
     /// it in `BackendPlugin.fineTuningMethods(for:)`. Default: nil.
     var trainingMethod: String? { get }
+    /// Whether strategies of this kind answer with a backend's language model. Default: true.
+    /// A kind that answers with a model its strategies train themselves (a classic classifier,
+    /// returned by `Strategy.trainAnswerer(progress:)`) says false: its recipe entries need no
+    /// `backend:`, no forgetting probe runs for it, and reports show its forgetting as not
+    /// applicable (there is no language model to forget anything). Such a kind leaves
+    /// `trainingMethod` nil.
+    var usesLanguageModel: Bool { get }
     /// Whether an entry's outcome depends on the seed, so that `run.seeds` repeats it.
     /// Default: kinds that adapt weights (training is seeded).
     func dependsOnSeed(_ spec: StrategySpec) -> Bool
@@ -45,6 +52,7 @@ public protocol StrategyKind: Sendable {
 extension StrategyKind {
     public var keys: [StrategyKey] { [] }
     public var trainingMethod: String? { nil }
+    public var usesLanguageModel: Bool { true }
     public func dependsOnSeed(_ spec: StrategySpec) -> Bool { adaptsWeights }
     public func check(_ spec: StrategySpec, context: StrategyCheckContext) -> [ConfigIssue] { [] }
 
@@ -99,8 +107,8 @@ public struct StrategyCatalog: Sendable {
     }
 
     /// The kinds Tally ships: zero-shot, few-shot, chain-of-thought, lora, prompt-tuning,
-    /// full-finetune.
+    /// full-finetune, baseline.
     public static let builtIn = StrategyCatalog([
-        ZeroShotKind(), FewShotKind(), ChainOfThoughtKind(), LoRAKind(), PromptTuningKind(), FullFineTuneKind(),
+        ZeroShotKind(), FewShotKind(), ChainOfThoughtKind(), LoRAKind(), PromptTuningKind(), FullFineTuneKind(), BaselineKind(),
     ])
 }

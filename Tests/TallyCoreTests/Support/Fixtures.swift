@@ -39,6 +39,22 @@ enum Fixtures {
         return url
     }
 
+    /// The sentiment recipe (`recipes/sentiment.yaml`) in a fresh workspace with its
+    /// strategies replaced by `strategies` (YAML list items), then edited by `edit`.
+    static func sentimentRecipe(strategies: [String], edit: (String) -> String = { $0 }) throws -> URL {
+        let workspace = try workspace()
+        let text = try String(contentsOf: try resource("recipes/sentiment.yaml"), encoding: .utf8)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard let start = lines.firstIndex(of: "strategies:"), let end = lines.firstIndex(where: { $0.hasPrefix("costs:") }) else {
+            throw Missing(description: "sentiment.yaml changed shape")
+        }
+        lines.replaceSubrange((start + 1)..<end, with: strategies.map { "  - " + $0 })
+        try FileManager.default.createDirectory(at: workspace.appendingPathComponent("recipes"), withIntermediateDirectories: true)
+        let url = workspace.appendingPathComponent("recipes/sentiment.yaml")
+        try edit(lines.joined(separator: "\n")).write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
     /// A registry with `fake` (fine-tunes) and `fake-api` (cannot fine-tune).
     static func registry(log: CallLog = CallLog(), responder: @escaping FakeResponder = sentimentResponder) -> PluginRegistry {
         PluginRegistry([

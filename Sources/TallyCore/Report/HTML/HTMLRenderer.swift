@@ -87,7 +87,7 @@ public struct HTMLRenderer: ReportRenderer {
         let decision = report.decision
         page.raw("<section id=\"summary\" class=\"card\" aria-labelledby=\"summary-h\">\n<h2 id=\"summary-h\">Recommendation</h2>\n")
         if let name = decision.recommended, let s = report.strategy(named: name) {
-            page.raw("<p class=\"pick\"><span class=\"pick-name\">\(esc(name))</span> <span class=\"pick-kind\">\(esc(s.kind)) on \(esc(s.backend))</span></p>\n")
+            page.raw("<p class=\"pick\"><span class=\"pick-name\">\(esc(name))</span> <span class=\"pick-kind\">\(esc(s.kind))\(s.backend.map { " on " + esc($0) } ?? " (no LLM)")</span></p>\n")
             page.raw("<dl class=\"facts\">")
             page.raw("<div><dt>Accuracy</dt><dd>\(esc(Cells.accuracy(s)))</dd></div>")
             page.raw("<div><dt>Total over \(esc(CostModel.format(report.costs.horizonMonths))) months</dt><dd>\(esc(Cells.total(s.cost)))</dd></div>")
@@ -154,7 +154,7 @@ public struct HTMLRenderer: ReportRenderer {
             if !badges.isEmpty { nameCell += "<div class=\"badges\">\(badges)</div>" }
             if let ruledOut { nameCell += "<div class=\"why\">ruled out: \(esc(ruledOut.reasons.joined(separator: "; ")))</div>" }
             page.raw("<th scope=\"row\">\(nameCell)</th>")
-            page.raw("<td>\(esc(s.kind))</td><td>\(esc(s.backend))</td>")
+            page.raw("<td>\(esc(s.kind))</td><td>\(esc(Cells.backend(s)))</td>")
             page.raw("<td class=\"num\">\(accuracyCell(s.accuracy))\(seedsCell(s.seeds))\(selfConsistencyCell(s.selfConsistency))</td>")
             page.raw("<td class=\"num\">\(s.accuracy.unparsed) / \(s.accuracy.n)</td>")
             page.raw("<td class=\"num\" title=\"\(esc(s.cost.oneOffBasis))\">\(esc(Cells.oneOff(s.cost)))</td>")
@@ -162,6 +162,10 @@ public struct HTMLRenderer: ReportRenderer {
             page.raw("<td class=\"num\">\(esc(Cells.total(s.cost)))</td>")
             page.raw("<td class=\"num\">\(esc(Cells.latency(s.latencyMs)))</td>")
             for probe in probes {
+                if !s.usesLanguageModel {
+                    page.raw("<td class=\"num muted\" title=\"No language model: nothing to forget\">n/a<br><span class=\"ci\">no LLM</span></td>")
+                    continue
+                }
                 guard let f = s.forgetting.first(where: { $0.probe == probe }) else {
                     page.raw("<td class=\"num muted\">not probed</td>")
                     continue
