@@ -191,7 +191,7 @@ func answer(_ params: Object) throws -> String {
         if positive > negative { label = "positive" } else if negative > positive { label = "negative" }
     }
     var final = label ?? "unsure"
-    if (double(params["temperature"]) ?? 0) > 0, fnv("\(int(params["seed"]) ?? 0) \(last.content)") % 4 == 0, let other = ["positive": "negative", "negative": "positive"][final] {
+    if (double(params["temperature"]) ?? 0) > 0, fnv("\(params["seed"].map { "\($0)" } ?? "0") \(last.content)") % 4 == 0, let other = ["positive": "negative", "negative": "positive"][final] {
         final = other
     }
     if chainOfThought {
