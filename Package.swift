@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "tally-bench", targets: ["tally-bench"]),
         .library(name: "TallyCore", targets: ["TallyCore"]),
         .library(name: "TallyCLI", targets: ["TallyCLI"]),
+        .library(name: "TallyTesting", targets: ["TallyTesting"]),
         .library(name: "TallyTensor", targets: ["TallyTensor"]),
         .library(name: "SwiftTrainer", targets: ["SwiftTrainer"]),
         .library(name: "HostedAPI", targets: ["HostedAPI"]),
@@ -75,8 +76,8 @@ let package = Package(
             ],
             path: "Sources/tally-bench", swiftSettings: optimised),
 
-        // Test support: fakes and conformance suites plugin authors can reuse.
-        .target(name: "TallyTesting", dependencies: ["TallyCore"], path: "Tests/TallyTesting"),
+        // Fakes and conformance suites: Tally's tests use them, and so do plugin authors'.
+        .target(name: "TallyTesting", dependencies: ["TallyCore"], path: "Sources/TallyTesting"),
         // A deterministic external backend executable, used by end-to-end CLI tests.
         .executableTarget(
             name: "tally-test-backend", dependencies: [], path: "Tests/TestBackend"),
