@@ -86,6 +86,8 @@ let package = Package(
             name: "TallyCoreTests", dependencies: ["TallyCore", "TallyTesting"],
             path: "Tests/TallyCoreTests", resources: [.copy("Resources")]),
         .testTarget(
+            name: "TallyTestingTests", dependencies: ["TallyTesting", "TallyCore"], path: "Tests/TallyTestingTests"),
+        .testTarget(
             name: "TallyTensorTests", dependencies: ["TallyTensor"],
             path: "Tests/TallyTensorTests", swiftSettings: optimised),
         .testTarget(
