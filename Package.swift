@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "TallyCLI",
             dependencies: [
-                "TallyCore", "SwiftTrainer", "HostedAPI",
+                "TallyCore", "TallyTesting", "SwiftTrainer", "HostedAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/TallyCLI"),

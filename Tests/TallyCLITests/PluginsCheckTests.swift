@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+import TallyCore
+import TallyTesting
+
+/// `tally plugins check`: the conformance checks through the real binary, on a well-behaved
+/// backend (passes, exit 0) and on misbehaving ones (the failing check is named, exit 1).
+@Suite struct PluginsCheckTests {
+    typealias Workspace = CLITests.Workspace
+
+    /// The test backend logs every call to a file in the recipe's directory when
+    /// TALLY_TEST_BACKEND_LOG is set, which the write checks would rightly report.
+    static let unset = ["TALLY_TEST_BACKEND_LOG"]
+
+    @Test func passesOnTheExecTestBackend() async throws {
+        let workspace = try Workspace()
+        let result = try await workspace.run(["plugins", "check", "sentiment.yaml", "--backend", "local"], unset: Self.unset, timeout: 120)
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        for name in ["validate has no side effects", "identity is stable", "greedy answers repeat", "usage is reported", "cancellation is prompt",
+                     "fine-tune finishes", "reopened artifact keeps its identity", "rerun resumes", "writes only in its work directory"] {
+            #expect(result.stdout.contains("PASS  \(name)"), "no pass for '\(name)':\n\(result.stdout)")
+        }
+        #expect(result.stdout.contains("0 failed"))
+        #expect(result.stdout.contains("fine-tuning as strategy 'lora-r8'"))
+    }
+
+    /// The quickstart's shape (swift-trainer, zero-shot and LoRA) on the tiny Llama fixture of
+    /// SwiftTrainerTests instead of SmolLM2, so it needs no downloaded model.
+    @Test func passesOnSwiftTrainerWithATinyModel() async throws {
+        let workspace = try Workspace()
+        let resources = Repository.root.appending(path: "Tests/SwiftTrainerTests/Resources")
+        let model = workspace.root.appending(path: "tiny-llama")
+        try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
+        for file in ["tiny-llama/config.json", "tiny-llama/model.safetensors", "tokenizers/llama3-style/tokenizer.json"] {
+            try FileManager.default.copyItem(at: resources.appending(path: file), to: model.appending(path: URL(fileURLWithPath: file).lastPathComponent))
+        }
+        let recipe = """
+            name: tiny-check
+            task:
+              instruction: "Is this movie review positive or negative?"
+              input: "Review: {text}"
+              target: label
+              labels: [positive, negative]
+              max_tokens: 4
+            data: {train: data/train.jsonl, test: data/test.jsonl}
+            backends:
+              local: {plugin: swift-trainer, model: tiny-llama, max_batch: 2}
+            strategies:
+              - {name: zero-shot, kind: zero-shot, backend: local}
+              - {name: lora, kind: lora, backend: local, rank: 2, targets: [q_proj, v_proj], batch_size: 2, learning_rate: 1.0e-3}
+            """
+        try recipe.write(to: workspace.root.appending(path: "tiny.yaml"), atomically: true, encoding: .utf8)
+        let result = try await workspace.run(["plugins", "check", "tiny.yaml", "--steps", "2"], unset: Self.unset, timeout: 300)
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        #expect(result.stdout.contains("PASS  rerun resumes"), "\(result.stdout)")
+        #expect(result.stdout.contains("fine-tuning as strategy 'lora' does (lora), 2 steps on 4 rows"), "\(result.stdout)")
+    }
+
+    @Test func printsJSON() async throws {
+        let workspace = try Workspace()
+        let result = try await workspace.run(["plugins", "check", "sentiment.yaml", "--backend", "local", "--skip-fine-tuning", "--json"], unset: Self.unset, timeout: 120)
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(object["failed"] as? Int == 0)
+        let checks = try #require(object["checks"] as? [[String: Any]])
+        #expect(checks.contains { $0["name"] as? String == "generate answers" && $0["outcome"] as? String == "pass" })
+        #expect(checks.contains { $0["name"] as? String == "fine-tuning" && $0["outcome"] as? String == "skip" })
+    }
+
+    @Test func namesTheRecipesBackends() async throws {
+        let workspace = try Workspace()
+        let result = try await workspace.run(["plugins", "check", "sentiment.yaml", "--backend", "locl"], unset: Self.unset)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("no backend 'locl'; did you mean 'local'?"), "\(result.stderr)")
+    }
+
+    @Test func pluginsStillListsWithoutASubcommand() async throws {
+        let workspace = try Workspace()
+        let text = try await workspace.run(["plugins"])
+        #expect(text.status == 0 && text.stdout.contains("Backend plugins"))
+        let json = try await workspace.run(["plugins", "--json"])
+        #expect(json.status == 0 && json.stdout.contains("\"strategy_kinds\""), "\(json.stderr)")
+    }
+
+    /// A backend that misbehaves one way, and the check that must catch it.
+    struct Misbehaviour: Sendable, CustomTestStringConvertible {
+        let name: String
+        /// The recipe (in the workspace) and backend to check.
+        var recipe = "sentiment.yaml"
+        var backend = "local"
+        /// More arguments (`--set`, `--timeout`) and environment for the program.
+        var arguments: [String] = []
+        var environment: [String: String] = [:]
+        /// The check that must fail, and a phrase its line must contain.
+        let failingCheck: String
+        let phrase: String
+
+        var testDescription: String { name }
+
+        /// Misbehaviours of the test backend, switched on through its environment or its
+        /// command line (independent of the protocol's wire format). Broken plugin programs
+        /// join this list as more cases.
+        static let all: [Misbehaviour] = [
+            Misbehaviour(
+                name: "generate answers with an error", environment: ["TALLY_TEST_BACKEND_FAIL": "generate"],
+                failingCheck: "generate answers", phrase: "configured to fail generate"),
+            Misbehaviour(
+                name: "hangs in generate", arguments: ["--timeout", "1", "--skip-fine-tuning"], environment: ["TALLY_TEST_BACKEND_DELAY_MS": "10000"],
+                failingCheck: "generate answers", phrase: "no answer within 1.0 s"),
+            Misbehaviour(
+                name: "exits in the middle of a request",
+                arguments: ["--set", "backends.local.command=timeout -s KILL 2 tally-test-backend", "--skip-fine-tuning"],
+                environment: ["TALLY_TEST_BACKEND_DELAY_MS": "4000"],
+                failingCheck: "generate answers", phrase: "exited"),
+            Misbehaviour(
+                name: "fine-tuning fails", environment: ["TALLY_TEST_BACKEND_FAIL": "finetune"],
+                failingCheck: "fine-tune finishes", phrase: "configured to fail finetune"),
+        ]
+    }
+
+    @Test(arguments: Misbehaviour.all)
+    func catches(_ misbehaviour: Misbehaviour) async throws {
+        let workspace = try Workspace()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result = try await workspace.run(
+            ["plugins", "check", misbehaviour.recipe, "--backend", misbehaviour.backend] + misbehaviour.arguments,
+            environment: misbehaviour.environment, unset: Self.unset, timeout: 120)
+        #expect(result.status == 1, "\(result.stdout)\n\(result.stderr)")
+        let line = result.stdout.split(separator: "\n").first { $0.contains("FAIL  \(misbehaviour.failingCheck)") }
+        #expect(line?.contains(misbehaviour.phrase) == true, "expected '\(misbehaviour.failingCheck)' to fail with '\(misbehaviour.phrase)':\n\(result.stdout)\n\(result.stderr)")
+        #expect(!result.stderr.contains("Fatal error"))
+        // A hung or dying program costs its time limits, not the command's whole budget.
+        #expect(clock.now - start < .seconds(60))
+    }
+}
