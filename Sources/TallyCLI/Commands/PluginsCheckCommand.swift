@@ -75,6 +75,7 @@ struct PluginsCheckCommand: AsyncParsableCommand {
                 fineTuneRequest = nil
                 notes.append("fine-tuning checks left out: '\(config.plugin)' fine-tunes at a provider, which bills the job; add --hosted-fine-tuning to run one")
             }
+            Console.err("checking backend '\(config.name)' (plugin \(config.plugin))...")
             let timeouts = ConformanceTimeouts(request: .seconds(timeout), setup: .seconds(setupTimeout), cancellation: .seconds(min(timeout, 5)))
             let checks = await BackendConformance.check(
                 plugin: plugin, config: config, environment: ProcessInfo.processInfo.environment,

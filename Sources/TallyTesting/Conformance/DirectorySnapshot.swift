@@ -49,17 +49,20 @@ struct DirectorySnapshot: Sendable, Equatable {
         return snapshot
     }
 
-    /// `created PATH`, `changed PATH`, `removed PATH`, sorted by path.
+    /// `created PATH`, `changed PATH`, `removed PATH`, sorted by path. When either walk
+    /// stopped at its limit, only changes to entries both walks saw are reported (which
+    /// entries a truncated walk sees can shift when files come and go).
     func changes(since before: DirectorySnapshot) -> [String] {
+        let complete = !truncated && !before.truncated
         var changes: [(String, String)] = []
         for (path, entry) in entries {
             if let old = before.entries[path] {
                 if old != entry { changes.append((path, "changed \(path)")) }
-            } else {
+            } else if complete {
                 changes.append((path, "created \(path)"))
             }
         }
-        for path in before.entries.keys where entries[path] == nil {
+        for path in before.entries.keys where complete && entries[path] == nil {
             changes.append((path, "removed \(path)"))
         }
         return changes.sorted { $0.0 < $1.0 }.map(\.1)

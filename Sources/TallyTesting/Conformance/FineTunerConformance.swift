@@ -126,7 +126,8 @@ public enum FineTunerConformance {
         // Writes.
         let after = DirectorySnapshot.take(watched, excluding: [workDirectory])
         let changes = after.changes(since: before)
-        let places = watched.map { DirectorySnapshot.canonicalPath($0) }.joined(separator: ", ")
+        var seen = Set<String>()
+        let places = watched.map(DirectorySnapshot.canonicalPath).filter { seen.insert($0).inserted }.joined(separator: ", ")
         if changes.isEmpty {
             checks.append(.pass("writes only in its work directory", "nothing changed in \(places) outside \(workDirectory.lastPathComponent)/"))
         } else {
