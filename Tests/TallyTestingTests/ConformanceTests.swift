@@ -201,8 +201,11 @@ struct Misbehaving: TextGenerator {
         case .hangs:
             // Like a program that stopped answering: the call never returns by itself.
             while true { try await Task.sleep(for: .seconds(60)) }
-        case .ignoresCancellation:
-            // Busy work that never looks at Task.isCancelled.
+        case .ignoresCancellation where call > 3:
+            // The cancellation check's call (after two single calls and a batch of one): it
+            // runs until its task is cancelled, then goes on for a second as blocking work
+            // that never looks at Task.isCancelled would.
+            while !Task.isCancelled { usleep(2_000) }
             let end = ContinuousClock.now + .seconds(1)
             while ContinuousClock.now < end { usleep(5_000) }
         default: break

@@ -12,9 +12,12 @@ enum Bounded<Value: Sendable>: Sendable {
 /// Runs `operation` in its own task and waits for it at most `limit`. When the deadline
 /// passes first, the task is cancelled and abandoned (a plugin that hangs must not hang its
 /// checker), and the result is `.timedOut`. Cancelling the caller cancels the operation.
+///
+/// The deadline is a dispatch timer, not a sleeping task: a plugin that blocks the
+/// cooperative pool's threads cannot delay its own time-out.
 func bounded<Value: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> Value) async -> Bounded<Value> {
     let once = ResumeOnce<Bounded<Value>>()
-    let work = TaskSlot(), timer = TaskSlot()
+    let work = TaskSlot()
     return await withTaskCancellationHandler {
         await withCheckedContinuation { continuation in
             once.arm(continuation)
@@ -24,13 +27,11 @@ func bounded<Value: Sendable>(_ limit: Duration, _ operation: @escaping @Sendabl
                 } catch {
                     once.resume(.error(error))
                 }
-                timer.cancel()
             })
-            timer.set(Task {
-                // The sleep ends early only when the operation finished and cancelled it.
-                try? await Task.sleep(for: limit)
+            // After an answer, the timer finds the continuation resumed and does nothing.
+            DispatchQueue.global().asyncAfter(deadline: .now() + limit.seconds) {
                 if once.resume(.timedOut) { work.cancel() }
-            })
+            }
         }
     } onCancel: {
         work.cancel()
