@@ -88,6 +88,10 @@ import TallyTesting
         /// The recipe (in the workspace) and backend to check.
         var recipe = "sentiment.yaml"
         var backend = "local"
+        /// The backend's `command:` (the exec program) for this case, when not the recipe's;
+        /// `{resources}` stands for this test target's resource folder (where broken plugin
+        /// programs go).
+        var command: String?
         /// More arguments (`--set`, `--timeout`) and environment for the program.
         var arguments: [String] = []
         var environment: [String: String] = [:]
@@ -108,8 +112,8 @@ import TallyTesting
                 name: "hangs in generate", arguments: ["--timeout", "1", "--skip-fine-tuning"], environment: ["TALLY_TEST_BACKEND_DELAY_MS": "10000"],
                 failingCheck: "generate answers", phrase: "no answer within 1.0 s"),
             Misbehaviour(
-                name: "exits in the middle of a request",
-                arguments: ["--set", "backends.local.command=timeout -s KILL 2 tally-test-backend", "--skip-fine-tuning"],
+                name: "exits in the middle of a request", command: "timeout -s KILL 2 tally-test-backend",
+                arguments: ["--skip-fine-tuning"],
                 environment: ["TALLY_TEST_BACKEND_DELAY_MS": "4000"],
                 failingCheck: "generate answers", phrase: "exited"),
             Misbehaviour(
@@ -123,8 +127,14 @@ import TallyTesting
         let workspace = try Workspace()
         let clock = ContinuousClock()
         let start = clock.now
+        var arguments = ["plugins", "check", misbehaviour.recipe, "--backend", misbehaviour.backend] + misbehaviour.arguments
+        if let command = misbehaviour.command {
+            let recipes = try #require(Bundle.module.url(forResource: "recipes", withExtension: nil, subdirectory: "Resources"))
+            let resources = recipes.deletingLastPathComponent().path
+            arguments += ["--set", "backends.\(misbehaviour.backend).command=" + command.replacingOccurrences(of: "{resources}", with: resources)]
+        }
         let result = try await workspace.run(
-            ["plugins", "check", misbehaviour.recipe, "--backend", misbehaviour.backend] + misbehaviour.arguments,
+            arguments,
             environment: misbehaviour.environment, unset: Self.unset, timeout: 120)
         #expect(result.status == 1, "\(result.stdout)\n\(result.stderr)")
         let line = result.stdout.split(separator: "\n").first { $0.contains("FAIL  \(misbehaviour.failingCheck)") }

@@ -57,7 +57,7 @@ public enum GeneratorConformance {
     /// - Returns: one `ConformanceCheck` per check, in the order above; never throws (a
     ///   failing or hanging call is a failed check).
     public static func check(_ generator: any TextGenerator, requests: [GenerationRequest]? = nil, timeouts: ConformanceTimeouts = ConformanceTimeouts()) async -> [ConformanceCheck] {
-        let requests = (requests?.isEmpty ?? true) ? defaultRequests : requests ?? defaultRequests
+        let requests = requests.flatMap { $0.isEmpty ? nil : $0 } ?? defaultRequests
         var checks: [ConformanceCheck] = []
         var identities = [generator.identity]
 
