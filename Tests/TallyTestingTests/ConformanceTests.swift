@@ -26,7 +26,7 @@ struct ConformanceTests {
         #expect(checks.map(\.name) == [
             "validate has no side effects", "configuration is valid", "backend builds",
             "generate answers", "identity is stable", "greedy answers repeat", "usage is reported", "batch matches single calls", "cancellation is prompt",
-            "fine-tune finishes", "reopened artifact keeps its identity", "tuned model answers", "rerun resumes", "writes only in its work directory",
+            "identity survives a restart", "fine-tune finishes", "reopened artifact keeps its identity", "tuned model answers", "rerun resumes", "writes only in its work directory",
         ])
     }
 
@@ -145,6 +145,29 @@ struct ConformanceTests {
         let check = try outcome("validate has no side effects", in: checks)
         #expect(check.failed, "\(check)")
         #expect(check.detail.contains(effect == .writesFile ? "it wrote files: created" : "two calls returned different issues"), "\(check)")
+    }
+
+    @Test("a backend whose identity changes when it is built again fails")
+    func identityChangesOnRestart() async throws {
+        let sandbox = try Sandbox()
+        let config = BackendConfig(name: "x", plugin: "drift", model: "m", recipeDirectory: sandbox.recipeDirectory)
+        let checks = await BackendConformance.check(plugin: RestartPlugin(), config: config, environment: [:], timeouts: Self.quick)
+        let check = try outcome("identity survives a restart", in: checks)
+        #expect(check.failed && check.detail.contains("has identity 'drift@2'"), "\(check)")
+    }
+
+    @Test("a backend that recorded protocol violations fails, one that recorded none passes")
+    func recordedViolations() async throws {
+        let sandbox = try Sandbox()
+        let config = BackendConfig(name: "x", plugin: "drift", model: "m", recipeDirectory: sandbox.recipeDirectory)
+        let clean = await BackendConformance.check(plugin: RestartPlugin(violations: []), config: config, environment: [:], timeouts: Self.quick)
+        #expect(try outcome("messages follow the protocol", in: clean).passed)
+        let dirty = await BackendConformance.check(plugin: RestartPlugin(violations: ["a message: is not JSON"]), config: config, environment: [:], timeouts: Self.quick)
+        let check = try outcome("messages follow the protocol", in: dirty)
+        #expect(check.failed && check.detail.contains("1 message broke the protocol: a message: is not JSON"), "\(check)")
+        // Backends that record nothing have no such check.
+        let fake = await BackendConformance.check(plugin: FakeBackendPlugin { _, _ in "ok" }, config: config, environment: [:], timeouts: Self.quick)
+        #expect(!fake.contains { $0.name == "messages follow the protocol" })
     }
 
     @Test("a backend that cannot be built stops the checks")
@@ -271,6 +294,31 @@ struct SideEffectPlugin: BackendPlugin {
     func makeBackend(_ config: BackendConfig, environment: [String: String]) async throws -> Backend {
         throw TallyError(code: .backend, message: "no model here")
     }
+}
+
+/// A plugin whose every backend has a new identity (`drift@1`, `drift@2`, ...), or, with
+/// `violations`, a stable one that records those protocol violations.
+struct RestartPlugin: BackendPlugin {
+    let builds = Counter()
+    var violations: [String]?
+    var name: String { "drift" }
+    var summary: String { "a new identity per start" }
+    var settingKeys: Set<String> { [] }
+
+    func makeBackend(_ config: BackendConfig, environment: [String: String]) async throws -> Backend {
+        let identity = violations == nil ? "drift@\(builds.next())" : "drift"
+        let generator = RecordingGenerator(base: FakeTextGenerator(identity: identity) { _, _ in "ok" }, violations: violations ?? [])
+        return Backend(generator: generator, fineTuner: nil, dataLeavesMachine: false, maxConcurrency: 1)
+    }
+}
+
+/// A generator that reports recorded protocol violations.
+struct RecordingGenerator: TextGenerator, ViolationRecording {
+    let base: FakeTextGenerator
+    let violations: [String]
+    var identity: String { base.identity }
+    func generate(_ request: GenerationRequest) async throws -> GenerationResult { try await base.generate(request) }
+    var recordedViolations: (count: Int, descriptions: [String]) { (violations.count, violations) }
 }
 
 /// A thread-safe call counter.

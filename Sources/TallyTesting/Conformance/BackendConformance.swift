@@ -22,9 +22,12 @@ import TallyCore
 /// - `configuration is valid`: `validate` reports no errors (warnings are listed);
 /// - `backend builds`: `makeBackend` returns within `timeouts.setup`;
 ///
-/// then the generator's checks, then the fine-tuner's (or one skipped `fine-tuning` check
-/// saying why there are none). When the configuration is invalid or the backend cannot be
-/// built, the later checks are not run.
+/// then the generator's checks; `identity survives a restart` (a second backend built from
+/// the same configuration reports the same identity); the fine-tuner's checks (or one
+/// skipped `fine-tuning` check saying why there are none); and, for a backend whose generator
+/// records protocol violations (`ViolationRecording`, as the `exec` plugin's does),
+/// `messages follow the protocol`. When the configuration is invalid or the backend cannot
+/// be built, the later checks are not run.
 public enum BackendConformance {
     /// Runs the checks.
     /// - Parameters:
@@ -98,18 +101,40 @@ public enum BackendConformance {
         }
 
         checks += await GeneratorConformance.check(backend.generator, requests: requests, timeouts: timeouts)
+        checks.append(await rebuild(plugin: plugin, config: config, environment: environment, identity: backend.generator.identity, timeouts: timeouts))
 
-        guard let tuner = backend.fineTuner else {
-            checks.append(.skip("fine-tuning", "the backend has no fine-tuner"))
-            return checks
+        if let tuner = backend.fineTuner, let fineTuneRequest {
+            checks += await FineTunerConformance.check(
+                tuner, request: fineTuneRequest, baseIdentity: backend.generator.identity, probe: requests?.first,
+                watching: watched, timeouts: timeouts)
+        } else {
+            checks.append(.skip("fine-tuning", backend.fineTuner == nil ? "the backend has no fine-tuner" : "no fine-tuning request given"))
         }
-        guard let fineTuneRequest else {
-            checks.append(.skip("fine-tuning", "no fine-tuning request given"))
-            return checks
+
+        if let recording = backend.generator as? any ViolationRecording {
+            let (count, recorded) = recording.recordedViolations
+            var seen = Set<String>()
+            let descriptions = recorded.filter { seen.insert($0).inserted }
+            checks.append(count == 0
+                ? .pass("messages follow the protocol", "no message broke the protocol")
+                : .fail("messages follow the protocol", "\(count) message\(count == 1 ? "" : "s") broke the protocol: \(listed(descriptions))"))
         }
-        checks += await FineTunerConformance.check(
-            tuner, request: fineTuneRequest, baseIdentity: backend.generator.identity, probe: requests?.first,
-            watching: watched, timeouts: timeouts)
         return checks
+    }
+
+    /// Builds the backend again from the same configuration (as the next `tally run` would):
+    /// its model must have the same identity, or the ledger's cache never hits.
+    static func rebuild(plugin: any BackendPlugin, config: BackendConfig, environment: [String: String], identity: String, timeouts: ConformanceTimeouts) async -> ConformanceCheck {
+        let name = "identity survives a restart"
+        switch await bounded(timeouts.setup, { try await plugin.makeBackend(config, environment: environment).generator.identity }) {
+        case .value(let again) where again == identity:
+            return .pass(name, "a second backend from the same configuration has the same identity")
+        case .value(let again):
+            return .fail(name, "a second backend from the same configuration has identity '\(again)', the first '\(identity)'; answers cached for one are never reused for the other")
+        case .error(let error):
+            return .fail(name, "building the backend a second time failed: \(describe(error))")
+        case .timedOut:
+            return .fail(name, "building the backend a second time did not finish within \(timeouts.setup.shortDescription)")
+        }
     }
 }
