@@ -95,15 +95,26 @@ import TallyTesting
         /// More arguments (`--set`, `--timeout`) and environment for the program.
         var arguments: [String] = []
         var environment: [String: String] = [:]
-        /// The check that must fail, and a phrase its line must contain.
-        let failingCheck: String
+        /// The check that must fail, and a phrase its line must contain; nil when the program
+        /// is refused before the checks (by the recipe's validation: the phrase is on stderr).
+        let failingCheck: String?
         let phrase: String
+        /// The exit status: 1 for a failed check, 2 for a recipe that does not validate.
+        var status: Int32 = 1
 
         var testDescription: String { name }
 
-        /// Misbehaviours of the test backend, switched on through its environment or its
-        /// command line (independent of the protocol's wire format). Broken plugin programs
-        /// join this list as more cases.
+        /// `broken_plugin.py --break WHAT` (Resources/broken-plugins), checked with short time
+        /// limits.
+        static func broken(_ what: String, _ failingCheck: String?, _ phrase: String, status: Int32 = 1, skipFineTuning: Bool = false, timeout: Int = 20) -> Misbehaviour {
+            Misbehaviour(
+                name: "broken plugin: \(what)", recipe: "plugin-check.yaml", command: "python3 {resources}/broken-plugins/broken_plugin.py --break \(what)",
+                arguments: ["--timeout", String(timeout)] + (skipFineTuning ? ["--skip-fine-tuning"] : []),
+                failingCheck: failingCheck, phrase: phrase, status: status)
+        }
+
+        /// Misbehaviours of the test backend (switched on through its environment or its
+        /// command line), then every break of the broken plugin program.
         static let all: [Misbehaviour] = [
             Misbehaviour(
                 name: "generate answers with an error", environment: ["TALLY_TEST_BACKEND_FAIL": "generate"],
@@ -115,10 +126,35 @@ import TallyTesting
                 name: "exits in the middle of a request", command: "timeout -s KILL 2 tally-test-backend",
                 arguments: ["--skip-fine-tuning"],
                 environment: ["TALLY_TEST_BACKEND_DELAY_MS": "4000"],
-                failingCheck: "generate answers", phrase: "exited"),
+                failingCheck: "generate answers", phrase: "killed by signal 9"),
             Misbehaviour(
                 name: "fine-tuning fails", environment: ["TALLY_TEST_BACKEND_FAIL": "finetune"],
                 failingCheck: "fine-tune finishes", phrase: "configured to fail finetune"),
+            // Identity and determinism.
+            .broken("describe-version-drift", "identity survives a restart", "a second backend from the same configuration has identity"),
+            .broken("artifact-identity-drift", "reopened artifact keeps its identity", "two identities"),
+            .broken("nondeterministic", "greedy answers repeat", "greedy decoding gave different texts"),
+            .broken("finetune-identity", "rerun resumes", "the rerun's model has identity"),
+            // Usage.
+            .broken("negative-usage", "generate answers", "`result.usage.prompt_tokens` is -5"),
+            .broken("missing-usage", "generate answers", "`result.usage` is missing"),
+            // Schema.
+            .broken("missing-jsonrpc", "generate answers", "`jsonrpc` is missing"),
+            .broken("result-and-error", "generate answers", "`error` appears together with `result`"),
+            .broken("wrong-type", "generate answers", "`result.text` has the wrong type"),
+            .broken("string-id", "generate answers", "`id` is"),
+            .broken("unknown-id", "messages follow the protocol", "names no pending request", skipFineTuning: true, timeout: 2),
+            .broken("not-json", "messages follow the protocol", "is not JSON"),
+            .broken("bad-progress", "fine-tune finishes", "params.completed"),
+            .broken("huge-line", "generate answers", "8 MiB", skipFineTuning: true),
+            // Versions: the recipe's validation already asks the program, and refuses it.
+            .broken("protocol-2", nil, "speaks exec protocol 2.0", status: 2),
+            .broken("no-protocol-version", nil, "protocol", status: 2),
+            .broken("pre-1.0", nil, "protocol", status: 2),
+            // Process.
+            .broken("exit-mid-request", "generate answers", "exited with status 3", skipFineTuning: true),
+            .broken("exit-after-describe", "generate answers", "exited", skipFineTuning: true),
+            .broken("hang-mid-request", "generate answers", "no answer within 2.0 s", skipFineTuning: true, timeout: 2),
         ]
     }
 
@@ -136,9 +172,13 @@ import TallyTesting
         let result = try await workspace.run(
             arguments,
             environment: misbehaviour.environment, unset: Self.unset, timeout: 120)
-        #expect(result.status == 1, "\(result.stdout)\n\(result.stderr)")
-        let line = result.stdout.split(separator: "\n").first { $0.contains("FAIL  \(misbehaviour.failingCheck)") }
-        #expect(line?.contains(misbehaviour.phrase) == true, "expected '\(misbehaviour.failingCheck)' to fail with '\(misbehaviour.phrase)':\n\(result.stdout)\n\(result.stderr)")
+        #expect(result.status == misbehaviour.status, "\(result.stdout)\n\(result.stderr)")
+        if let check = misbehaviour.failingCheck {
+            let line = result.stdout.split(separator: "\n").first { $0.contains("FAIL  \(check)") }
+            #expect(line?.contains(misbehaviour.phrase) == true, "expected '\(check)' to fail with '\(misbehaviour.phrase)':\n\(result.stdout)\n\(result.stderr)")
+        } else {
+            #expect(result.stderr.contains(misbehaviour.phrase), "expected stderr to say '\(misbehaviour.phrase)':\n\(result.stderr)")
+        }
         #expect(!result.stderr.contains("Fatal error"))
         // A hung or dying program costs its time limits, not the command's whole budget.
         #expect(clock.now - start < .seconds(60))
