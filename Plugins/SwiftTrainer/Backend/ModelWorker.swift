@@ -8,7 +8,7 @@ import TallyTensor
 /// The model (a class with mutable buffers) is touched only on the worker thread; callers
 /// talk to it through `submit`, which suspends them without blocking the cooperative pool.
 /// This is the audited `@unchecked Sendable` box: the model is confined to `thread`, and the
-/// only shared state, `pending`, is guarded by `condition`.
+/// only shared state, the job queue, is guarded by its condition.
 ///
 /// Every job runs with the worker's own thread count (``Threading/withThreadCount(_:_:)``
 /// around the whole loop), whatever count its caller runs with.
@@ -19,29 +19,28 @@ final class ModelWorker: @unchecked Sendable {
         case run(body: (LocalModel) throws -> Void)
     }
 
-    private let local: LocalModel
-    private let maxBatch: Int
     /// Threads for the model's products and loops.
     let threads: Int
-    private let condition = NSCondition()
-    private var pending: [Job] = []
-    private var thread: Thread?
+    /// The model and its jobs. The worker thread holds this, not the worker: when the last
+    /// generator drops the worker, `deinit` stops the thread, which then releases the model.
+    private let queue: JobQueue
 
     /// - Parameters:
     ///   - local: the model; the worker owns it from now on.
     ///   - maxBatch: most generation requests decoded together.
     ///   - threads: threads for the model's products and loops.
     init(_ local: LocalModel, maxBatch: Int, threads: Int) {
-        self.local = local
-        self.maxBatch = max(1, maxBatch)
+        let queue = JobQueue(model: local, maxBatch: max(1, maxBatch))
+        self.queue = queue
         self.threads = max(1, threads)
         let count = self.threads
-        let thread = Thread { [unowned self] in Threading.withThreadCount(count) { self.loop() } }
+        let thread = Thread { Threading.withThreadCount(count) { Self.serve(queue) } }
         thread.name = "tally.swift-trainer.worker"
         thread.stackSize = 8 << 20
-        self.thread = thread
         thread.start()
     }
+
+    deinit { queue.stop() }
 
     /// Generates a continuation of `prompt`, batched with other requests of equal options.
     /// - Returns: the output, the wall time of the batch, and the batch size.
@@ -60,31 +59,60 @@ final class ModelWorker: @unchecked Sendable {
         }
     }
 
-    private func enqueue(_ job: Job) {
-        condition.lock()
-        pending.append(job)
-        condition.signal()
-        condition.unlock()
-    }
+    private func enqueue(_ job: Job) { queue.append(job) }
 
-    /// Takes the next job, or the next batch of generation jobs with identical options.
-    private func take() -> [Job] {
-        condition.lock()
-        defer { condition.unlock() }
-        while pending.isEmpty { condition.wait() }
-        let first = pending.removeFirst()
-        guard case .generate(_, let options, _) = first else { return [first] }
-        var batch = [first]
-        var rest: [Job] = []
-        for job in pending {
-            if batch.count < maxBatch, case .generate(_, let other, _) = job, Self.sameBatch(options, other) {
-                batch.append(job)
-            } else {
-                rest.append(job)
-            }
+    /// The model, touched only by the worker thread, and the jobs waiting for it, guarded
+    /// by `condition`.
+    private final class JobQueue: @unchecked Sendable {
+        let model: LocalModel
+        let maxBatch: Int
+        private let condition = NSCondition()
+        private var pending: [Job] = []
+        private var stopped = false
+
+        init(model: LocalModel, maxBatch: Int) {
+            self.model = model
+            self.maxBatch = maxBatch
         }
-        pending = rest
-        return batch
+
+        func append(_ job: Job) {
+            condition.lock()
+            pending.append(job)
+            condition.signal()
+            condition.unlock()
+        }
+
+        /// Lets the thread finish once the queue is empty.
+        func stop() {
+            condition.lock()
+            stopped = true
+            condition.signal()
+            condition.unlock()
+        }
+
+        /// Takes the next job, or the next batch of generation jobs with identical options;
+        /// nil once stopped and empty.
+        func take() -> [Job]? {
+            condition.lock()
+            defer { condition.unlock() }
+            while pending.isEmpty {
+                if stopped { return nil }
+                condition.wait()
+            }
+            let first = pending.removeFirst()
+            guard case .generate(_, let options, _) = first else { return [first] }
+            var batch = [first]
+            var rest: [Job] = []
+            for job in pending {
+                if batch.count < maxBatch, case .generate(_, let other, _) = job, ModelWorker.sameBatch(options, other) {
+                    batch.append(job)
+                } else {
+                    rest.append(job)
+                }
+            }
+            pending = rest
+            return batch
+        }
     }
 
     private static func sameBatch(_ a: GenerationOptions, _ b: GenerationOptions) -> Bool {
@@ -92,9 +120,10 @@ final class ModelWorker: @unchecked Sendable {
             && a.seed == b.seed && a.stopStrings == b.stopStrings && a.stopTokenIDs == b.stopTokenIDs
     }
 
-    private func loop() {
-        while true {
-            let jobs = take()
+    /// The worker thread: runs jobs until the worker is dropped.
+    private static func serve(_ queue: JobQueue) {
+        let local = queue.model
+        while let jobs = queue.take() {
             if jobs.count == 1, case .run(let body) = jobs[0] {
                 try? body(local)
                 continue

@@ -2,11 +2,21 @@ import ArgumentParser
 import Foundation
 import TallyCore
 
-/// `tally plugins`: what this binary can run.
+/// `tally plugins`: what this binary can run (`list`, the default) and whether a backend
+/// behaves as Tally relies on (`check`).
 struct PluginsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plugins",
-        abstract: "List the registered backend plugins and strategy kinds.")
+        abstract: "List the registered plugins and strategy kinds, or check a backend plugin.",
+        subcommands: [PluginsListCommand.self, PluginsCheckCommand.self],
+        defaultSubcommand: PluginsListCommand.self)
+}
+
+/// `tally plugins [list]`: the registered backend plugins and strategy kinds.
+struct PluginsListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List the registered backend plugins and strategy kinds (the default).")
 
     @Flag(help: "Print JSON instead of text.")
     var json = false
