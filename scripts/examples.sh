@@ -20,6 +20,9 @@ echo "examples: Tally $version at $(git -C "$work/tally" rev-parse --short HEAD)
 
 example="$root/Examples/swift-plugin"
 export TALLY_PACKAGE_URL="$work/tally"
+# A dependent package never sets Tally's own switch for optimised debug numerics (it would put
+# unsafe flags into a version-based dependency, which SwiftPM refuses).
+unset TALLY_OPTIMISE_DEBUG
 cd "$example"
 # The example's own resolution and build products stay out of the repository's tree.
 build="$work/build"

@@ -16,3 +16,6 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
 fi
 swift build --build-tests
 swift test
+# The packages under Examples/ built, tested and run as outside users would (the Swift one
+# depends on a tagged clone of this commit by version; see scripts/examples.sh).
+bash scripts/examples.sh
