@@ -34,5 +34,6 @@ export TALLY_HOME="$work/home"
 "$tally_plus" plugins | grep -q "lexicon" || { echo "examples: tally-plus does not list the lexicon plugin" >&2; exit 1; }
 "$tally_plus" plugins | grep -q "role" || { echo "examples: tally-plus does not list the role kind" >&2; exit 1; }
 "$tally_plus" validate Recipes/reviews.yaml
+"$tally_plus" plugins check Recipes/reviews.yaml --backend words
 "$tally_plus" run Recipes/reviews.yaml
 echo "examples: Examples/swift-plugin built, tested and ran its recipe"

@@ -57,6 +57,14 @@ import Testing
         }
     }
 
+    @Test func theExamplePassesTheConformanceChecks() async throws {
+        let example = try Example()
+        let result = try await example.run(["plugins", "check", "tally.yaml", "--backend", "toy"])
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        #expect(result.stdout.contains("0 failed"), "\(result.stdout)")
+        #expect(result.stdout.contains("PASS  rerun resumes"), "\(result.stdout)")
+    }
+
     @Test func theExampleRunsAndItsFineTuneResumesAfterACrash() async throws {
         let example = try Example()
         let before = try example.snapshot()
