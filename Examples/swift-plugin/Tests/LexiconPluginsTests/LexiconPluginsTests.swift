@@ -1,6 +1,7 @@
 import Foundation
 import LexiconPlugins
 import TallyCore
+import TallyTesting
 import Testing
 
 @Suite("Lexicon plugin and role kind")
@@ -32,5 +33,15 @@ struct LexiconPluginsTests {
         try text.write(to: copy.appendingPathComponent("reviews.yaml"), atomically: true, encoding: .utf8)
         let found = RecipeLoader.validate(contentsOf: copy.appendingPathComponent("reviews.yaml"), registry: registry, environment: [:], strategies: strategies)
         #expect(found.contains { $0.severity == .error && $0.message.contains("unknown key 'rol'") && ($0.fix ?? "").contains("did you mean 'role'?") && $0.location.line != nil && $0.location.column != nil })
+    }
+
+    @Test("the lexicon backend passes Tally's conformance checks")
+    func conformance() async throws {
+        let config = BackendConfig(
+            name: "words", plugin: "lexicon", model: "example-lexicon",
+            settings: ["lexicon": "data/lexicon.tsv", "positive_label": "positive", "negative_label": "negative"],
+            recipeDirectory: Self.recipes)
+        let checks = await BackendConformance.check(plugin: LexiconPlugin(), config: config, environment: [:])
+        #expect(checks.failures.isEmpty, Comment(rawValue: checks.failureSummary ?? ""))
     }
 }
