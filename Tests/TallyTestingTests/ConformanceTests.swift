@@ -8,7 +8,10 @@ import Testing
 /// kind of misbehaviour they promise to catch, within their time limits.
 @Suite("Conformance suites")
 struct ConformanceTests {
-    static let quick = ConformanceTimeouts(request: .seconds(5), setup: .seconds(10), cancellation: .seconds(2))
+    /// Limits for well-behaved fakes. Generous: in a full parallel test run on two vCPUs the
+    /// cooperative pool can be busy for tens of seconds, and a limit that fires there would
+    /// fail a plugin that did nothing wrong.
+    static let quick = ConformanceTimeouts(request: .seconds(120), setup: .seconds(240), cancellation: .seconds(30))
 
     func outcome(_ name: String, in checks: [ConformanceCheck]) throws -> ConformanceCheck {
         try #require(checks.first { $0.name == name }, "no check named '\(name)' in \(checks.map(\.name))")
@@ -90,14 +93,16 @@ struct ConformanceTests {
             timeouts: ConformanceTimeouts(request: .milliseconds(300), setup: .seconds(1), cancellation: .milliseconds(300)))
         let check = try outcome("generate answers", in: checks)
         #expect(check.failed && check.detail.contains("no answer within 300 ms"), "\(check)")
-        #expect(clock.now - start < .seconds(20))
+        // The generator never answers: finishing at all shows the limit fired (bounded
+        // generously, for a loaded machine).
+        #expect(clock.now - start < .seconds(300))
     }
 
     @Test("a generator that ignores cancellation fails the cancellation check")
     func ignoresCancellation() async throws {
         let checks = await GeneratorConformance.check(
             Misbehaving(.ignoresCancellation), requests: [GenerationRequest(messages: [.user("hi")])],
-            timeouts: ConformanceTimeouts(request: .seconds(10), setup: .seconds(10), cancellation: .milliseconds(200)))
+            timeouts: ConformanceTimeouts(request: .seconds(120), setup: .seconds(240), cancellation: .milliseconds(200)))
         let check = try outcome("cancellation is prompt", in: checks)
         #expect(check.failed && check.detail.contains("still running"), "\(check)")
         #expect(try outcome("generate answers", in: checks).passed)
