@@ -3,8 +3,8 @@
 Writes Tests/SwiftTrainerTests/Resources/tiny-llama-prompt-tuning/ (see the README there and
 Tests/SwiftTrainerTests/Resources/README.md). CPU, float32, fixed seeds.
 
-    python3 -m venv /tmp/pt && /tmp/pt/bin/pip install torch transformers peft safetensors
-    /tmp/pt/bin/python scripts/reference/prompt_tuning_fixtures.py
+    python3 -m venv .venv-fixtures && .venv-fixtures/bin/pip install torch transformers peft safetensors
+    .venv-fixtures/bin/python scripts/reference/prompt_tuning_fixtures.py
 
 Reads the base model (config.json, model.safetensors) from the test fixtures and its tokenizer
 from the llama3-style tokenizer fixture (the same file the reference model ships).

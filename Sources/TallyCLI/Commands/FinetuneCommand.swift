@@ -28,7 +28,10 @@ struct FinetuneCommand: AsyncParsableCommand {
     var validation: String?
 
     @Option(help: "lora, prompt-tuning or full.")
-    var method = "lora"
+    var method = FineTuneMethod.loraName
+
+    /// `--method` values: the trainer's method names, with `full` for full fine-tuning.
+    static let methods = [FineTuneMethod.loraName, FineTuneMethod.promptTuningName, "full"]
 
     @Option(help: "Output directory.")
     var out: String
@@ -51,7 +54,7 @@ struct FinetuneCommand: AsyncParsableCommand {
     @Option(help: "System message put before every example's input.") var system: String?
 
     func validate() throws {
-        guard ["lora", "prompt-tuning", "full"].contains(method) else { throw ValidationError("--method must be lora, prompt-tuning or full, not '\(method)'") }
+        guard Self.methods.contains(method) else { throw ValidationError("--method must be one of \(Self.methods.joined(separator: ", ")), not '\(method)'") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard rank >= 1 else { throw ValidationError("--rank must be at least 1") }
@@ -70,10 +73,10 @@ struct FinetuneCommand: AsyncParsableCommand {
             let methodValue: FineTuneMethod
             let defaultRate: Double
             switch method {
-            case "lora":
+            case FineTuneMethod.loraName:
                 methodValue = .lora(LoRAOptions(rank: rank, alpha: alpha, dropout: dropout, targets: targets.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }))
                 defaultRate = 1e-3
-            case "prompt-tuning":
+            case FineTuneMethod.promptTuningName:
                 methodValue = .promptTuning(PromptTuningOptions(numVirtualTokens: virtualTokens, initText: initText))
                 defaultRate = 3e-2
             default:
