@@ -6,7 +6,8 @@ import Foundation
 public struct StrategyCost: Codable, Sendable, Hashable {
     /// Training cost: the provider's bill, trained tokens x training price, or (training on
     /// this machine) wall time x compute price; 0 for prompting strategies, and 0 when
-    /// `oneOffUnknown`.
+    /// `oneOffUnknown`; plus labelling the training examples it needs beyond those already
+    /// labelled (`costs.label_usd_per_example`).
     public let oneOffUSD: Double
     /// How `oneOffUSD` was obtained, in words.
     public let oneOffBasis: String
@@ -194,6 +195,13 @@ public enum CostModel {
                 basis = "\(format(training.wallSeconds)) s of training x \(format(costs.computeUSDPerHour)) USD/h compute"
                 gpu = gpuEstimate(model: strategy.model, method: strategy.trainingMethod ?? strategy.kind, trainedTokens: training.trainedTokens, gpuUSDPerHour: costs.gpuUSDPerHour)
             }
+        }
+        // Labelling: the training examples it needs beyond those already labelled.
+        let labels = strategy.labelledExamples ?? 0
+        let labelling = costs.labellingUSD(examples: labels)
+        if labelling > 0 {
+            oneOff += labelling
+            basis += "; + \(max(0, labels - costs.labelledExamples)) labels x \(format(costs.labelUSDPerExample)) USD (of \(labels) needed, \(costs.labelledExamples) already labelled)"
         }
         let requests = costs.requestsPerMonth * costs.horizonMonths
         return StrategyCost(

@@ -45,6 +45,14 @@ public struct DemonstrationSelector: Sendable {
         index = selection == .similar ? BM25(documents: inputs) : nil
     }
 
+    /// Labelled rows a strategy with this selector needs: `shots` from the first and random
+    /// orders (the same rows for every question), the whole pool for `similar` (any row may
+    /// be picked); at most the pool.
+    public var labelledExamples: Int {
+        guard shots > 0 else { return 0 }
+        return selection == .similar ? pool.count : min(shots, pool.count)
+    }
+
     /// The demonstrations for `example`, in the order they are shown.
     public func select(for example: Example) -> [Example] {
         guard shots > 0, !pool.isEmpty else { return [] }

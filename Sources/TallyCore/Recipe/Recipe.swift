@@ -16,10 +16,12 @@ public struct Recipe: Sendable {
     public let costs: CostSpec
     public let constraints: Constraints
     public let run: RunSettings
+    /// Learning curves to measure (`curves:`), in recipe order; empty when none.
+    public let curves: [CurveSpec]
     /// Command-line changes (`--set KEY=VALUE`) applied on top of the file, as given.
     public let overrides: [String]
 
-    public init(name: String, file: URL, task: TaskSpec, data: DataSpec, probes: [ProbeSpec], backends: [BackendConfig], strategies: [StrategySpec], costs: CostSpec, constraints: Constraints, run: RunSettings, overrides: [String] = []) {
+    public init(name: String, file: URL, task: TaskSpec, data: DataSpec, probes: [ProbeSpec], backends: [BackendConfig], strategies: [StrategySpec], costs: CostSpec, constraints: Constraints, run: RunSettings, curves: [CurveSpec] = [], overrides: [String] = []) {
         self.name = name
         self.file = file
         self.task = task
@@ -30,6 +32,7 @@ public struct Recipe: Sendable {
         self.costs = costs
         self.constraints = constraints
         self.run = run
+        self.curves = curves
         self.overrides = overrides
     }
 
@@ -168,11 +171,26 @@ public struct CostSpec: Sendable, Hashable, Codable {
     /// Dollars per hour of a rented GPU, for the labelled "same job on a GPU" estimate.
     public let gpuUSDPerHour: Double
 
-    public init(computeUSDPerHour: Double = 0.10, requestsPerMonth: Double = 100_000, horizonMonths: Double = 6, gpuUSDPerHour: Double = 4.0) {
+    /// Dollars to label one training example (`costs.label_usd_per_example`); 0: labels
+    /// are free (or already paid for). A strategy's one-off cost includes the labels it
+    /// needs beyond `labelledExamples`.
+    public let labelUSDPerExample: Double
+    /// Examples already labelled (`costs.labelled_examples`): they cost nothing more.
+    public let labelledExamples: Int
+
+    public init(computeUSDPerHour: Double = 0.10, requestsPerMonth: Double = 100_000, horizonMonths: Double = 6, gpuUSDPerHour: Double = 4.0, labelUSDPerExample: Double = 0, labelledExamples: Int = 0) {
         self.computeUSDPerHour = computeUSDPerHour
         self.requestsPerMonth = requestsPerMonth
         self.horizonMonths = horizonMonths
         self.gpuUSDPerHour = gpuUSDPerHour
+        self.labelUSDPerExample = labelUSDPerExample
+        self.labelledExamples = labelledExamples
+    }
+
+    /// Dollars for the labels of `examples` training examples: those beyond the examples
+    /// already labelled, at `labelUSDPerExample`.
+    public func labellingUSD(examples: Int) -> Double {
+        Double(max(0, examples - labelledExamples)) * labelUSDPerExample
     }
 
     enum CodingKeys: String, CodingKey {
@@ -180,6 +198,57 @@ public struct CostSpec: Sendable, Hashable, Codable {
         case requestsPerMonth = "requests_per_month"
         case horizonMonths = "horizon_months"
         case gpuUSDPerHour = "gpu_usd_per_hour"
+        case labelUSDPerExample = "label_usd_per_example"
+        case labelledExamples = "labelled_examples"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = CostSpec()
+        computeUSDPerHour = try c.decodeIfPresent(Double.self, forKey: .computeUSDPerHour) ?? d.computeUSDPerHour
+        requestsPerMonth = try c.decodeIfPresent(Double.self, forKey: .requestsPerMonth) ?? d.requestsPerMonth
+        horizonMonths = try c.decodeIfPresent(Double.self, forKey: .horizonMonths) ?? d.horizonMonths
+        gpuUSDPerHour = try c.decodeIfPresent(Double.self, forKey: .gpuUSDPerHour) ?? d.gpuUSDPerHour
+        labelUSDPerExample = try c.decodeIfPresent(Double.self, forKey: .labelUSDPerExample) ?? 0
+        labelledExamples = try c.decodeIfPresent(Int.self, forKey: .labelledExamples) ?? 0
+    }
+
+    /// The labelling keys are written only when set, so stored runs and reports without them
+    /// keep their layout.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(computeUSDPerHour, forKey: .computeUSDPerHour)
+        try c.encode(requestsPerMonth, forKey: .requestsPerMonth)
+        try c.encode(horizonMonths, forKey: .horizonMonths)
+        try c.encode(gpuUSDPerHour, forKey: .gpuUSDPerHour)
+        if labelUSDPerExample != 0 { try c.encode(labelUSDPerExample, forKey: .labelUSDPerExample) }
+        if labelledExamples != 0 { try c.encode(labelledExamples, forKey: .labelledExamples) }
+    }
+}
+
+/// A learning curve (`curves:` in the recipe): one strategy measured at several sizes,
+/// each size a real run (`run.seeds` repeat each one).
+public struct CurveSpec: Sendable, Hashable {
+    /// What the sizes count.
+    public enum Axis: String, Sendable, Hashable, Codable {
+        /// Training examples (`train_sizes`): a fine-tuning strategy, or one that trains a
+        /// model of its own, trained on nested subsets of the training split.
+        case trainExamples = "train_examples"
+        /// Demonstrations (`shots`): a few-shot or chain-of-thought strategy.
+        case shots
+    }
+    /// The strategy's name (an entry of `strategies:`, or `entry/variant`).
+    public let strategy: String
+    public let axis: Axis
+    /// Increasing sizes, each measured.
+    public let sizes: [Int]
+    public let location: SourceLocation?
+
+    public init(strategy: String, axis: Axis, sizes: [Int], location: SourceLocation? = nil) {
+        self.strategy = strategy
+        self.axis = axis
+        self.sizes = sizes
+        self.location = location
     }
 }
 

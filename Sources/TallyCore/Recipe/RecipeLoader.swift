@@ -13,14 +13,14 @@ import Yams
 /// ```
 public enum RecipeLoader {
     /// Top-level sections.
-    public static let sectionKeys = ["name", "description", "task", "data", "probes", "backends", "strategies", "costs", "constraints", "run"]
+    public static let sectionKeys = ["name", "description", "task", "data", "probes", "backends", "strategies", "costs", "constraints", "run", "curves"]
     public static let taskKeys = ["instruction", "input", "context", "target", "labels", "metric", "answer_pattern", "max_tokens"]
     public static let dataKeys = ["train", "test", "validation"]
     public static let probeKeys = ["name", "kind", "data", "metric", "max_tokens"]
     /// Backend keys the core understands; any other scalar key is a plugin setting.
     public static let backendKeys = ["plugin", "model", "api_key_env", "base_url", "price"]
     public static let priceKeys = ["input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "finetuned_input_per_mtok", "finetuned_output_per_mtok", "training_per_mtok"]
-    public static let costKeys = ["compute_usd_per_hour", "requests_per_month", "horizon_months", "gpu_usd_per_hour"]
+    public static let costKeys = ["compute_usd_per_hour", "requests_per_month", "horizon_months", "gpu_usd_per_hour", "label_usd_per_example", "labelled_examples"]
     public static let constraintKeys = ["min_accuracy", "max_forgetting", "budget_usd", "max_latency_ms"]
     public static let runKeys = ["seed", "seeds", "concurrency", "max_examples", "max_train_examples", "max_validation_examples", "bootstrap_samples"]
 
@@ -149,13 +149,16 @@ final class RecipeParser {
         if let task = task?.spec, let strategies {
             checkStrategies(strategies, task: task, train: data?.train, test: data?.test)
         }
+        let curves = parseCurves(top, strategies: strategies, trainCount: data?.train?.dataset.map { dataset in
+            run?.maxTrainExamples.map { min($0, dataset.examples.count) } ?? dataset.examples.count
+        })
 
-        guard !reader.hasErrors, let task, let train = data?.train, let test = data?.test, let run, let costs, let constraints, let backends, let strategies, let probes else { return nil }
+        guard !reader.hasErrors, let task, let train = data?.train, let test = data?.test, let run, let costs, let constraints, let backends, let strategies, let probes, let curves else { return nil }
         return Recipe(
             name: name, file: file, task: task.spec,
             data: DataSpec(train: train.url, test: test.url, validation: data?.validation?.url),
             probes: probes, backends: backends.map(\.config), strategies: strategies.map(\.spec),
-            costs: costs, constraints: constraints, run: run, overrides: overrides)
+            costs: costs, constraints: constraints, run: run, curves: curves, overrides: overrides)
     }
 
     func syntaxDiagnostic(_ error: any Error, yaml: String) -> Diagnostic {
@@ -852,8 +855,10 @@ final class RecipeParser {
         let requests = map["requests_per_month"].map { reader.double($0, "costs.requests_per_month", min: 0) } ?? defaults.requestsPerMonth
         let horizon = map["horizon_months"].map { reader.double($0, "costs.horizon_months", min: 0, minExclusive: true) } ?? defaults.horizonMonths
         let gpu = map["gpu_usd_per_hour"].map { reader.double($0, "costs.gpu_usd_per_hour", min: 0) } ?? defaults.gpuUSDPerHour
-        guard let compute, let requests, let horizon, let gpu else { return nil }
-        return CostSpec(computeUSDPerHour: compute, requestsPerMonth: requests, horizonMonths: horizon, gpuUSDPerHour: gpu)
+        let label = map["label_usd_per_example"].map { reader.double($0, "costs.label_usd_per_example", min: 0) } ?? defaults.labelUSDPerExample
+        let labelled = map["labelled_examples"].map { reader.int($0, "costs.labelled_examples", min: 0) } ?? defaults.labelledExamples
+        guard let compute, let requests, let horizon, let gpu, let label, let labelled else { return nil }
+        return CostSpec(computeUSDPerHour: compute, requestsPerMonth: requests, horizonMonths: horizon, gpuUSDPerHour: gpu, labelUSDPerExample: label, labelledExamples: labelled)
     }
 
     func parseConstraints(_ top: YAMLReader.Mapping) -> Constraints? {

@@ -5,7 +5,7 @@ import Foundation
 /// `report.json` is its JSON encoding.
 public struct Report: Codable, Sendable {
     /// Version of the JSON layout; bumped when a field changes meaning or disappears.
-    public static let currentSchemaVersion = 1
+    public static let currentSchemaVersion = 2
 
     public let schemaVersion: Int
     public let runID: String
@@ -31,9 +31,24 @@ public struct Report: Codable, Sendable {
     public let notes: [String]
     /// Per-example answers of every strategy, in test-set order.
     public let examples: [ExampleReport]
+    /// The recipe's learning curves (`curves:`); nil when it has none. Added in schema 2.
+    public var learningCurves: [LearningCurveReport]? = nil
+    /// Where each fine-tuning curve overtakes the most accurate prompting strategy; nil
+    /// without curves. Added in schema 2.
+    public var curveCrossings: [CurveCrossing]? = nil
+    /// Power of the paired test between the recommended strategy and the runner-up, and the
+    /// test examples 80% power needs; nil with fewer than two strategies. Added in schema 2.
+    public var testSetSize: TestSetSizeReport? = nil
+    /// When the recommendation prompts and a fine-tuning curve overtakes prompting: the
+    /// labels and traffic at which that fine-tune pays off, in words. Added in schema 2.
+    public var labelOutlook: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case recipe, complete, metric, seed, costs, constraints, strategies, decision, notes, examples
+        case learningCurves = "learning_curves"
+        case curveCrossings = "curve_crossings"
+        case testSetSize = "test_set_size"
+        case labelOutlook = "label_outlook"
         case schemaVersion = "schema_version"
         case runID = "run_id"
         case recipePath = "recipe_path"
@@ -273,12 +288,31 @@ extension Report {
         let decision = DecisionMaker.decide(candidates: candidates, costs: m.costs, constraints: m.constraints, compare: compare)
         let variantGroups = VariantGroupReport.groups(rows, compare: compare)
         notes += rows.compactMap { row in row.selfConsistency.map { $0.note(strategy: row.name) } }
-        return Report(
+        let curves = learningCurves(m)
+        if !curves.isEmpty {
+            notes.append("Learning curves: each point is a measured run on a nested, label-balanced subset of the training split (or with that many demonstrations). Curves are an \(LearningCurveReport.fitMethod).")
+        }
+        // Power: the recommended strategy and the runner-up, else the two most accurate.
+        let pair: (String, String)? = decision.ranking.count >= 2 ? (decision.ranking[0], decision.ranking[1])
+            : byAccuracy.count >= 2 ? (byAccuracy[0].name, byAccuracy[1].name) : nil
+        let testSetSize = pair.flatMap { pair in
+            TestSetSizeReport.build(first: (pair.0, scoresByName[pair.0] ?? []), second: (pair.1, scoresByName[pair.1] ?? []))
+        }
+        if let testSetSize, !testSetSize.enough { notes.append(testSetSize.summary) }
+        var report = Report(
             schemaVersion: currentSchemaVersion, runID: m.runID, recipe: m.recipeName, recipePath: m.recipePath,
             startedAt: m.startedAt, finishedAt: m.finishedAt, complete: m.finishedAt != nil, metric: m.metric,
             seed: m.seed, bootstrapSamples: m.bootstrapSamples, costs: m.costs, constraints: m.constraints,
             strategies: rows, pairedTest: paired, variantGroups: variantGroups.isEmpty ? nil : variantGroups,
             decision: decision, notes: notes, examples: examples(m))
+        report.testSetSize = testSetSize
+        if !curves.isEmpty {
+            report.learningCurves = curves.map(\.curve)
+            let crossed = crossings(curves, rows: rows)
+            report.curveCrossings = crossed
+            report.labelOutlook = labelOutlook(crossings: crossed, curves: curves.map(\.curve), rows: rows, decision: decision, costs: m.costs)
+        }
+        return report
     }
 
     /// Below this base refusal rate a refusal probe cannot show much forgetting.

@@ -119,6 +119,7 @@ public struct TerminalRenderer: ReportRenderer {
             out += "\n"
         }
         out += variantsSection(report)
+        out += curvesSection(report)
         if let recommended = report.decision.recommended {
             out += "Recommended: \(recommended)\n"
         } else {
@@ -212,6 +213,7 @@ public struct MarkdownRenderer: ReportRenderer {
 
         out += seedsSection(report)
         out += variantsSection(report)
+        out += curvesSection(report)
 
         if let test = report.pairedTest {
             out += "\n## Paired test\n\n"

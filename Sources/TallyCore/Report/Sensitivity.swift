@@ -254,6 +254,6 @@ struct CostScenario: Sendable, Hashable {
 
     /// The recipe's `costs` with this scenario's values.
     func spec(_ base: CostSpec) -> CostSpec {
-        CostSpec(computeUSDPerHour: computeUSDPerHour, requestsPerMonth: requestsPerMonth, horizonMonths: horizonMonths, gpuUSDPerHour: base.gpuUSDPerHour)
+        CostSpec(computeUSDPerHour: computeUSDPerHour, requestsPerMonth: requestsPerMonth, horizonMonths: horizonMonths, gpuUSDPerHour: base.gpuUSDPerHour, labelUSDPerExample: base.labelUSDPerExample, labelledExamples: base.labelledExamples)
     }
 }

@@ -9,8 +9,10 @@ extension Execution {
     /// records the training like a fine-tuning job, and answers the test set through the
     /// ledger cache (keyed by the trained model's identity). No probe runs: without a
     /// language model there is nothing to forget.
-    func measureTrainedAnswerer(_ spec: StrategySpec, kind: any StrategyKind, seed: UInt64, repetition: UInt64?, inputs: Inputs) async throws -> StrategyMeasurement {
-        let runName = StrategyMeasurement.runName(spec.name, seed: repetition)
+    /// - Parameter pointName: for a learning-curve point, the name its results are stored
+    ///   under; nil for the strategy itself.
+    func measureTrainedAnswerer(_ spec: StrategySpec, kind: any StrategyKind, seed: UInt64, repetition: UInt64?, inputs: Inputs, pointName: String? = nil) async throws -> StrategyMeasurement {
+        let runName = StrategyMeasurement.runName(pointName ?? spec.name, seed: repetition)
         let strategy = try kind.makeStrategy(spec, context: StrategyContext(task: recipe.task, train: inputs.train, validation: inputs.validation, seed: seed))
         let phase = "train \(runName)"
         progress(.started(phase: phase, total: nil))
@@ -33,6 +35,6 @@ extension Execution {
         return StrategyMeasurement(
             name: spec.name, kind: spec.kind, backend: nil, model: identity, dataLeavesMachine: answerer.dataLeavesMachine,
             adaptsWeights: false, usesLanguageModel: false, trainingMethod: nil, pricing: price,
-            predictions: predictions, training: answerer.training, probes: [], seed: repetition)
+            predictions: predictions, training: answerer.training, probes: [], seed: repetition, labelledExamples: strategy.labelledExamples)
     }
 }

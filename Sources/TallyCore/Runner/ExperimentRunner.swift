@@ -75,12 +75,12 @@ public struct ExperimentRunner: Sendable {
     var recipePath: String { recipe.file.relativePath.isEmpty ? recipe.file.path : recipe.file.relativePath }
 
     func assemble(runID: String, startedAt: Date, finishedAt: Date?, state: RunState) -> RunMeasurements {
-        let (strategies, probes) = state.snapshot
+        let (strategies, probes, points) = state.snapshot
         return RunMeasurements(
             runID: runID, recipeName: recipe.name, recipePath: recipePath, startedAt: startedAt, finishedAt: finishedAt,
             costs: recipe.costs, constraints: recipe.constraints, metric: recipe.task.metric, seed: recipe.run.seed,
             bootstrapSamples: recipe.run.bootstrapSamples, strategies: strategies, baseProbes: probes,
-            overrides: recipe.overrides.isEmpty ? nil : recipe.overrides)
+            overrides: recipe.overrides.isEmpty ? nil : recipe.overrides, curvePoints: recipe.curves.isEmpty ? nil : points)
     }
 
     /// `YYYYMMDD-HHMMSS-xxxx` in UTC, with 4 random hex digits.
@@ -96,10 +96,11 @@ public struct ExperimentRunner: Sendable {
 
 /// What a run has measured so far (read back when it stops early).
 final class RunState: Sendable {
-    private let state = Mutex<(strategies: [StrategyMeasurement], probes: [ProbeMeasurement])>(([], []))
+    private let state = Mutex<(strategies: [StrategyMeasurement], probes: [ProbeMeasurement], points: [CurvePointMeasurement])>(([], [], []))
     func add(_ strategy: StrategyMeasurement) { state.withLock { $0.strategies.append(strategy) } }
     func add(_ probe: ProbeMeasurement) { state.withLock { $0.probes.append(probe) } }
-    var snapshot: ([StrategyMeasurement], [ProbeMeasurement]) { state.withLock { ($0.strategies, $0.probes) } }
+    func add(_ point: CurvePointMeasurement) { state.withLock { $0.points.append(point) } }
+    var snapshot: ([StrategyMeasurement], [ProbeMeasurement], [CurvePointMeasurement]) { state.withLock { ($0.strategies, $0.probes, $0.points) } }
 }
 
 /// Opens a generator at most once, and only when a call needs it.
@@ -238,6 +239,7 @@ final class Execution: Sendable {
                 }
             }
         }
+        try await measureCurves(inputs: inputs, backends: backends)
     }
 
     /// What every strategy is measured on.
@@ -256,8 +258,12 @@ final class Execution: Sendable {
     ///   and drift scores) include the seed unless it is `run.seed`, the seed a single run
     ///   uses: two seeds never share a cache entry, and the `run.seed` repetition reuses
     ///   what a single-seed run of the same recipe stored.
-    func measure(_ spec: StrategySpec, kind: any StrategyKind, seed: UInt64, repetition: UInt64?, backend: Backend, config: BackendConfig, inputs: Inputs) async throws -> StrategyMeasurement {
-        let runName = StrategyMeasurement.runName(spec.name, seed: repetition)
+    /// - Parameters:
+    ///   - pointName: for a learning-curve point, the name its results are stored under
+    ///     (`CurvePointMeasurement.pointName`); nil for the strategy itself.
+    ///   - probes: whether the adapted model is probed (not at curve points).
+    func measure(_ spec: StrategySpec, kind: any StrategyKind, seed: UInt64, repetition: UInt64?, backend: Backend, config: BackendConfig, inputs: Inputs, pointName: String? = nil, probes runProbes: Bool = true) async throws -> StrategyMeasurement {
+        let runName = StrategyMeasurement.runName(pointName ?? spec.name, seed: repetition)
         let strategy = try kind.makeStrategy(spec, context: StrategyContext(task: recipe.task, train: inputs.train, validation: inputs.validation, seed: seed))
         var identity = backend.generator.identity
         var handle = GeneratorHandle(backend.generator)
@@ -271,7 +277,7 @@ final class Execution: Sendable {
         let salted = cacheIdentity(identity, repetition: repetition)
         let predictions = try await evaluate(strategy, runName: runName, examples: inputs.test, scorer: inputs.scorer, identity: salted, handle: handle, backend: backend, price: config.price, fineTuned: kind.adaptsWeights)
         var probes: [ProbeMeasurement] = []
-        if kind.adaptsWeights {
+        if kind.adaptsWeights, runProbes {
             for probe in recipe.probes {
                 if let measurement = try await evaluateProbe(probe, items: inputs.probeItems[probe.name] ?? [], subject: runName, identity: salted, handle: handle, backend: backend, price: config.price, fineTuned: true) {
                     probes.append(measurement)
@@ -282,7 +288,8 @@ final class Execution: Sendable {
         return StrategyMeasurement(
             name: spec.name, kind: spec.kind, backend: spec.backend, model: identity,
             dataLeavesMachine: backend.dataLeavesMachine, adaptsWeights: kind.adaptsWeights, trainingMethod: kind.trainingMethod, pricing: config.price,
-            predictions: predictions, training: outcome, probes: probes, seed: repetition, group: spec.group, variant: spec.variant)
+            predictions: predictions, training: outcome, probes: probes, seed: repetition, group: spec.group, variant: spec.variant,
+            labelledExamples: strategy.labelledExamples)
     }
 
     /// The model identity a run's cache keys are made from: `identity`, salted with the seed

@@ -20,8 +20,11 @@ public struct RunMeasurements: Codable, Sendable {
     public let baseProbes: [ProbeMeasurement]
     /// Command-line changes to the recipe (`--set KEY=VALUE`); nil or empty when none.
     public let overrides: [String]?
+    /// The points of the recipe's learning curves (`curves:`), in recipe order, sizes
+    /// ascending, seeds in order; nil when the recipe has none.
+    public let curvePoints: [CurvePointMeasurement]?
 
-    public init(runID: String, recipeName: String, recipePath: String, startedAt: Date, finishedAt: Date?, costs: CostSpec, constraints: Constraints, metric: String, seed: UInt64, bootstrapSamples: Int, strategies: [StrategyMeasurement], baseProbes: [ProbeMeasurement], overrides: [String]? = nil) {
+    public init(runID: String, recipeName: String, recipePath: String, startedAt: Date, finishedAt: Date?, costs: CostSpec, constraints: Constraints, metric: String, seed: UInt64, bootstrapSamples: Int, strategies: [StrategyMeasurement], baseProbes: [ProbeMeasurement], overrides: [String]? = nil, curvePoints: [CurvePointMeasurement]? = nil) {
         self.runID = runID
         self.recipeName = recipeName
         self.recipePath = recipePath
@@ -35,6 +38,32 @@ public struct RunMeasurements: Codable, Sendable {
         self.strategies = strategies
         self.baseProbes = baseProbes
         self.overrides = overrides
+        self.curvePoints = curvePoints
+    }
+}
+
+/// One point of a learning curve: a strategy measured at one size (with one seed).
+public struct CurvePointMeasurement: Codable, Sendable {
+    /// The strategy's name in the recipe.
+    public let strategy: String
+    public let axis: CurveSpec.Axis
+    /// Training examples or demonstrations.
+    public let size: Int
+    /// The run at this size: its predictions (stored in the ledger under `pointName`), its
+    /// training job and `seed` for a repeated strategy. No probes run at curve points.
+    public let measurement: StrategyMeasurement
+
+    public init(strategy: String, axis: CurveSpec.Axis, size: Int, measurement: StrategyMeasurement) {
+        self.strategy = strategy
+        self.axis = axis
+        self.size = size
+        self.measurement = measurement
+    }
+
+    /// The name a point's predictions are stored under: `lora @ 32 examples`,
+    /// `few-shot @ 4 shots` (then `(seed N)` for a repetition).
+    public static func pointName(_ strategy: String, axis: CurveSpec.Axis, size: Int) -> String {
+        "\(strategy) @ \(size) \(axis == .shots ? (size == 1 ? "shot" : "shots") : (size == 1 ? "example" : "examples"))"
     }
 }
 
@@ -68,8 +97,11 @@ public struct StrategyMeasurement: Codable, Sendable {
     public let group: String?
     /// For a variant: its own name (`StrategySpec.variant`).
     public let variant: String?
+    /// Labelled training examples the strategy used (`Strategy.labelledExamples`: the
+    /// training set of a fine-tune, the demonstrations shown); nil when not recorded.
+    public let labelledExamples: Int?
 
-    public init(name: String, kind: String, backend: String?, model: String, dataLeavesMachine: Bool, adaptsWeights: Bool, usesLanguageModel: Bool = true, trainingMethod: String? = nil, pricing: Pricing, predictions: [Prediction], training: FineTuneOutcome?, probes: [ProbeMeasurement], seed: UInt64? = nil, group: String? = nil, variant: String? = nil) {
+    public init(name: String, kind: String, backend: String?, model: String, dataLeavesMachine: Bool, adaptsWeights: Bool, usesLanguageModel: Bool = true, trainingMethod: String? = nil, pricing: Pricing, predictions: [Prediction], training: FineTuneOutcome?, probes: [ProbeMeasurement], seed: UInt64? = nil, group: String? = nil, variant: String? = nil, labelledExamples: Int? = nil) {
         self.name = name
         self.kind = kind
         self.backend = backend
@@ -85,10 +117,11 @@ public struct StrategyMeasurement: Codable, Sendable {
         self.seed = seed
         self.group = group
         self.variant = variant
+        self.labelledExamples = labelledExamples
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, kind, backend, model, dataLeavesMachine, adaptsWeights, usesLanguageModel, trainingMethod, pricing, predictions, training, probes, seed, group, variant
+        case name, kind, backend, model, dataLeavesMachine, adaptsWeights, usesLanguageModel, trainingMethod, pricing, predictions, training, probes, seed, group, variant, labelledExamples
     }
 
     public init(from decoder: any Decoder) throws {
@@ -108,6 +141,7 @@ public struct StrategyMeasurement: Codable, Sendable {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed)
         group = try c.decodeIfPresent(String.self, forKey: .group)
         variant = try c.decodeIfPresent(String.self, forKey: .variant)
+        labelledExamples = try c.decodeIfPresent(Int.self, forKey: .labelledExamples)
     }
 
     /// `usesLanguageModel` is written only when false, so stored runs keep their layout.
@@ -128,6 +162,7 @@ public struct StrategyMeasurement: Codable, Sendable {
         try c.encodeIfPresent(seed, forKey: .seed)
         try c.encodeIfPresent(group, forKey: .group)
         try c.encodeIfPresent(variant, forKey: .variant)
+        try c.encodeIfPresent(labelledExamples, forKey: .labelledExamples)
     }
 
     /// The name of this repetition: `name`, or `name (seed N)` for one seed of a repeated

@@ -152,29 +152,24 @@ public enum Planner {
         var sampled: [String] = []
         var probedBackends = Set<String>()
         var ownModels: [String] = []
-        for spec in recipe.strategies {
-            let kind = try strategies.kind(named: spec.kind)
-            if !kind.usesLanguageModel {
-                // No tokens and no backend: a little local compute to train and to answer.
-                let seeds = recipe.seeds(for: spec, dependsOnSeed: kind.dependsOnSeed(spec))
-                let seconds = Double(seeds.count) * (Double(train.examples.count) * ownModelTrainingSecondsPerExample + Double(test.examples.count) * ownModelSecondsPerRequest)
-                items.append(PlanEstimate.Item(name: spec.name, kind: spec.kind, backend: nil, requests: seeds.count * test.examples.count, promptTokens: 0, completionTokens: 0, trainingTokens: 0, estimatedSeconds: seconds, estimatedUSD: seconds * computePrice / 3600, local: true, repetitions: seeds.count > 1 ? seeds.count : nil))
-                ownModels.append(spec.name)
-                continue
-            }
-            guard let backendName = spec.backend, let config = recipe.backend(named: backendName) else { continue }
-            if kind.adaptsWeights, !probes.isEmpty, probedBackends.insert(backendName).inserted {
-                let base = probeCalls(config: config, fineTuned: false)
-                items.append(PlanEstimate.Item(name: "probes on \(backendName)", kind: "probes", backend: backendName, requests: base.requests, promptTokens: base.prompt, completionTokens: base.completion, trainingTokens: 0, estimatedSeconds: base.seconds, estimatedUSD: base.usd, local: isLocal(config)))
-            }
+        /// One strategy run (once per seed) as `name`: on `trainRows` (a curve's subset for a
+        /// training-set size), probing adapted models when `probing`.
+        func estimateRuns(_ spec: StrategySpec, kind: any StrategyKind, name: String, trainRows: [Example], probing: Bool) throws -> PlanEstimate.Item? {
             // A strategy that depends on the seed runs once per seed: every run is counted.
             let seeds = recipe.seeds(for: spec, dependsOnSeed: kind.dependsOnSeed(spec))
+            if !kind.usesLanguageModel {
+                // No tokens and no backend: a little local compute to train and to answer.
+                let seconds = Double(seeds.count) * (Double(trainRows.count) * ownModelTrainingSecondsPerExample + Double(test.examples.count) * ownModelSecondsPerRequest)
+                ownModels.append(name)
+                return PlanEstimate.Item(name: name, kind: spec.kind, backend: nil, requests: seeds.count * test.examples.count, promptTokens: 0, completionTokens: 0, trainingTokens: 0, estimatedSeconds: seconds, estimatedUSD: seconds * computePrice / 3600, local: true, repetitions: seeds.count > 1 ? seeds.count : nil)
+            }
+            guard let backendName = spec.backend, let config = recipe.backend(named: backendName) else { return nil }
             var prompt = 0, completion = 0
             var seconds = 0.0, usd = 0.0
             var requests = 0
             var trainingTokens = 0
             for seed in seeds {
-                let strategy = try kind.makeStrategy(spec, context: StrategyContext(task: task, train: train.examples, validation: validation, seed: seed))
+                let strategy = try kind.makeStrategy(spec, context: StrategyContext(task: task, train: trainRows, validation: validation, seed: seed))
                 var runSeconds = 0.0
                 // A strategy that samples several answers per example pays for each.
                 let samples = max(1, strategy.samples)
@@ -209,15 +204,47 @@ public enum Planner {
                     } else {
                         usd += trainSeconds * computePrice / 3600
                     }
-                    let adapted = probeCalls(config: config, fineTuned: true)
-                    requests += adapted.requests
-                    prompt += adapted.prompt
-                    completion += adapted.completion
-                    seconds += adapted.seconds
-                    usd += adapted.usd
+                    if probing {
+                        let adapted = probeCalls(config: config, fineTuned: true)
+                        requests += adapted.requests
+                        prompt += adapted.prompt
+                        completion += adapted.completion
+                        seconds += adapted.seconds
+                        usd += adapted.usd
+                    }
                 }
             }
-            items.append(PlanEstimate.Item(name: spec.name, kind: spec.kind, backend: spec.backend, requests: requests, promptTokens: prompt, completionTokens: completion, trainingTokens: trainingTokens, estimatedSeconds: seconds, estimatedUSD: usd, local: isLocal(config), repetitions: seeds.count > 1 ? seeds.count : nil))
+            return PlanEstimate.Item(name: name, kind: spec.kind, backend: spec.backend, requests: requests, promptTokens: prompt, completionTokens: completion, trainingTokens: trainingTokens, estimatedSeconds: seconds, estimatedUSD: usd, local: isLocal(config), repetitions: seeds.count > 1 ? seeds.count : nil)
+        }
+
+        for spec in recipe.strategies {
+            let kind = try strategies.kind(named: spec.kind)
+            if kind.usesLanguageModel, kind.adaptsWeights, !probes.isEmpty, let backendName = spec.backend, let config = recipe.backend(named: backendName), probedBackends.insert(backendName).inserted {
+                let base = probeCalls(config: config, fineTuned: false)
+                items.append(PlanEstimate.Item(name: "probes on \(backendName)", kind: "probes", backend: backendName, requests: base.requests, promptTokens: base.prompt, completionTokens: base.completion, trainingTokens: 0, estimatedSeconds: base.seconds, estimatedUSD: base.usd, local: isLocal(config)))
+            }
+            if let item = try estimateRuns(spec, kind: kind, name: spec.name, trainRows: train.examples, probing: true) { items.append(item) }
+        }
+        // Learning curves: every point is a run like the strategy's (no probes), on its
+        // subset of the training rows or with its number of demonstrations.
+        var curvePoints: [String] = []
+        for curve in recipe.curves {
+            guard let spec = recipe.strategies.first(where: { $0.name == curve.strategy }) else { continue }
+            let kind = try strategies.kind(named: spec.kind)
+            for size in curve.sizes {
+                let pointSpec = curve.pointSpec(spec, size: size)
+                var rows = train.examples
+                if curve.axis == .trainExamples {
+                    // Every seed's subset has `size` rows; the first seed's stands for them all.
+                    let seed = recipe.seeds(for: pointSpec, dependsOnSeed: kind.dependsOnSeed(pointSpec)).first ?? recipe.run.seed
+                    rows = CurveSubsets.subset(of: train.examples, order: CurveSubsets.order(of: train.examples, task: task, seed: seed), size: size)
+                }
+                let name = CurvePointMeasurement.pointName(spec.name, axis: curve.axis, size: size)
+                if let item = try estimateRuns(pointSpec, kind: kind, name: name, trainRows: rows, probing: false) {
+                    items.append(item)
+                    curvePoints.append(name)
+                }
+            }
         }
         var assumptions = [
             countTokens == nil
@@ -233,6 +260,9 @@ public enum Planner {
         }
         if !ownModels.isEmpty {
             assumptions.append("strategies without a language model (\(ownModels.joined(separator: ", "))) use no tokens: \(CostModel.format(ownModelTrainingSecondsPerExample * 1000)) ms of training per training example and \(CostModel.format(ownModelSecondsPerRequest * 1000)) ms per answer, billed at costs.compute_usd_per_hour")
+        }
+        if !curvePoints.isEmpty {
+            assumptions.append("learning curves: each point (\(curvePoints.count) in all) is priced as a run of its strategy on its number of training examples or demonstrations, without probes; a point whose training set and calls are in the ledger costs nothing again")
         }
         let repeated = items.filter { $0.repetitions != nil }
         if !repeated.isEmpty {

@@ -59,6 +59,10 @@ public protocol Strategy: Sendable {
     /// - Parameter progress: for notes worth showing (the setting chosen, the data used).
     /// - Throws: when training fails (`TallyError(.invalidData)` for unusable training data).
     func trainAnswerer(progress: @escaping @Sendable (ProgressEvent) -> Void) async throws -> TrainedAnswerer?
+    /// Labelled training examples this strategy needs: the rows it trains on, or the
+    /// demonstrations it shows. Its one-off cost includes labelling those beyond the examples
+    /// already labelled (`costs.label_usd_per_example`, `costs.labelled_examples`). Default: 0.
+    var labelledExamples: Int { get }
 }
 
 extension Strategy {
@@ -68,6 +72,7 @@ extension Strategy {
     public func choose(among answers: [SampledAnswer]) -> Int { SelfConsistency.majority(answers) }
     public func fineTuneRequest(baseIdentity: String, workRoot: URL) throws -> FineTuneRequest? { nil }
     public func trainAnswerer(progress: @escaping @Sendable (ProgressEvent) -> Void) async throws -> TrainedAnswerer? { nil }
+    public var labelledExamples: Int { 0 }
 
     /// The generation request for one test example (greedy decoding).
     public func request(for example: Example) -> GenerationRequest {

@@ -21,6 +21,8 @@ public enum ReportCharts {
         if let sensitivity, let chart = sensitivityMap(report, sensitivity) { charts.append(chart) }
         if let tornado, let chart = Self.tornado(report, tornado) { charts.append(chart) }
         if let chart = pairedTest(report) { charts.append(chart) }
+        if let chart = trainingCurves(report) { charts.append(chart) }
+        if let chart = shotCurves(report) { charts.append(chart) }
         if let chart = forgetting(report) { charts.append(chart) }
         if let chart = lossCurves(report) { charts.append(chart) }
         return charts

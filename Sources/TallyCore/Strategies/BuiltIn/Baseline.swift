@@ -164,6 +164,9 @@ public struct BaselineStrategy: Strategy {
 
     public var maxTokens: Int { spec.maxTokens ?? task.maxAnswerTokens }
 
+    /// It trains on every training row.
+    public var labelledExamples: Int { train.count }
+
     public func messages(for example: Example) -> [ChatMessage] {
         [.user(Self.text(task: task, example: example))]
     }

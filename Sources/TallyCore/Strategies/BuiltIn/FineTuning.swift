@@ -170,6 +170,9 @@ public struct FineTuningStrategy: Strategy {
 
     public var maxTokens: Int { zeroShot.maxTokens }
 
+    /// It trains on every training row.
+    public var labelledExamples: Int { train.count }
+
     public func messages(for example: Example) -> [ChatMessage] { zeroShot.messages(for: example) }
 
     /// Supervised examples: the zero-shot chat and the target as completion.

@@ -254,6 +254,9 @@ public struct FewShotStrategy: Strategy {
     /// The demonstrations shown for `example`.
     public func demonstrations(for example: Example) -> [Example] { selector.select(for: example) }
 
+    /// The demonstrations it shows (at most the training rows).
+    public var labelledExamples: Int { selector.labelledExamples }
+
     public func messages(for example: Example) -> [ChatMessage] {
         var messages: [ChatMessage] = [.system(PromptBuilder.systemPrompt(task: task))]
         for demo in selector.select(for: example) {
@@ -282,6 +285,9 @@ public struct ChainOfThoughtStrategy: Strategy {
     let rationaleField: String?
     /// Seeds the sampled chains.
     let seed: UInt64
+
+    /// The rationale demonstrations it shows (0 zero-shot).
+    public var labelledExamples: Int { selector?.labelledExamples ?? 0 }
 
     /// Demonstrations need rationales: the recipe's `rationale_field`, else the training
     /// rows' `rationale` field when they have one; without either it runs zero-shot.
