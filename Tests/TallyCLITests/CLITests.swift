@@ -144,7 +144,7 @@ import Testing
         #expect(calls.count == Set(calls).count, "a request was sent twice")
 
         let report = try workspace.reportJSON(in: out)
-        #expect(report["schema_version"] as? Int == Report.currentSchemaVersion)
+        #expect(report["schema_version"] as? Int == 2)
         let strategies = try #require(report["strategies"] as? [[String: Any]])
         #expect(strategies.map { $0["name"] as? String } == ["zero-shot", "few-shot-4", "cot", "lora-r8", "full"])
         for strategy in strategies {
