@@ -76,11 +76,12 @@ public struct ExperimentRunner: Sendable {
 
     func assemble(runID: String, startedAt: Date, finishedAt: Date?, state: RunState) -> RunMeasurements {
         let (strategies, probes) = state.snapshot
+        let data = state.data
         return RunMeasurements(
             runID: runID, recipeName: recipe.name, recipePath: recipePath, startedAt: startedAt, finishedAt: finishedAt,
             costs: recipe.costs, constraints: recipe.constraints, metric: recipe.task.metric, seed: recipe.run.seed,
             bootstrapSamples: recipe.run.bootstrapSamples, strategies: strategies, baseProbes: probes,
-            overrides: recipe.overrides.isEmpty ? nil : recipe.overrides)
+            overrides: recipe.overrides.isEmpty ? nil : recipe.overrides, data: data.isEmpty ? nil : data)
     }
 
     /// `YYYYMMDD-HHMMSS-xxxx` in UTC, with 4 random hex digits.
@@ -97,9 +98,12 @@ public struct ExperimentRunner: Sendable {
 /// What a run has measured so far (read back when it stops early).
 final class RunState: Sendable {
     private let state = Mutex<(strategies: [StrategyMeasurement], probes: [ProbeMeasurement])>(([], []))
+    private let splits = Mutex<[DataSplitSummary]>([])
     func add(_ strategy: StrategyMeasurement) { state.withLock { $0.strategies.append(strategy) } }
     func add(_ probe: ProbeMeasurement) { state.withLock { $0.probes.append(probe) } }
+    func add(_ split: DataSplitSummary) { splits.withLock { $0.append(split) } }
     var snapshot: ([StrategyMeasurement], [ProbeMeasurement]) { state.withLock { ($0.strategies, $0.probes) } }
+    var data: [DataSplitSummary] { splits.withLock { $0 } }
 }
 
 /// Opens a generator at most once, and only when a call needs it.
@@ -154,16 +158,18 @@ final class Execution: Sendable {
         var needed = PromptTemplate(task.input).fields
         if let context = task.context { needed += PromptTemplate(context).fields }
         needed.append(task.target)
-        let train = try loadData(recipe.data.train, needing: needed).sample(recipe.run.maxTrainExamples, seed: recipe.run.seed, label: "train")
-        let test = try loadData(recipe.data.test, needing: needed).sample(recipe.run.maxExamples, seed: recipe.run.seed, label: "test")
+        let train = try loadData(recipe.data.train, split: "train", needing: needed, max: recipe.run.maxTrainExamples)
+        let test = try loadData(recipe.data.test, split: "test", needing: needed, max: recipe.run.maxExamples)
         let validation = try recipe.data.validation.map {
-            try loadData($0, needing: needed).sample(recipe.run.maxValidationExamples, seed: recipe.run.seed, label: "validation")
+            try loadData($0, split: "validation", needing: needed, max: recipe.run.maxValidationExamples)
         }
         var probeItems: [String: [ProbeItem]] = [:]
         for probe in recipe.probes {
-            let loaded = try ProbeLoader.load(probe.data, kind: probe.kind)
+            let loaded = try ProbeLoader.load(probe.data, kind: probe.kind, displayPath: displayPath(probe.data))
             note(problems: loaded.problems)
-            probeItems[probe.name] = sampleItems(loaded.items, probe: probe.name)
+            let sampled = sampleItems(loaded.items, probe: probe.name)
+            state.add(DataSplitSummary(split: "probe \(probe.name)", file: displayPath(probe.data), usable: loaded.items.count, problems: loaded.problems, used: sampled.count))
+            probeItems[probe.name] = sampled
         }
         progress(.finished(phase: "load data"))
         progress(.note("\(test.examples.count) test, \(train.examples.count) train\(validation.map { ", \($0.examples.count) validation" } ?? "") examples"))
@@ -326,13 +332,19 @@ final class Execution: Sendable {
 
     // MARK: data
 
-    func loadData(_ url: URL, needing fields: [String]) throws -> Dataset {
-        let dataset = try DatasetLoader.load(url, displayPath: displayPath(url)).requiring(fields)
+    /// The `split` data file's usable rows (a seeded subset of at most `max`), its summary
+    /// recorded for the report.
+    /// - Throws: `TallyError(.invalidData)` when no row is usable, or when `data.strict` is set
+    ///   and a row was skipped.
+    func loadData(_ url: URL, split: String, needing fields: [String], max: Int?) throws -> Dataset {
+        let dataset = try DatasetLoader.load(url, displayPath: displayPath(url)).requiring(fields).enforcing(strict: recipe.data.strict, split: split)
         note(problems: dataset.problems)
         guard !dataset.examples.isEmpty else {
             throw TallyError(code: .invalidData, message: "\(displayPath(url)) has no row with all of the fields \(fields.joined(separator: ", ")); run `tally validate` for details", location: SourceLocation(file: displayPath(url)))
         }
-        return dataset
+        let sampled = dataset.sample(max, seed: recipe.run.seed, label: split)
+        state.add(dataset.summary(split: split, used: sampled.examples.count))
+        return sampled
     }
 
     func displayPath(_ url: URL) -> String {
