@@ -132,6 +132,9 @@ func validateHostedConfig(_ config: BackendConfig, allowedKeys: Set<String>) -> 
     if config.model.trimmingCharacters(in: .whitespaces).isEmpty {
         problems.append(ConfigIssue(key: "model", "the model name is empty; write e.g. model: gpt-4o-mini"))
     }
+    if let warning = ModelAlias.warning(for: config.model) {
+        problems.append(ConfigIssue(.warning, key: "model", warning))
+    }
     for key in config.settings.keys.sorted() where !allowedKeys.contains(key) {
         var message = "unknown setting '\(key)'"
         if let near = nearestName(to: key, among: allowedKeys.sorted()) { message += "; did you mean '\(near)'?" }

@@ -557,7 +557,8 @@ final class Execution: Sendable {
             output: replies[chosen].result.text, answer: scored[chosen].answer, score: scored[chosen].score, usage: usage,
             latencySeconds: replies.reduce(0) { $0 + $1.result.latencySeconds }, computeSeconds: computed.isEmpty ? nil : computed.reduce(0, +),
             cached: replies.allSatisfy(\.cached),
-            samples: replies.count > 1 ? replies.count : nil, agreement: replies.count > 1 ? SelfConsistency.agreement(answers, chosen: chosen) : nil)
+            samples: replies.count > 1 ? replies.count : nil, agreement: replies.count > 1 ? SelfConsistency.agreement(answers, chosen: chosen) : nil,
+            servedModel: replies[chosen].result.servedModel)
         return (prediction, replies[chosen].key)
     }
 
