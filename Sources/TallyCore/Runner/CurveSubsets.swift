@@ -23,7 +23,7 @@ public enum CurveSubsets {
     public static func order(of examples: [Example], task: TaskSpec, seed: UInt64) -> [Int] {
         var rng = SeededRandom.derived(seed: seed, label: "curve subsets")
         guard let labels = task.labels, !labels.isEmpty else {
-            return permuted(Array(examples.indices), using: &rng)
+            return rng.shuffled(Array(examples.indices))
         }
         let keys = labels.map(TextNormalizer.normalize)
         var buckets = Array(repeating: [Int](), count: keys.count)
@@ -32,7 +32,7 @@ public enum CurveSubsets {
             let target = TextNormalizer.normalize(example[task.target] ?? "")
             if let bucket = keys.firstIndex(of: target) { buckets[bucket].append(index) } else { others.append(index) }
         }
-        buckets = buckets.map { permuted($0, using: &rng) }
+        buckets = buckets.map { rng.shuffled($0) }
         var order: [Int] = []
         order.reserveCapacity(examples.count)
         var position = 0
@@ -40,22 +40,11 @@ public enum CurveSubsets {
             for bucket in buckets where position < bucket.count { order.append(bucket[position]) }
             position += 1
         }
-        return order + permuted(others, using: &rng)
+        return order + rng.shuffled(others)
     }
 
     /// The first `size` rows of `order`, in file order (all rows when there are fewer).
     public static func subset(of examples: [Example], order: [Int], size: Int) -> [Example] {
         order.prefix(max(0, size)).sorted().map { examples[$0] }
-    }
-
-    /// `values` in a uniformly random order (Fisher-Yates, drawing from `rng`).
-    static func permuted(_ values: [Int], using rng: inout SeededRandom) -> [Int] {
-        var values = values
-        guard values.count > 1 else { return values }
-        for i in stride(from: values.count - 1, to: 0, by: -1) {
-            let j = Int(rng.next(upperBound: UInt64(i + 1)))
-            values.swapAt(i, j)
-        }
-        return values
     }
 }

@@ -6,45 +6,32 @@ import Foundation
 // count sets the strategy's `shots`. Seeds repeat each point as they repeat the strategy.
 
 extension Execution {
-    /// Measures every point of every curve of the recipe, after the strategies.
+    /// Measures every learning-curve point of the plan (`RunPlan.curveRuns`), after the
+    /// strategies, through the same cached, budgeted path, without probes.
     /// - Parameter backends: the backends made for the strategies, by name.
     func measureCurves(inputs: Inputs, backends: [String: Backend]) async throws {
-        for curve in recipe.curves {
+        var announced = Set<String>()
+        for run in inputs.plan.curveRuns {
             try Task.checkCancellation()
-            guard let spec = recipe.strategies.first(where: { $0.name == curve.strategy }) else {
-                throw TallyError(code: .invalidRecipe, message: "curve '\(curve.strategy)' names no strategy of the recipe", location: curve.location)
+            guard let point = run.point else { continue }
+            let spec = run.spec
+            if announced.insert(spec.name).inserted, let curve = recipe.curves.first(where: { $0.strategy == spec.name }) {
+                progress(.note("learning curve of \(spec.name): \(curve.sizes.map(String.init).joined(separator: ", ")) \(curve.axis == .shots ? "demonstrations" : "training examples")"))
             }
-            let kind = try runner.strategies.kind(named: spec.kind)
             var model: (backend: Backend, config: BackendConfig)?
-            if kind.usesLanguageModel {
+            if run.kind.usesLanguageModel {
                 guard let name = spec.backend, let backend = backends[name], let config = recipe.backend(named: name) else { continue }
                 model = (backend, config)
             }
-            let unit = curve.axis == .shots ? "demonstrations" : "training examples"
-            progress(.note("learning curve of \(spec.name): \(curve.sizes.map(String.init).joined(separator: ", ")) \(unit)"))
-            for size in curve.sizes {
-                let pointSpec = curve.pointSpec(spec, size: size)
-                let seeds = recipe.seeds(for: pointSpec, dependsOnSeed: kind.dependsOnSeed(pointSpec))
-                let pointName = CurvePointMeasurement.pointName(spec.name, axis: curve.axis, size: size)
-                for seed in seeds {
-                    try Task.checkCancellation()
-                    let repetition: UInt64? = seeds.count > 1 ? seed : nil
-                    var pointInputs = inputs
-                    if curve.axis == .trainExamples {
-                        let order = CurveSubsets.order(of: inputs.train, task: recipe.task, seed: seed)
-                        pointInputs = Inputs(scorer: inputs.scorer, train: CurveSubsets.subset(of: inputs.train, order: order, size: size), validation: inputs.validation, test: inputs.test, probeItems: inputs.probeItems)
-                    }
-                    do {
-                        let measurement = if let model {
-                            try await measure(pointSpec, kind: kind, seed: seed, repetition: repetition, backend: model.backend, config: model.config, inputs: pointInputs, pointName: pointName, probes: false)
-                        } else {
-                            try await measureTrainedAnswerer(pointSpec, kind: kind, seed: seed, repetition: repetition, inputs: pointInputs, pointName: pointName)
-                        }
-                        state.add(CurvePointMeasurement(strategy: spec.name, axis: curve.axis, size: size, measurement: measurement))
-                    } catch {
-                        throw failure(error, of: "learning-curve point '\(StrategyMeasurement.runName(pointName, seed: repetition))'", backend: model?.config, location: curve.location)
-                    }
+            do {
+                let measurement = if let model {
+                    try await measure(run, backend: model.backend, config: model.config, inputs: inputs)
+                } else {
+                    try await measureTrainedAnswerer(run, inputs: inputs)
                 }
+                state.add(CurvePointMeasurement(strategy: spec.name, axis: point.axis, size: point.size, measurement: measurement))
+            } catch {
+                throw failure(error, of: "learning-curve point '\(run.runName)'", backend: model?.config, location: recipe.curves.first { $0.strategy == spec.name }?.location)
             }
         }
     }

@@ -20,11 +20,14 @@ public struct RunMeasurements: Codable, Sendable {
     public let baseProbes: [ProbeMeasurement]
     /// Command-line changes to the recipe (`--set KEY=VALUE`); nil or empty when none.
     public let overrides: [String]?
+    /// Rows read, skipped and used per data file (train, test, validation, probes); nil in
+    /// runs recorded before Tally kept it.
+    public let data: [DataSplitSummary]?
     /// The points of the recipe's learning curves (`curves:`), in recipe order, sizes
     /// ascending, seeds in order; nil when the recipe has none.
     public let curvePoints: [CurvePointMeasurement]?
 
-    public init(runID: String, recipeName: String, recipePath: String, startedAt: Date, finishedAt: Date?, costs: CostSpec, constraints: Constraints, metric: String, seed: UInt64, bootstrapSamples: Int, strategies: [StrategyMeasurement], baseProbes: [ProbeMeasurement], overrides: [String]? = nil, curvePoints: [CurvePointMeasurement]? = nil) {
+    public init(runID: String, recipeName: String, recipePath: String, startedAt: Date, finishedAt: Date?, costs: CostSpec, constraints: Constraints, metric: String, seed: UInt64, bootstrapSamples: Int, strategies: [StrategyMeasurement], baseProbes: [ProbeMeasurement], overrides: [String]? = nil, data: [DataSplitSummary]? = nil, curvePoints: [CurvePointMeasurement]? = nil) {
         self.runID = runID
         self.recipeName = recipeName
         self.recipePath = recipePath
@@ -38,6 +41,7 @@ public struct RunMeasurements: Codable, Sendable {
         self.strategies = strategies
         self.baseProbes = baseProbes
         self.overrides = overrides
+        self.data = data
         self.curvePoints = curvePoints
     }
 }
@@ -199,8 +203,11 @@ public struct Prediction: Codable, Sendable, Hashable {
     public let samples: Int?
     /// With `samples`: the fraction of samples whose answer is the chosen one.
     public let agreement: Double?
+    /// The model snapshot the provider reported for the kept answer
+    /// (``GenerationResult/servedModel``); nil when it reported none.
+    public let servedModel: String?
 
-    public init(exampleID: String, input: String, expected: String, output: String, answer: String?, score: Double, usage: TokenUsage, latencySeconds: Double, computeSeconds: Double?, cached: Bool, samples: Int? = nil, agreement: Double? = nil) {
+    public init(exampleID: String, input: String, expected: String, output: String, answer: String?, score: Double, usage: TokenUsage, latencySeconds: Double, computeSeconds: Double?, cached: Bool, samples: Int? = nil, agreement: Double? = nil, servedModel: String? = nil) {
         self.exampleID = exampleID
         self.input = input
         self.expected = expected
@@ -213,6 +220,7 @@ public struct Prediction: Codable, Sendable, Hashable {
         self.cached = cached
         self.samples = samples
         self.agreement = agreement
+        self.servedModel = servedModel
     }
 
     public var parsed: Bool { answer != nil }

@@ -75,7 +75,7 @@ public enum Planner {
     /// Assumed speeds for the time estimate (nothing is measured by `plan`).
     public static let localPromptTokensPerSecond = 200.0
     public static let localCompletionTokensPerSecond = 20.0
-    public static let localTrainingTokensPerSecond = 300.0
+    public static var localTrainingTokensPerSecond: Double { CallPricing.localTrainingTokensPerSecond }
     public static let hostedSecondsPerRequest = 0.5
     public static let hostedCompletionTokensPerSecond = 50.0
     /// Strategies that answer with a model of their own (no language model): seconds per
@@ -91,26 +91,14 @@ public enum Planner {
     /// - Throws: `TallyError` when a data file cannot be read or a strategy cannot be built.
     public static func estimate(recipe: Recipe, strategies: StrategyCatalog = .builtIn, countTokens: (@Sendable (String) -> Int)? = nil) throws -> PlanEstimate {
         func tokens(_ text: String) -> Int { countTokens?(text) ?? CallPricing.estimatedTokens(text) }
-        func promptTokens(_ messages: [ChatMessage]) -> Int { messages.reduce(0) { $0 + tokens($1.content) + 4 } }
+        func promptTokens(_ messages: [ChatMessage]) -> Int { CallPricing.estimatedPromptTokens(messages, tokens: tokens) }
         let task = recipe.task
-        var needed = PromptTemplate(task.input).fields
-        if let context = task.context { needed += PromptTemplate(context).fields }
-        needed.append(task.target)
-        let train = try DatasetLoader.load(recipe.data.train).requiring(needed).sample(recipe.run.maxTrainExamples, seed: recipe.run.seed, label: "train")
-        let test = try DatasetLoader.load(recipe.data.test).requiring(needed).sample(recipe.run.maxExamples, seed: recipe.run.seed, label: "test")
-        let validation = try recipe.data.validation.map {
-            try DatasetLoader.load($0).requiring(needed).sample(recipe.run.maxValidationExamples, seed: recipe.run.seed, label: "validation").examples
-        } ?? []
-        var probes: [(spec: ProbeSpec, items: [ProbeItem])] = []
-        for probe in recipe.probes {
-            let items = try ProbeLoader.load(probe.data, kind: probe.kind).items
-            probes.append((probe, ProbeLoader.sample(items, max: recipe.run.maxExamples, seed: recipe.run.seed, probe: probe.name)))
-        }
+        let plan = try RunPlan.make(recipe: recipe, strategies: strategies)
+        let train = plan.train, test = plan.test
+        let probes = recipe.probes.map { (spec: $0, items: plan.probeItems[$0.name] ?? []) }
         let computePrice = recipe.costs.computeUSDPerHour
 
-        func isLocal(_ config: BackendConfig) -> Bool {
-            config.price.inputPerMTok == 0 && config.price.outputPerMTok == 0
-        }
+        func isLocal(_ config: BackendConfig) -> Bool { CallPricing.isLocal(config.price) }
         func concurrency(_ config: BackendConfig) -> Double {
             let backendLimit = config.settings["max_concurrency"].flatMap(Int.init) ?? recipe.run.concurrency
             return Double(max(1, min(recipe.run.concurrency, backendLimit)))
@@ -152,28 +140,43 @@ public enum Planner {
         var sampled: [String] = []
         var probedBackends = Set<String>()
         var ownModels: [String] = []
-        /// One strategy run (once per seed) as `name`: on `trainRows` (a curve's subset for a
-        /// training-set size), probing adapted models when `probing`.
-        func estimateRuns(_ spec: StrategySpec, kind: any StrategyKind, name: String, trainRows: [Example], probing: Bool) throws -> PlanEstimate.Item? {
-            // A strategy that depends on the seed runs once per seed: every run is counted.
-            let seeds = recipe.seeds(for: spec, dependsOnSeed: kind.dependsOnSeed(spec))
+        // One item per strategy, adding up its runs (one per seed) as the plan lists them.
+        // Learning-curve points follow, one item per point (its seeds added up), priced like
+        // their strategy's runs on their own training rows or demonstrations, without probes.
+        let allRuns = plan.runs + plan.curveRuns
+        var curvePoints: [String] = []
+        var index = 0
+        while index < allRuns.count {
+            let spec = allRuns[index].spec
+            let kind = allRuns[index].kind
+            let runs = allRuns[index..<min(allRuns.count, index + allRuns[index].repetitions)]
+            index += runs.count
+            let repetitions = runs.count > 1 ? runs.count : nil
+            let point = runs.first?.point
+            let name = point.map { CurvePointMeasurement.pointName(spec.name, axis: $0.axis, size: $0.size) } ?? spec.name
+            if point != nil { curvePoints.append(name) }
             if !kind.usesLanguageModel {
                 // No tokens and no backend: a little local compute to train and to answer.
-                let seconds = Double(seeds.count) * (Double(trainRows.count) * ownModelTrainingSecondsPerExample + Double(test.examples.count) * ownModelSecondsPerRequest)
+                let seconds = Double(runs.count) * (Double(point?.train?.count ?? train.examples.count) * ownModelTrainingSecondsPerExample + Double(test.examples.count) * ownModelSecondsPerRequest)
+                items.append(PlanEstimate.Item(name: name, kind: spec.kind, backend: nil, requests: runs.count * test.examples.count, promptTokens: 0, completionTokens: 0, trainingTokens: 0, estimatedSeconds: seconds, estimatedUSD: seconds * computePrice / 3600, local: true, repetitions: repetitions))
                 ownModels.append(name)
-                return PlanEstimate.Item(name: name, kind: spec.kind, backend: nil, requests: seeds.count * test.examples.count, promptTokens: 0, completionTokens: 0, trainingTokens: 0, estimatedSeconds: seconds, estimatedUSD: seconds * computePrice / 3600, local: true, repetitions: seeds.count > 1 ? seeds.count : nil)
+                continue
             }
-            guard let backendName = spec.backend, let config = recipe.backend(named: backendName) else { return nil }
+            guard let backendName = spec.backend, let config = recipe.backend(named: backendName) else { continue }
+            if plan.probedBackends.contains(backendName), probedBackends.insert(backendName).inserted {
+                let base = probeCalls(config: config, fineTuned: false)
+                items.append(PlanEstimate.Item(name: "probes on \(backendName)", kind: "probes", backend: backendName, requests: base.requests, promptTokens: base.prompt, completionTokens: base.completion, trainingTokens: 0, estimatedSeconds: base.seconds, estimatedUSD: base.usd, local: isLocal(config)))
+            }
             var prompt = 0, completion = 0
             var seconds = 0.0, usd = 0.0
             var requests = 0
             var trainingTokens = 0
-            for seed in seeds {
-                let strategy = try kind.makeStrategy(spec, context: StrategyContext(task: task, train: trainRows, validation: validation, seed: seed))
+            for run in runs {
+                let strategy = try plan.strategy(for: run, task: task)
                 var runSeconds = 0.0
                 // A strategy that samples several answers per example pays for each.
                 let samples = max(1, strategy.samples)
-                if samples > 1, seed == seeds.first { sampled.append("\(spec.name) x\(samples)") }
+                if samples > 1, run.seed == runs.first?.seed { sampled.append("\(spec.name) x\(samples)") }
                 for example in test.examples {
                     for sample in 0..<samples {
                         let request = strategy.request(for: example, sample: sample)
@@ -189,22 +192,11 @@ public enum Planner {
                 seconds += runSeconds / concurrency(config)
                 requests += test.examples.count * samples
                 if kind.adaptsWeights, let job = try strategy.fineTuneRequest(baseIdentity: config.model, workRoot: URL(fileURLWithPath: "/")) {
-                    let perEpoch = job.train.reduce(0) { $0 + promptTokens($1.messages) + tokens($1.completion) }
-                    var epochs = job.options.epochs
-                    if let steps = job.options.maxSteps, !job.train.isEmpty {
-                        let stepsPerEpoch = max(1.0, (Double(job.train.count) / Double(job.options.batchSize * job.options.gradientAccumulation)).rounded(.up))
-                        epochs = min(epochs, Double(steps) / stepsPerEpoch)
-                    }
-                    let jobTokens = Int((Double(perEpoch) * epochs).rounded())
-                    trainingTokens += jobTokens
-                    let trainSeconds = isLocal(config) ? Double(jobTokens) / localTrainingTokensPerSecond : 0
-                    seconds += trainSeconds
-                    if let perMTok = config.price.trainingPerMTok, perMTok > 0 {
-                        usd += Double(jobTokens) * perMTok / 1_000_000
-                    } else {
-                        usd += trainSeconds * computePrice / 3600
-                    }
-                    if probing {
+                    let training = CallPricing.trainingEstimate(job, price: config.price, computeUSDPerHour: computePrice, tokens: tokens)
+                    trainingTokens += training.tokens
+                    seconds += training.seconds
+                    usd += training.usd
+                    if point == nil {
                         let adapted = probeCalls(config: config, fineTuned: true)
                         requests += adapted.requests
                         prompt += adapted.prompt
@@ -214,37 +206,7 @@ public enum Planner {
                     }
                 }
             }
-            return PlanEstimate.Item(name: name, kind: spec.kind, backend: spec.backend, requests: requests, promptTokens: prompt, completionTokens: completion, trainingTokens: trainingTokens, estimatedSeconds: seconds, estimatedUSD: usd, local: isLocal(config), repetitions: seeds.count > 1 ? seeds.count : nil)
-        }
-
-        for spec in recipe.strategies {
-            let kind = try strategies.kind(named: spec.kind)
-            if kind.usesLanguageModel, kind.adaptsWeights, !probes.isEmpty, let backendName = spec.backend, let config = recipe.backend(named: backendName), probedBackends.insert(backendName).inserted {
-                let base = probeCalls(config: config, fineTuned: false)
-                items.append(PlanEstimate.Item(name: "probes on \(backendName)", kind: "probes", backend: backendName, requests: base.requests, promptTokens: base.prompt, completionTokens: base.completion, trainingTokens: 0, estimatedSeconds: base.seconds, estimatedUSD: base.usd, local: isLocal(config)))
-            }
-            if let item = try estimateRuns(spec, kind: kind, name: spec.name, trainRows: train.examples, probing: true) { items.append(item) }
-        }
-        // Learning curves: every point is a run like the strategy's (no probes), on its
-        // subset of the training rows or with its number of demonstrations.
-        var curvePoints: [String] = []
-        for curve in recipe.curves {
-            guard let spec = recipe.strategies.first(where: { $0.name == curve.strategy }) else { continue }
-            let kind = try strategies.kind(named: spec.kind)
-            for size in curve.sizes {
-                let pointSpec = curve.pointSpec(spec, size: size)
-                var rows = train.examples
-                if curve.axis == .trainExamples {
-                    // Every seed's subset has `size` rows; the first seed's stands for them all.
-                    let seed = recipe.seeds(for: pointSpec, dependsOnSeed: kind.dependsOnSeed(pointSpec)).first ?? recipe.run.seed
-                    rows = CurveSubsets.subset(of: train.examples, order: CurveSubsets.order(of: train.examples, task: task, seed: seed), size: size)
-                }
-                let name = CurvePointMeasurement.pointName(spec.name, axis: curve.axis, size: size)
-                if let item = try estimateRuns(pointSpec, kind: kind, name: name, trainRows: rows, probing: false) {
-                    items.append(item)
-                    curvePoints.append(name)
-                }
-            }
+            items.append(PlanEstimate.Item(name: name, kind: spec.kind, backend: spec.backend, requests: requests, promptTokens: prompt, completionTokens: completion, trainingTokens: trainingTokens, estimatedSeconds: seconds, estimatedUSD: usd, local: isLocal(config), repetitions: repetitions))
         }
         var assumptions = [
             countTokens == nil
