@@ -168,8 +168,11 @@ public struct Prediction: Codable, Sendable, Hashable {
     public let samples: Int?
     /// With `samples`: the fraction of samples whose answer is the chosen one.
     public let agreement: Double?
+    /// The model snapshot the provider reported for the kept answer
+    /// (``GenerationResult/servedModel``); nil when it reported none.
+    public let servedModel: String?
 
-    public init(exampleID: String, input: String, expected: String, output: String, answer: String?, score: Double, usage: TokenUsage, latencySeconds: Double, computeSeconds: Double?, cached: Bool, samples: Int? = nil, agreement: Double? = nil) {
+    public init(exampleID: String, input: String, expected: String, output: String, answer: String?, score: Double, usage: TokenUsage, latencySeconds: Double, computeSeconds: Double?, cached: Bool, samples: Int? = nil, agreement: Double? = nil, servedModel: String? = nil) {
         self.exampleID = exampleID
         self.input = input
         self.expected = expected
@@ -182,6 +185,7 @@ public struct Prediction: Codable, Sendable, Hashable {
         self.cached = cached
         self.samples = samples
         self.agreement = agreement
+        self.servedModel = servedModel
     }
 
     public var parsed: Bool { answer != nil }
