@@ -16,6 +16,9 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
 fi
 swift build --build-tests
 swift test
+# Every libFuzzer target for a few seconds from its committed corpus (docs/fuzzing.md): a build
+# of Tests/Fuzz with -sanitize=fuzzer, apart from the one above, then 4 s per target.
+bash scripts/fuzz.sh all 4
 # The packages under Examples/ built, tested and run as outside users would (the Swift one
 # depends on a tagged clone of this commit by version; see scripts/examples.sh).
 bash scripts/examples.sh
