@@ -178,16 +178,17 @@ struct ExportCommand: AsyncParsableCommand {
             throw TallyError(code: .invalidRecipe, message: "the recipe no longer has a strategy named '\(measured.name)'")
         }
         let kind = try extensions.strategies.kind(named: spec.kind)
-        let strategy = try kind.makeStrategy(spec, context: recipe.strategyContext(seed: measured.seed ?? recipe.run.seed))
+        let context = try recipe.strategyContext(seed: measured.seed ?? recipe.run.seed)
+        let strategy = try kind.makeStrategy(spec, context: context)
         let fields = Array(Set(recipe.requiredFields).subtracting([recipe.task.target])).sorted()
         func placeholders(_ render: (String) -> String) -> Example {
             Example(id: "prompt", fields: Dictionary(uniqueKeysWithValues: fields.map { ($0, render($0)) }), location: SourceLocation(file: "prompt"))
         }
         let request = strategy.request(for: placeholders { "{\($0)}" }, sample: 0)
         let nunjucks = strategy.messages(for: placeholders { "{{\($0)}}" })
-        // Demonstrations chosen per input (most-similar selection) differ for another input.
-        let other = strategy.messages(for: placeholders { "{\($0)} x" })
-        let perInput = Array(request.messages.dropLast()) != Array(other.dropLast())
+        // Demonstrations chosen per input (most-similar selection) differ between two real inputs.
+        let samples = context.train.prefix(2).map { Array(strategy.messages(for: $0).dropLast()) }
+        let perInput = samples.count == 2 && samples[0] != samples[1]
         var object: [String: Any] = [
             "run": measurements.runID, "strategy": measured.runName, "kind": measured.kind,
             "model": recipe.backend(named: measured.backend ?? "")?.model ?? measured.model,
