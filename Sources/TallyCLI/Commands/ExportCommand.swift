@@ -178,9 +178,11 @@ struct ExportCommand: AsyncParsableCommand {
             throw TallyError(code: .invalidRecipe, message: "the recipe no longer has a strategy named '\(measured.name)'")
         }
         let kind = try extensions.strategies.kind(named: spec.kind)
-        let context = try recipe.strategyContext(seed: measured.seed ?? recipe.run.seed)
+        // The run's own data subsets (the plan `tally run` walked), so demonstrations match.
+        let plan = try RunPlan.make(recipe: recipe, strategies: extensions.strategies)
+        let context = StrategyContext(task: recipe.task, train: plan.train.examples, validation: plan.validation?.examples ?? [], seed: measured.seed ?? recipe.run.seed)
         let strategy = try kind.makeStrategy(spec, context: context)
-        let fields = Array(Set(recipe.requiredFields).subtracting([recipe.task.target])).sorted()
+        let fields = Array(Set(RunPlan.neededFields(recipe.task)).subtracting([recipe.task.target])).sorted()
         func placeholders(_ render: (String) -> String) -> Example {
             Example(id: "prompt", fields: Dictionary(uniqueKeysWithValues: fields.map { ($0, render($0)) }), location: SourceLocation(file: "prompt"))
         }
