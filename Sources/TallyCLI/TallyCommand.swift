@@ -26,6 +26,8 @@ public struct TallyCommand: AsyncParsableCommand {
             DataCommand.self,
             GenerateCommand.self,
             FinetuneCommand.self,
+            ExportCommand.self,
+            SchemaCommand.self,
         ]
     )
 }

@@ -18,12 +18,15 @@ public struct OpenAIFineTuner: FineTuner {
     let pricing: Pricing
     let pollInterval: Double
     let tokenLimitField: String
+    let extraHeaders: [(name: String, value: String)]
 
     /// - Parameters:
     ///   - baseModel: the model to fine-tune (`gpt-4o-mini-2024-07-18`).
     ///   - pricing: the backend's prices; `training_per_mtok` prices the job.
     ///   - pollInterval: seconds between status polls.
-    public init(client: HTTPClient, baseURL: URL, key: APIKey?, baseModel: String, pricing: Pricing, pollInterval: Double, tokenLimitField: String) {
+    ///   - headers: sent with every request (OpenAI's organisation and project headers).
+    public init(client: HTTPClient, baseURL: URL, key: APIKey?, baseModel: String, pricing: Pricing, pollInterval: Double, tokenLimitField: String, headers: [(name: String, value: String)] = []) {
+        self.extraHeaders = headers
         self.client = client
         self.baseURL = baseURL
         self.key = key
@@ -158,7 +161,7 @@ public struct OpenAIFineTuner: FineTuner {
     }
 
     public func generator(for outcome: FineTuneOutcome) async throws -> any TextGenerator {
-        OpenAIChatGenerator(model: outcome.artifact, baseURL: baseURL, key: key, client: client, tokenLimitField: tokenLimitField)
+        OpenAIChatGenerator(model: outcome.artifact, baseURL: baseURL, key: key, client: client, tokenLimitField: tokenLimitField, headers: extraHeaders)
     }
 
     // MARK: - Requests
@@ -167,7 +170,7 @@ public struct OpenAIFineTuner: FineTuner {
         var headers: [(name: String, value: String)] = [("Accept", "application/json")]
         if json { headers.append(("Content-Type", "application/json")) }
         if let key { headers.append(("Authorization", "Bearer \(key.value)")) }
-        return headers
+        return headers + extraHeaders
     }
 
     /// Writes `examples` as chat JSONL into `directory` and uploads the file.

@@ -9,8 +9,10 @@ import TallyCore
 ///            price: {input_per_mtok: 0.80, output_per_mtok: 4.00, cached_input_per_mtok: 0.08}}
 /// ```
 public struct AnthropicPlugin: BackendPlugin {
-    /// Where requests go when the recipe gives no `base_url`.
+    /// Where requests go when the recipe gives no `base_url` and `ANTHROPIC_BASE_URL` is unset.
     public static let defaultBaseURL = "https://api.anthropic.com"
+    /// The variable that sets the base URL when the recipe gives no `base_url`.
+    public static let baseURLVariable = "ANTHROPIC_BASE_URL"
     /// The key variable assumed when the recipe names none and uses Anthropic itself.
     public static let defaultKeyVariable = "ANTHROPIC_API_KEY"
 
@@ -27,6 +29,7 @@ public struct AnthropicPlugin: BackendPlugin {
 
     public func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue] {
         validateHostedConfig(config, allowedKeys: settingKeys)
+            + HostedEndpoint.environmentIssues(config, variable: Self.baseURLVariable, environment: environment)
     }
 
     public func makeBackend(_ config: BackendConfig, environment: [String: String]) async throws -> Backend {
@@ -34,10 +37,7 @@ public struct AnthropicPlugin: BackendPlugin {
             throw TallyError(code: .invalidRecipe, message: "backend '\(config.name)': \(problem)")
         }
         let settings = HostedSettings.parse(config.settings).settings
-        let baseText = config.baseURL ?? Self.defaultBaseURL
-        guard let baseURL = URL(string: baseText) else {
-            throw TallyError(code: .invalidRecipe, message: "backend '\(config.name)': base_url '\(baseText)' is not a URL")
-        }
+        let baseURL = try HostedEndpoint.baseURL(config, variable: Self.baseURLVariable, fallback: Self.defaultBaseURL, environment: environment)
         var effective = config
         if config.apiKeyEnv == nil, config.baseURL == nil {
             effective = BackendConfig(

@@ -121,12 +121,8 @@ private func clean(_ value: Double) -> String {
 /// network or requiring the key to be set.
 func validateHostedConfig(_ config: BackendConfig, allowedKeys: Set<String>) -> [ConfigIssue] {
     var problems: [ConfigIssue] = []
-    if let base = config.baseURL {
-        if let url = URL(string: base), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host?.isEmpty == false {
-            if url.query != nil { problems.append(ConfigIssue(key: "base_url", "'\(base)' has a query string; give only scheme, host and path prefix (e.g. https://api.openai.com/v1)")) }
-        } else {
-            problems.append(ConfigIssue(key: "base_url", "'\(base)' is not an http(s) URL; write e.g. https://api.openai.com/v1 or http://localhost:8000/v1"))
-        }
+    if let base = config.baseURL, let problem = HostedEndpoint.problem(base) {
+        problems.append(ConfigIssue(key: "base_url", problem))
     }
     // Names with characters other than letters, digits and `_` are reported by the recipe
     // loader; here, names that are valid but look like a pasted key.

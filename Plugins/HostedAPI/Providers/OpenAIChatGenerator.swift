@@ -13,13 +13,16 @@ public struct OpenAIChatGenerator: TextGenerator {
     let baseURL: URL
     let key: APIKey?
     let tokenLimitField: String
+    let extraHeaders: [(name: String, value: String)]
 
     /// - Parameters:
     ///   - model: the model id sent in each request.
     ///   - baseURL: e.g. `https://api.openai.com/v1`.
     ///   - key: sent as `Authorization: Bearer`; nil for servers without authentication.
     ///   - tokenLimitField: `max_tokens` or `max_completion_tokens`.
-    public init(model: String, baseURL: URL, key: APIKey?, client: HTTPClient, tokenLimitField: String) {
+    ///   - headers: sent with every request (OpenAI's organisation and project headers).
+    public init(model: String, baseURL: URL, key: APIKey?, client: HTTPClient, tokenLimitField: String, headers: [(name: String, value: String)] = []) {
+        self.extraHeaders = headers
         self.model = model
         self.baseURL = baseURL
         self.key = key
@@ -34,6 +37,7 @@ public struct OpenAIChatGenerator: TextGenerator {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var headers: [(name: String, value: String)] = [("Content-Type", "application/json"), ("Accept", "application/json")]
         if let key { headers.append(("Authorization", "Bearer \(key.value)")) }
+        headers += extraHeaders
         let http = HTTPRequest(method: "POST", url: endpoint(baseURL, "/chat/completions"), headers: headers, body: try encoder.encode(body))
         let estimate = request.messages.reduce(0) { $0 + estimateTokens($1.content) + 4 } + request.maxTokens
         return try await client.send(http, estimatedTokens: estimate) { response in

@@ -11,8 +11,10 @@ import TallyCore
 ///   local-vllm: {plugin: openai, model: Qwen/Qwen2.5-7B-Instruct, base_url: "http://localhost:8000/v1"}
 /// ```
 public struct OpenAIPlugin: BackendPlugin {
-    /// Where requests go when the recipe gives no `base_url`.
+    /// Where requests go when the recipe gives no `base_url` and `OPENAI_BASE_URL` is unset.
     public static let defaultBaseURL = "https://api.openai.com/v1"
+    /// The variable that sets the base URL when the recipe gives no `base_url`.
+    public static let baseURLVariable = "OPENAI_BASE_URL"
     /// The key variable assumed when the recipe names none and uses OpenAI itself.
     public static let defaultKeyVariable = "OPENAI_API_KEY"
 
@@ -31,6 +33,7 @@ public struct OpenAIPlugin: BackendPlugin {
 
     public func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue] {
         validateHostedConfig(config, allowedKeys: settingKeys)
+            + HostedEndpoint.environmentIssues(config, variable: Self.baseURLVariable, environment: environment)
     }
 
     public func makeBackend(_ config: BackendConfig, environment: [String: String]) async throws -> Backend {
@@ -38,18 +41,16 @@ public struct OpenAIPlugin: BackendPlugin {
             throw TallyError(code: .invalidRecipe, message: "backend '\(config.name)': \(problem)")
         }
         let settings = HostedSettings.parse(config.settings).settings
-        let baseText = config.baseURL ?? Self.defaultBaseURL
-        guard let baseURL = URL(string: baseText) else {
-            throw TallyError(code: .invalidRecipe, message: "backend '\(config.name)': base_url '\(baseText)' is not a URL")
-        }
+        let baseURL = try HostedEndpoint.baseURL(config, variable: Self.baseURLVariable, fallback: Self.defaultBaseURL, environment: environment)
+        let headers = HostedEndpoint.openAIAccountHeaders(environment)
         let effective = Self.effectiveConfig(config)
         let key = try resolveKey(effective, environment: environment)
         let client = HTTPClient(provider: "openai", configuration: settings.clientConfiguration, key: key, environment: environment, observer: observer)
         let field = settings.tokenLimitField ?? (baseURL.host == "api.openai.com" ? "max_completion_tokens" : "max_tokens")
-        let generator = OpenAIChatGenerator(model: config.model, baseURL: baseURL, key: key, client: client, tokenLimitField: field)
+        let generator = OpenAIChatGenerator(model: config.model, baseURL: baseURL, key: key, client: client, tokenLimitField: field, headers: headers)
         let tuner = OpenAIFineTuner(
             client: client, baseURL: baseURL, key: key, baseModel: config.model, pricing: config.price,
-            pollInterval: settings.pollInterval, tokenLimitField: field)
+            pollInterval: settings.pollInterval, tokenLimitField: field, headers: headers)
         return Backend(generator: generator, fineTuner: tuner, dataLeavesMachine: !isLoopback(baseURL), maxConcurrency: settings.maxConcurrency)
     }
 

@@ -40,6 +40,7 @@ public struct SwiftTrainerFineTuner: FineTuner {
             let local = try LocalModel.load(baseModel, trainable: request.method == .full, identity: baseIdentity)
             var settings = SwiftTrainer.Trainer.Settings(baseModelName: baseModel.lastPathComponent)
             settings.tokenizerFiles = Self.tokenizerFiles(of: baseModel)
+            settings.exportTokenizer = ExportTokenizer(local)
             return try await SwiftTrainer.Trainer.run(
                 model: local.model, tokenizer: local.tokenizer, template: local.template, request: request,
                 settings: settings, progress: progress)

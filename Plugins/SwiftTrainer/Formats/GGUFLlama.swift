@@ -205,6 +205,17 @@ public enum GGUFLlama {
     ///   - heads: number of heads the rows are split into (query heads for Q, KV heads for K).
     /// - Returns: the same values with HF row `h·d + t·d/2 + j` taken from GGUF row `h·d + 2j + t`.
     public static func unpermuteRows(_ values: [Float], rows: Int, columns: Int, heads: Int) -> [Float] {
+        reorderRows(values, rows: rows, columns: columns, heads: heads, toGGUF: false)
+    }
+
+    /// The inverse of ``unpermuteRows(_:rows:columns:heads:)``: Hugging Face row order to
+    /// llama.cpp's, GGUF row `h·d + 2j + t` taken from HF row `h·d + t·d/2 + j`.
+    public static func permuteRows(_ values: [Float], rows: Int, columns: Int, heads: Int) -> [Float] {
+        reorderRows(values, rows: rows, columns: columns, heads: heads, toGGUF: true)
+    }
+
+    /// Moves every row between HF row `h·d + t·d/2 + j` and GGUF row `h·d + 2j + t`.
+    static func reorderRows(_ values: [Float], rows: Int, columns: Int, heads: Int, toGGUF: Bool) -> [Float] {
         guard heads > 0, rows % (2 * heads) == 0, values.count == rows * columns else { return values }
         let headDim = rows / heads
         let half = headDim / 2
@@ -216,8 +227,9 @@ public enum GGUFLlama {
                         for j in 0..<half {
                             let hfRow = h * headDim + t * half + j
                             let ggufRow = h * headDim + 2 * j + t
+                            let (from, to) = toGGUF ? (hfRow, ggufRow) : (ggufRow, hfRow)
                             for c in 0..<columns {
-                                dst[hfRow * columns + c] = src[ggufRow * columns + c]
+                                dst[to * columns + c] = src[from * columns + c]
                             }
                         }
                     }
@@ -234,7 +246,7 @@ public enum GGUFLlama {
     }
 
     static func ggufName(for hfName: String) -> String {
-        let top = ["model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight"]
+        let top = ["model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"]
         if let name = top[hfName] { return name }
         let parts = hfName.split(separator: ".")
         guard parts.count >= 5 else { return hfName }

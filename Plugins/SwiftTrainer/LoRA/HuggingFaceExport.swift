@@ -49,8 +49,12 @@ public enum HuggingFaceExport {
     ///   - directory: created if needed.
     ///   - tokenizerFiles: files to copy beside the weights (`tokenizer.json`,
     ///     `tokenizer_config.json`, ...), skipped when missing.
+    ///   - tokenizer: when given, the tokenizer files that `tokenizerFiles` did not provide
+    ///     (`tokenizer.json`, `tokenizer_config.json` with the chat template) are written from
+    ///     it, and `generation_config.json` names its stop tokens: the directory then opens on
+    ///     its own, even when the model came from a GGUF file.
     /// - Throws: `TallyError` (`io`) if a file cannot be written.
-    public static func save(_ model: any CausalLanguageModel, to directory: URL, tokenizerFiles: [URL] = []) throws {
+    public static func save(_ model: any CausalLanguageModel, to directory: URL, tokenizerFiles: [URL] = [], tokenizer: ExportTokenizer? = nil) throws {
         let fm = FileManager.default
         do {
             try fm.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -69,5 +73,37 @@ public enum HuggingFaceExport {
                 throw TallyError(code: .io, message: "cannot copy \(file.lastPathComponent): \(error.localizedDescription)", location: SourceLocation(file: dest.path), underlying: error)
             }
         }
+        guard let tokenizer else { return }
+        if !fm.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path) {
+            do {
+                try tokenizer.tokenizer.writeHuggingFaceFiles(to: directory, maxLength: model.config.maxPositions)
+            } catch let error as TokenizerError {
+                throw error.tallyError
+            }
+        }
+        var generation: [String: Any] = ["eos_token_id": tokenizer.stopTokenIDs.sorted()]
+        if let bos = tokenizer.tokenizer.bosTokenID { generation["bos_token_id"] = bos }
+        if let pad = tokenizer.stopTokenIDs.min() { generation["pad_token_id"] = pad }
+        let url = directory.appendingPathComponent("generation_config.json")
+        do {
+            try JSONSerialization.data(withJSONObject: generation, options: [.prettyPrinted, .sortedKeys]).write(to: url, options: .atomic)
+        } catch {
+            throw TallyError(code: .io, message: "cannot write generation_config.json: \(error.localizedDescription)", location: SourceLocation(file: url.path), underlying: error)
+        }
+    }
+}
+
+/// The tokenizer a saved model directory or GGUF file carries: the tokenizer with the chat
+/// template Tally renders (ChatML when the model shipped none), and the ids that end a reply.
+public struct ExportTokenizer: Sendable {
+    public let tokenizer: BPETokenizer
+    public let stopTokenIDs: Set<Int>
+
+    /// The export form of a loaded model's tokenizer.
+    public init(_ local: LocalModel) {
+        var tokenizer = local.tokenizer
+        tokenizer.chatTemplate = local.template.source
+        self.tokenizer = tokenizer
+        self.stopTokenIDs = local.stopTokenIDs
     }
 }

@@ -25,6 +25,9 @@ extension SwiftTrainer {
             public var baseModelName: String?
             /// Tokenizer files copied into a saved model directory (`tokenizer.json`, ...).
             public var tokenizerFiles: [URL]
+            /// Written into a saved model directory where `tokenizerFiles` provide no
+            /// tokenizer (a GGUF base model), with the chat template and stop tokens.
+            public var exportTokenizer: ExportTokenizer?
             /// Examples are cut to this many tokens.
             public var maxSequenceLength: Int
             /// Write a checkpoint every this many optimiser steps (0: only at evaluations, on

@@ -384,7 +384,7 @@ public final class TrainingJob {
         } else if let promptTuning {
             try PEFTPromptTuning.save(promptTuning, to: artifactDirectory, baseModel: settings.baseModelName)
         } else {
-            try HuggingFaceExport.save(model, to: artifactDirectory, tokenizerFiles: settings.tokenizerFiles)
+            try HuggingFaceExport.save(model, to: artifactDirectory, tokenizerFiles: settings.tokenizerFiles, tokenizer: settings.exportTokenizer)
         }
     }
 

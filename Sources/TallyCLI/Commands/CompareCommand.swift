@@ -27,11 +27,48 @@ struct CompareCommand: AsyncParsableCommand {
     @Option(help: "Also write the comparison as a self-contained HTML page to this file.")
     var html: String?
 
+    @Flag(help: "Print the comparison as JSON: both run ids, the changed settings, and per strategy both runs' report entries, the accuracy change and the paired test.")
+    var json = false
+
+    /// The comparison as `--json` prints it.
+    struct ComparisonJSON: Encodable {
+        struct Row: Encodable {
+            let name: String
+            let before: StrategyReport?
+            let after: StrategyReport?
+            let accuracyDeltaPoints: Double?
+            let paired: PairedComparison?
+            enum CodingKeys: String, CodingKey {
+                case name, before, after, paired
+                case accuracyDeltaPoints = "accuracy_delta_points"
+            }
+        }
+        let before: String
+        let after: String
+        let settingsChanged: [String]
+        let strategies: [Row]
+        enum CodingKeys: String, CodingKey {
+            case before, after, strategies
+            case settingsChanged = "settings_changed"
+        }
+
+        init(_ c: RunComparison) {
+            before = c.before.runID
+            after = c.after.runID
+            settingsChanged = c.settingChanges
+            strategies = c.rows.map { Row(name: $0.name, before: $0.before, after: $0.after, accuracyDeltaPoints: $0.accuracyDelta, paired: $0.paired) }
+        }
+    }
+
     func run() async throws {
         try await reportingErrors {
             let root = tallyHome(home)
             let comparison = RunComparison(before: try RunLocator.report(before, home: root), after: try RunLocator.report(after, home: root))
-            Console.out(comparison.text())
+            if json {
+                try Console.json(ComparisonJSON(comparison))
+            } else {
+                Console.out(comparison.text())
+            }
             if let html {
                 let url = fileURL(html)
                 do {

@@ -19,9 +19,39 @@ struct DataCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show the known data sets, the cache directory and what is fetched.")
 
+        @Flag(help: "Print the list as JSON: {cache, datasets: [{name, summary, credit, fetched, path, source, splits}]}.")
+        var json = false
+
+        struct DatasetJSON: Encodable {
+            let name: String
+            let summary: String
+            let credit: String
+            let fetched: Bool
+            let path: String
+            let source: String
+            /// The fetched splits (rows, label counts, checksums); empty when not fetched.
+            let splits: [DatasetManifest.Split]
+        }
+
+        struct ListJSON: Encodable {
+            let cache: String
+            let datasets: [DatasetJSON]
+        }
+
         func run() async throws {
             try await reportingErrors {
                 let cache = AssetCache()
+                if json {
+                    try Console.json(ListJSON(cache: cache.root.path, datasets: AssetCatalog.datasets.map { dataset in
+                        let directory = cache.datasetDirectory(for: dataset)
+                        let fetched = cache.isFetched(dataset)
+                        let manifest = fetched ? try? DatasetManifest.read(from: directory.appendingPathComponent(DatasetAsset.manifestFileName)) : nil
+                        return DatasetJSON(
+                            name: dataset.name, summary: dataset.summary, credit: dataset.credit, fetched: fetched, path: directory.path,
+                            source: "pip \(dataset.source.requirement)", splits: manifest?.splits ?? [])
+                    }))
+                    return
+                }
                 Console.out("cache: \(cache.root.path)")
                 for dataset in AssetCatalog.datasets {
                     let fetched = cache.isFetched(dataset)

@@ -13,8 +13,9 @@ struct FinetuneCommand: AsyncParsableCommand {
             Data: JSONL in plain {"input","output"}, Alpaca {"instruction","input","output"} \
             or OpenAI chat {"messages": [...]} form. The loss is on the answer tokens only. \
             LoRA and prompt tuning write a PEFT adapter to OUT/adapter (apply it with \
-            `tally generate --adapter`); --method full writes a Hugging Face model directory \
-            to OUT/model. Running the same command again resumes from the \
+            `tally generate --adapter`); --method full writes a self-contained Hugging Face model \
+            directory (weights, tokenizer, chat template, generation config) to OUT/model, and \
+            --merge writes one for LoRA too, the adapter merged into the weights, to OUT/merged. Running the same command again resumes from the \
             checkpoint in OUT.
             """)
 
@@ -52,6 +53,7 @@ struct FinetuneCommand: AsyncParsableCommand {
     @Option(help: "Seed for initialisation and data order.") var seed: UInt64 = 0
     @Option(help: "Threads for BLAS and parallel loops.") var threads = 2
     @Option(help: "System message put before every example's input.") var system: String?
+    @Flag(help: "LoRA: also write the base model with the adapter merged into its weights to OUT/merged, a self-contained Hugging Face directory.") var merge = false
 
     func validate() throws {
         guard Self.methods.contains(method) else { throw ValidationError("--method must be one of \(Self.methods.joined(separator: ", ")), not '\(method)'") }
@@ -61,6 +63,7 @@ struct FinetuneCommand: AsyncParsableCommand {
         guard (1...PromptTuningOptions.maxVirtualTokens).contains(virtualTokens) else {
             throw ValidationError("--virtual-tokens must be between 1 and \(PromptTuningOptions.maxVirtualTokens)")
         }
+        if merge, method != FineTuneMethod.loraName { throw ValidationError("--merge applies to --method lora only (--method full writes OUT/model already)") }
         if let initText, initText.isEmpty { throw ValidationError("--init-text must not be empty") }
         guard ["constant", "linear", "cosine"].contains(schedule) else { throw ValidationError("--schedule must be constant, linear or cosine") }
     }
@@ -105,6 +108,11 @@ struct FinetuneCommand: AsyncParsableCommand {
             Console.out(String(format: "steps: %d  tokens: %d  wall: %.1f s  final train loss: %.4f", outcome.steps, outcome.trainedTokens, outcome.wallSeconds, outcome.trainLoss.last?.loss ?? .nan))
             if let last = outcome.validationLoss.last { Console.out(String(format: "validation loss: %.4f", last.loss)) }
             for note in outcome.notes { Console.out("note: \(note)") }
+            if merge {
+                let merged = outURL.appendingPathComponent("merged")
+                try ModelExport.writeHuggingFace(try tuner.loadTuned(outcome), to: merged)
+                Console.out("merged: \(displayPath(merged))")
+            }
         }
     }
 

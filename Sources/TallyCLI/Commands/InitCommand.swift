@@ -29,6 +29,11 @@ struct InitCommand: AsyncParsableCommand {
                 try fileManager.createDirectory(at: directory, withIntermediateDirectories: true)
                 try StarterRecipe.recipe(extensions: TallyExtensions.current).write(to: url, atomically: true, encoding: .utf8)
                 written.append(path)
+                // The schema the recipe's modeline names, so editors complete and check it.
+                let extensions = TallyExtensions.current
+                try RecipeSchema.text(plugins: extensions.plugins, strategies: extensions.strategies)
+                    .write(to: directory.appending(path: StarterRecipe.schemaFile), atomically: true, encoding: .utf8)
+                written.append(StarterRecipe.schemaFile)
                 for (relative, contents) in StarterRecipe.dataFiles {
                     let file = directory.appending(path: relative)
                     if fileManager.fileExists(atPath: file.path) { continue }
@@ -51,11 +56,14 @@ struct InitCommand: AsyncParsableCommand {
 
 /// The starter recipe `tally init` writes.
 enum StarterRecipe {
+    /// The JSON Schema written beside the starter recipe (`tally schema` regenerates it).
+    static let schemaFile = "tally.schema.json"
+
     /// The starter recipe, naming the strategy kinds and backend plugins this binary knows.
     static func recipe(extensions: TallyExtensions) -> String {
         let kinds = extensions.strategies.names.joined(separator: ", ")
         let plugins = extensions.plugins.backends.keys.sorted().joined(separator: ", ")
-        return template
+        return RecipeSchema.modeline(schemaFile) + "\n" + template
             .replacingOccurrences(of: "\nstrategies:\n", with: "\n# Kinds this tally knows: \(kinds) (`tally plugins` lists their keys).\nstrategies:\n")
             .replacingOccurrences(of: "\nbackends:\n", with: "\n# Backend plugins this tally knows: \(plugins).\nbackends:\n")
     }

@@ -19,9 +19,31 @@ struct ModelsCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show the known models, the cache directory and what is fetched.")
 
+        @Flag(help: "Print the list as JSON: {cache, models: [{name, summary, fetched, path, source}]}.")
+        var json = false
+
+        struct ModelJSON: Encodable {
+            let name: String
+            let summary: String
+            let fetched: Bool
+            let path: String
+            let source: String
+        }
+
+        struct ListJSON: Encodable {
+            let cache: String
+            let models: [ModelJSON]
+        }
+
         func run() async throws {
             try await reportingErrors {
                 let cache = AssetCache()
+                if json {
+                    try Console.json(ListJSON(cache: cache.root.path, models: AssetCatalog.models.map {
+                        ModelJSON(name: $0.name, summary: $0.summary, fetched: cache.isFetched($0), path: cache.modelFile(for: $0).path, source: "pip \($0.source.requirement)")
+                    }))
+                    return
+                }
                 Console.out("cache: \(cache.root.path)")
                 for model in AssetCatalog.models {
                     let fetched = cache.isFetched(model)

@@ -9,7 +9,7 @@ struct PlanCommand: AsyncParsableCommand {
         abstract: "Estimate requests, tokens, time and dollars per strategy before running.",
         discussion: "Nothing is called: every number is an estimate from the data sizes, the prompts the strategies would build and the recipe's prices. `tally run` measures the real ones.")
 
-    @Argument(help: "The recipe file (YAML).")
+    @Argument(help: "The recipe file (YAML).", completion: .file(extensions: ["yaml", "yml"]))
     var recipe: String
 
     @Option(name: .customLong("set"), parsing: .singleValue, help: ArgumentHelp("Change a recipe value for this command only, e.g. --set run.max_examples=20 (repeatable).", valueName: "key=value"))
@@ -21,15 +21,20 @@ struct PlanCommand: AsyncParsableCommand {
     @Flag(help: "Print the estimate as JSON.")
     var json = false
 
+    @Option(help: "Use at most N test examples (the same as --set run.max_examples=N).")
+    var limit: Int?
+
+    func validate() throws {
+        try validateLimit(limit)
+    }
+
     func run() async throws {
         try await reportingErrors {
             let extensions = TallyExtensions.current
-            let recipe = try loadRecipeOrExit(self.recipe, extensions: extensions, overrides: overrides)
+            let recipe = try loadRecipeOrExit(self.recipe, extensions: extensions, overrides: overrides + limitOverrides(limit))
             let plan = try Planner.estimate(recipe: recipe, strategies: extensions.strategies)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                Console.out(String(decoding: try encoder.encode(plan), as: UTF8.self))
+                try Console.json(plan)
                 return
             }
             Console.out(Self.render(plan))

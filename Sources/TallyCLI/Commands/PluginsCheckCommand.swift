@@ -20,7 +20,7 @@ struct PluginsCheckCommand: AsyncParsableCommand {
             exits 0 when every check passes, 1 when one fails, 2 when the recipe is invalid.
             """)
 
-    @Argument(help: "The recipe file (YAML).")
+    @Argument(help: "The recipe file (YAML).", completion: .file(extensions: ["yaml", "yml"]))
     var recipe: String
 
     @Option(help: "The backend to check (a key under `backends:`); may be left out when the recipe has one.")

@@ -7,7 +7,7 @@ struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
         abstract: "Re-render a past run's report from the ledger.",
-        discussion: "RUN is a run id from `tally runs`, or `latest`. Prints the report and rewrites the report files in the run's directory (or --out).")
+        discussion: "RUN is a run id from `tally runs`, or `latest`. Prints the report and rewrites the report files in the run's directory (or --out). --examples FILE writes every strategy's per-example results (input, expected, output, parsed answer, score, tokens, latency) as JSON Lines (.jsonl) or CSV (.csv).")
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case terminal, markdown, json
@@ -25,31 +25,31 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "What to print: terminal, markdown or json.")
     var format: Format = .terminal
 
+    @Flag(help: "Print report.json to stdout (the same as --format json).")
+    var json = false
+
+    @Option(help: "Also write the per-example results of every strategy to this file: JSON Lines (.jsonl) or CSV (.csv), by extension.")
+    var examples: String?
+
+    func validate() throws {
+        if let examples, ExampleExport.Format(path: examples) == nil {
+            throw ValidationError("--examples must name a .jsonl or .csv file, not '\(examples)'")
+        }
+    }
+
     func run() async throws {
         try await reportingErrors {
             let home = tallyHome(self.home)
-            let ledgerURL = home.appending(path: "ledger.sqlite")
-            guard FileManager.default.fileExists(atPath: ledgerURL.path) else {
-                throw TallyError(code: .io, message: "no ledger in \(displayPath(home)); pass --home or set TALLY_HOME to where `tally run` wrote it")
-            }
-            let ledger = try Ledger(path: ledgerURL)
-            var runID = self.run
-            if runID == "latest" {
-                guard let latest = try ledger.latestRunID(recipeName: nil) else {
-                    throw TallyError(code: .io, message: "the ledger in \(displayPath(home)) has no runs yet")
-                }
-                runID = latest
-            }
-            guard let measurements = try ledger.measurements(runID: runID) else {
-                let known = try ledger.runs().map(\.runID)
-                var message = "no measurements for run '\(runID)' in \(displayPath(home))"
-                if let near = nearestName(to: runID, among: known) { message += "; did you mean '\(near)'?" }
-                message += known.isEmpty ? " (the ledger has no runs)" : "; `tally runs` lists the runs"
-                throw TallyError(code: .unknownName, message: message)
-            }
+            let measurements = try loadRun(self.run, home: home)
+            let runID = measurements.runID
             let report = Report.build(from: measurements)
             let directory = try writeReports(report, measurements: measurements, to: out.map(fileURL) ?? runDirectory(home: home, runID: runID))
-            switch format {
+            if let examples {
+                let url = fileURL(examples)
+                try ExampleExport.write(measurements, to: url)
+                Console.err("wrote \(displayPath(url))")
+            }
+            switch json ? .json : format {
             case .terminal:
                 Console.out(try TerminalRenderer().render(report))
                 Console.out("Reports: \(displayPath(directory))/")

@@ -14,7 +14,7 @@ struct RunCommand: AsyncParsableCommand {
         Ctrl-C finishes the calls in flight, saves them and exits 130. Exit 2: invalid recipe; 3: stopped at constraints.budget_usd.
         """)
 
-    @Argument(help: "The recipe file (YAML).")
+    @Argument(help: "The recipe file (YAML).", completion: .file(extensions: ["yaml", "yml"]))
     var recipe: String
 
     @Option(name: .customLong("set"), parsing: .singleValue, help: ArgumentHelp("Change a recipe value for this command only, e.g. --set run.max_examples=20 (repeatable).", valueName: "key=value"))
@@ -32,15 +32,36 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Print report.json to stdout instead of the table.")
     var json = false
 
+    @Option(help: "Use at most N test examples (the same as --set run.max_examples=N).")
+    var limit: Int?
+
+    @Flag(name: .customLong("no-cache"), help: "Make every model call again instead of reading the ledger's stored results (stored results are replaced; finished fine-tuning jobs are reused).")
+    var noCache = false
+
+    @Option(parsing: .singleValue, help: ArgumentHelp("Make this strategy's calls again (and the probes of its tuned model), reusing the rest (repeatable).", valueName: "strategy"))
+    var refresh: [String] = []
+
+    func validate() throws {
+        try validateLimit(limit)
+    }
+
     func run() async throws {
         try await reportingErrors {
             let extensions = TallyExtensions.current
             let registry = extensions.plugins
-            let recipe = try loadRecipeOrExit(self.recipe, extensions: extensions, overrides: overrides)
+            let recipe = try loadRecipeOrExit(self.recipe, extensions: extensions, overrides: overrides + limitOverrides(limit))
+            let names = recipe.strategies.map(\.name)
+            for name in refresh where !names.contains(name) {
+                var message = "--refresh \(name): the recipe has no strategy of that name"
+                if let near = nearestName(to: name, among: names) { message += "; did you mean '\(near)'?" }
+                throw TallyError(code: .unknownName, message: message)
+            }
             let home = tallyHome(self.home)
             let ledger = try openLedger(home: home)
             let display = ProgressDisplay(mode: quiet ? .quiet : (Console.stderrIsTerminal ? .bars : .lines))
-            let runner = ExperimentRunner(recipe: recipe, registry: registry, ledger: ledger, environment: ProcessInfo.processInfo.environment, home: home, strategies: extensions.strategies)
+            var configured = ExperimentRunner(recipe: recipe, registry: registry, ledger: ledger, environment: ProcessInfo.processInfo.environment, home: home, strategies: extensions.strategies)
+            configured.cachePolicy = CachePolicy(refreshAll: noCache, refreshStrategies: Set(refresh))
+            let runner = configured
 
             let task = Task { try await runner.run(progress: display.handler) }
             let interrupts = InterruptHandler {
@@ -69,11 +90,14 @@ struct RunCommand: AsyncParsableCommand {
             display.clear()
             let report = Report.build(from: measurements)
             let directory = try writeReports(report, measurements: measurements, to: out.map(fileURL) ?? runDirectory(home: home, runID: measurements.runID))
+            let page = directory.appending(path: "report.html").standardizedFileURL
             if json {
                 Console.out(try JSONRenderer().render(report))
+                Console.err("Report: \(page.absoluteString)")
             } else {
                 Console.out(try TerminalRenderer().render(report))
                 Console.out("Reports: \(displayPath(directory))/")
+                Console.out("Report: \(page.absoluteString)")
             }
         }
     }
@@ -83,6 +107,16 @@ struct RunCommand: AsyncParsableCommand {
         guard let runID = try ledger.latestRunID(recipeName: recipe.name), let measurements = try ledger.measurements(runID: runID) else { return nil }
         return try writeReports(Report.build(from: measurements), measurements: measurements, to: out.map(fileURL) ?? runDirectory(home: home, runID: runID))
     }
+}
+
+/// `--limit N` as the recipe override it stands for.
+func limitOverrides(_ limit: Int?) -> [String] {
+    limit.map { ["run.max_examples=\($0)"] } ?? []
+}
+
+/// `--limit` must be a positive count.
+func validateLimit(_ limit: Int?) throws {
+    if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
 }
 
 /// Opens (creating) the ledger in `home`. A home directory Tally creates gets a `.gitignore`

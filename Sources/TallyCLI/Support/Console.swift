@@ -14,6 +14,13 @@ enum Console {
     static func err(_ text: String) {
         FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
     }
+
+    /// Prints `value` as pretty JSON with sorted keys: what every `--json` flag prints.
+    static func json(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        out(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
 }
 
 /// Exit statuses of `tally` (documented in docs/cli.md).

@@ -181,6 +181,8 @@ public enum AssetCatalog {
     ///
     /// - A catalog name (`smollm2-135m-instruct`) resolves to the cached weights.
     /// - `cache:REL` resolves to `REL` under the cache root.
+    /// - `hf:ORG/NAME`, or `ORG/NAME` that is no local path, resolves offline from the
+    ///   Hugging Face cache (``HuggingFaceCache``).
     /// - Anything else is a path (`~` expanded; relative paths against `relativeTo`) and is
     ///   returned as is when it exists.
     /// - Parameters:
@@ -207,8 +209,23 @@ public enum AssetCatalog {
             }
             return file
         }
+        if trimmed.hasPrefix(HuggingFaceCache.prefix) {
+            guard let id = HuggingFaceCache.repositoryID(trimmed) else {
+                throw TallyError(code: .invalidModel, message: "'\(trimmed)' is not a Hugging Face model id; write hf:ORG/NAME, e.g. hf:HuggingFaceTB/SmolLM2-135M-Instruct")
+            }
+            return try HuggingFaceCache.resolve(id, environment: environment)
+        }
         let url = try resolvePath(trimmed, relativeTo: relativeTo, environment: environment)
         if FileManager.default.fileExists(atPath: url.path) { return url }
+        // ORG/NAME with no such local path and no model-file extension: a Hugging Face id.
+        let fileExtensions = ["gguf", "safetensors", "bin", "json", "pt"]
+        if let id = HuggingFaceCache.repositoryID(trimmed), !fileExtensions.contains(url.pathExtension.lowercased()) {
+            do {
+                return try HuggingFaceCache.resolve(id, environment: environment)
+            } catch let error as TallyError {
+                throw TallyError(code: error.code, message: error.message + " (nor is there a local path \(url.path))")
+            }
+        }
         let looksLikeName = !trimmed.contains("/") && !trimmed.hasPrefix(cachePrefix) && !trimmed.hasPrefix("~")
             && !trimmed.contains(".")
         if looksLikeName {

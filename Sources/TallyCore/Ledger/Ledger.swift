@@ -167,14 +167,14 @@ public final class Ledger: Sendable {
         return Ledger.decode(GenerationResult.self, text)
     }
 
-    /// Stores a call's result (ignored when the key is already stored).
-    public func recordCall(key: String, identity: String, request: GenerationRequest, result: GenerationResult) throws {
+    /// Stores a call's result (ignored when the key is already stored, unless `replacing`).
+    public func recordCall(key: String, identity: String, request: GenerationRequest, result: GenerationResult, replacing: Bool = false) throws {
         let requestJSON = try Ledger.json(request)
         let resultJSON = try Ledger.json(result)
         try write("store a call") { db in
             try db.execute(
                 sql: """
-                    INSERT OR IGNORE INTO calls (key, identity, request, result, prompt_tokens, completion_tokens,
+                    INSERT OR \(replacing ? "REPLACE" : "IGNORE") INTO calls (key, identity, request, result, prompt_tokens, completion_tokens,
                         cached_prompt_tokens, latency_s, compute_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [key, identity, requestJSON, resultJSON, result.usage.promptTokens, result.usage.completionTokens,
@@ -200,10 +200,10 @@ public final class Ledger: Sendable {
         }
     }
 
-    /// Stores a cross-entropy measurement (ignored when already stored).
-    public func recordScore(key: String, identity: String, nats: Double, tokens: Int) throws {
+    /// Stores a cross-entropy measurement (ignored when already stored, unless `replacing`).
+    public func recordScore(key: String, identity: String, nats: Double, tokens: Int, replacing: Bool = false) throws {
         try write("store a score") { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO scores (key, identity, nats, tokens, created_at) VALUES (?, ?, ?, ?, ?)",
+            try db.execute(sql: "INSERT OR \(replacing ? "REPLACE" : "IGNORE") INTO scores (key, identity, nats, tokens, created_at) VALUES (?, ?, ?, ?, ?)",
                            arguments: [key, identity, nats, tokens, Date().timeIntervalSince1970])
         }
     }

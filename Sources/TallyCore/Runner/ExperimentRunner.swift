@@ -21,6 +21,8 @@ public struct ExperimentRunner: Sendable {
     /// TALLY_HOME: fine-tuning work directories live under `home/work/`.
     public let home: URL
     public let strategies: StrategyCatalog
+    /// Which stored results the run may reuse (all, by default).
+    public var cachePolicy = CachePolicy()
 
     /// - Parameters:
     ///   - recipe: a validated recipe.
@@ -414,15 +416,16 @@ final class Execution: Sendable {
     /// key, result, cached)` is called once per request as its result is stored.
     /// `what` names the work in budget messages ("strategy 'x'"); `doing` says what the
     /// calls were doing in failure messages ("answering the test examples").
-    func runCalls(_ requests: [GenerationRequest], phase: String, identity: String, handle: GeneratorHandle, backend: Backend, price: Pricing, fineTuned: Bool, what: String, doing: String,
+    func runCalls(_ requests: [GenerationRequest], phase: String, subject: String, identity: String, handle: GeneratorHandle, backend: Backend, price: Pricing, fineTuned: Bool, what: String, doing: String,
                   onResult: (Int, String, GenerationResult, Bool) throws -> Void) async throws {
         progress(.started(phase: phase, total: requests.count))
         let computePrice = recipe.costs.computeUSDPerHour
         let keys = try requests.map { try Ledger.cacheKey(identity: identity, request: $0) }
         var pending: [Int] = []
         var completed = 0
+        let refresh = runner.cachePolicy.refreshes(subject)
         for index in requests.indices {
-            if let cached = try ledger.cachedResult(key: keys[index]) {
+            if !refresh, let cached = try ledger.cachedResult(key: keys[index]) {
                 budget.add(CallPricing.usd(usage: cached.usage, computeSeconds: cached.computeSeconds, price: price, fineTuned: fineTuned, computeUSDPerHour: computePrice))
                 try onResult(index, keys[index], cached, true)
                 completed += 1
@@ -479,7 +482,7 @@ final class Execution: Sendable {
                 case .success(let values) where values.count == unit.count:
                     var actual = 0.0
                     for (index, value) in zip(unit, values) {
-                        try ledger.recordCall(key: keys[index], identity: identity, request: requests[index], result: value)
+                        try ledger.recordCall(key: keys[index], identity: identity, request: requests[index], result: value, replacing: refresh)
                         actual += CallPricing.usd(usage: value.usage, computeSeconds: value.computeSeconds, price: price, fineTuned: fineTuned, computeUSDPerHour: computePrice)
                         if let seconds = value.computeSeconds { recordCompute(seconds, identity: identity) }
                         try onResult(index, keys[index], value, false)
@@ -532,7 +535,7 @@ final class Execution: Sendable {
         let requests = examples.flatMap { example in (0..<samples).map { strategy.request(for: example, sample: $0) } }
         let replies = Mutex<[[Int: Reply]]>(Array(repeating: [:], count: examples.count))
         let results = Mutex<[Prediction?]>(Array(repeating: nil, count: examples.count))
-        try await runCalls(requests, phase: "evaluate \(name)", identity: identity, handle: handle, backend: backend, price: price, fineTuned: fineTuned, what: "strategy '\(name)'", doing: "answering the test examples") { call, key, result, cached in
+        try await runCalls(requests, phase: "evaluate \(name)", subject: name, identity: identity, handle: handle, backend: backend, price: price, fineTuned: fineTuned, what: "strategy '\(name)'", doing: "answering the test examples") { call, key, result, cached in
             let index = call / samples
             // An example is scored once all of its samples are in.
             let complete = replies.withLock { table -> [Reply]? in
@@ -585,7 +588,7 @@ final class Execution: Sendable {
             let requests = items.map { GenerationRequest(messages: [.user($0.input)], maxTokens: probe.maxTokens) }
             let scorer = AnswerScorer(metric: MetricKind(rawValue: probe.metric) ?? .exactMatch)
             let scores = Mutex<[Double]>(Array(repeating: 0, count: items.count))
-            try await runCalls(requests, phase: phase, identity: identity, handle: handle, backend: backend, price: price, fineTuned: fineTuned, what: "probe '\(probe.name)' on \(subject)", doing: "answering probe '\(probe.name)'") { index, _, result, _ in
+            try await runCalls(requests, phase: phase, subject: subject, identity: identity, handle: handle, backend: backend, price: price, fineTuned: fineTuned, what: "probe '\(probe.name)' on \(subject)", doing: "answering probe '\(probe.name)'") { index, _, result, _ in
                 let score = probe.kind == .qa
                     ? scorer.evaluate(output: result.text, expected: items[index].answers).score
                     : (RefusalDetector.isRefusal(result.text) ? 1 : 0)
@@ -598,7 +601,7 @@ final class Execution: Sendable {
             var scorer: (any TextScorer)?
             for (index, item) in items.enumerated() {
                 let key = Ledger.scoreKey(identity: identity, text: item.input)
-                if let cached = try ledger.cachedScore(key: key) {
+                if !runner.cachePolicy.refreshes(subject), let cached = try ledger.cachedScore(key: key) {
                     scores.append(cached.nats)
                 } else {
                     try Task.checkCancellation()
@@ -612,7 +615,7 @@ final class Execution: Sendable {
                     }
                     guard let scorer else { return nil }
                     let measured = try await scorer.crossEntropy(of: item.input)
-                    try ledger.recordScore(key: key, identity: identity, nats: measured.nats, tokens: measured.tokens)
+                    try ledger.recordScore(key: key, identity: identity, nats: measured.nats, tokens: measured.tokens, replacing: runner.cachePolicy.refreshes(subject))
                     scores.append(measured.nats)
                 }
                 progress(.advanced(phase: phase, completed: index + 1, total: items.count, detail: nil))
