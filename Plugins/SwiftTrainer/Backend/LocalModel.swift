@@ -47,7 +47,7 @@ public final class LocalModel {
             let gguf = try GGUFModel(url: url)
             let model = try ModelLoader.model(config: gguf.config, weights: gguf.weights, source: url.path, trainable: trainable)
             return LocalModel(
-                model: model, tokenizer: gguf.tokenizer, template: ChatTemplate(tokenizer: gguf.tokenizer),
+                model: model, tokenizer: gguf.tokenizer, template: ChatTemplate(tokenizer: gguf.tokenizer, origin: url.path),
                 source: url, identity: identity)
         } catch let error as TallyError {
             throw error
@@ -64,7 +64,8 @@ public final class LocalModel {
         let model = try ModelLoader.model(config: config, weights: weights, source: directory.path, trainable: trainable)
         let tokenizer = try loadTokenizer(directory: directory)
         return LocalModel(
-            model: model, tokenizer: tokenizer, template: ChatTemplate(tokenizer: tokenizer),
+            model: model, tokenizer: tokenizer,
+            template: ChatTemplate(tokenizer: tokenizer, origin: directory.appendingPathComponent("tokenizer_config.json").path),
             source: directory, identity: identity)
     }
 
@@ -116,7 +117,7 @@ public final class LocalModel {
             let text = try template.render(messages: messages, addGenerationPrompt: true)
             return tokenizer.encode(text, addSpecialTokens: false)
         } catch let error as ChatTemplateError {
-            throw TallyError(code: .invalidModel, message: "cannot render the chat template of \(source.lastPathComponent): \(error.description)")
+            throw TallyError(code: .invalidModel, message: "cannot render the prompt: \(error.from(source.path).description)")
         }
     }
 }

@@ -31,9 +31,11 @@ public struct Report: Codable, Sendable {
     public let notes: [String]
     /// Per-example answers of every strategy, in test-set order.
     public let examples: [ExampleReport]
+    /// Rows read, skipped and used per data file; nil for runs recorded before Tally kept it.
+    public let data: [DataSplitSummary]?
 
     enum CodingKeys: String, CodingKey {
-        case recipe, complete, metric, seed, costs, constraints, strategies, decision, notes, examples
+        case recipe, complete, metric, seed, costs, constraints, strategies, decision, notes, examples, data
         case schemaVersion = "schema_version"
         case runID = "run_id"
         case recipePath = "recipe_path"
@@ -279,7 +281,7 @@ extension Report {
             startedAt: m.startedAt, finishedAt: m.finishedAt, complete: m.finishedAt != nil, metric: m.metric,
             seed: m.seed, bootstrapSamples: m.bootstrapSamples, costs: m.costs, constraints: m.constraints,
             strategies: rows, pairedTest: paired, variantGroups: variantGroups.isEmpty ? nil : variantGroups,
-            decision: decision, notes: notes, examples: examples(m))
+            decision: decision, notes: notes, examples: examples(m), data: m.data)
     }
 
     /// Notes on hosted models: a strategy whose model is a moving alias

@@ -76,11 +76,12 @@ public struct ExperimentRunner: Sendable {
 
     func assemble(runID: String, startedAt: Date, finishedAt: Date?, state: RunState) -> RunMeasurements {
         let (strategies, probes) = state.snapshot
+        let data = state.data
         return RunMeasurements(
             runID: runID, recipeName: recipe.name, recipePath: recipePath, startedAt: startedAt, finishedAt: finishedAt,
             costs: recipe.costs, constraints: recipe.constraints, metric: recipe.task.metric, seed: recipe.run.seed,
             bootstrapSamples: recipe.run.bootstrapSamples, strategies: strategies, baseProbes: probes,
-            overrides: recipe.overrides.isEmpty ? nil : recipe.overrides)
+            overrides: recipe.overrides.isEmpty ? nil : recipe.overrides, data: data.isEmpty ? nil : data)
     }
 
     /// `YYYYMMDD-HHMMSS-xxxx` in UTC, with 4 random hex digits.
@@ -97,9 +98,12 @@ public struct ExperimentRunner: Sendable {
 /// What a run has measured so far (read back when it stops early).
 final class RunState: Sendable {
     private let state = Mutex<(strategies: [StrategyMeasurement], probes: [ProbeMeasurement])>(([], []))
+    private let splits = Mutex<[DataSplitSummary]>([])
     func add(_ strategy: StrategyMeasurement) { state.withLock { $0.strategies.append(strategy) } }
     func add(_ probe: ProbeMeasurement) { state.withLock { $0.probes.append(probe) } }
+    func add(_ split: DataSplitSummary) { splits.withLock { $0.append(split) } }
     var snapshot: ([StrategyMeasurement], [ProbeMeasurement]) { state.withLock { ($0.strategies, $0.probes) } }
+    var data: [DataSplitSummary] { splits.withLock { $0 } }
 }
 
 /// Opens a generator at most once, and only when a call needs it.
@@ -152,8 +156,11 @@ final class Execution: Sendable {
 
         progress(.started(phase: "load data", total: nil))
         // The same plan `tally plan` estimates: data subsets, probed models, strategy runs.
-        let plan = try RunPlan.make(recipe: recipe, strategies: runner.strategies) { url, needed in try loadData(url, needing: needed) }
+        let plan = try RunPlan.make(recipe: recipe, strategies: runner.strategies, displayPath: displayPath) { url, split, needed in
+            try loadData(url, split: split, needing: needed)
+        }
         note(problems: plan.probeProblems)
+        for summary in plan.dataSummaries { state.add(summary) }
         let test = plan.test
         let probeItems = plan.probeItems
         progress(.finished(phase: "load data"))
@@ -311,8 +318,14 @@ final class Execution: Sendable {
 
     // MARK: data
 
-    func loadData(_ url: URL, needing fields: [String]) throws -> Dataset {
-        let dataset = try DatasetLoader.load(url, displayPath: displayPath(url)).requiring(fields)
+    /// The `split` data file's usable rows (a seeded subset of at most `max`), its summary
+    /// recorded for the report.
+    /// - Throws: `TallyError(.invalidData)` when no row is usable, or when `data.strict` is set
+    ///   and a row was skipped.
+    /// A data file's rows with every field given, its skipped rows noted (an error with
+    /// `data.strict`); the plan samples them and summarises the split.
+    func loadData(_ url: URL, split: String, needing fields: [String]) throws -> Dataset {
+        let dataset = try DatasetLoader.load(url, displayPath: displayPath(url)).requiring(fields).enforcing(strict: recipe.data.strict, split: split)
         note(problems: dataset.problems)
         guard !dataset.examples.isEmpty else {
             throw TallyError(code: .invalidData, message: "\(displayPath(url)) has no row with all of the fields \(fields.joined(separator: ", ")); run `tally validate` for details", location: SourceLocation(file: displayPath(url)))

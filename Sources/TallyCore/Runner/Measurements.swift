@@ -20,8 +20,11 @@ public struct RunMeasurements: Codable, Sendable {
     public let baseProbes: [ProbeMeasurement]
     /// Command-line changes to the recipe (`--set KEY=VALUE`); nil or empty when none.
     public let overrides: [String]?
+    /// Rows read, skipped and used per data file (train, test, validation, probes); nil in
+    /// runs recorded before Tally kept it.
+    public let data: [DataSplitSummary]?
 
-    public init(runID: String, recipeName: String, recipePath: String, startedAt: Date, finishedAt: Date?, costs: CostSpec, constraints: Constraints, metric: String, seed: UInt64, bootstrapSamples: Int, strategies: [StrategyMeasurement], baseProbes: [ProbeMeasurement], overrides: [String]? = nil) {
+    public init(runID: String, recipeName: String, recipePath: String, startedAt: Date, finishedAt: Date?, costs: CostSpec, constraints: Constraints, metric: String, seed: UInt64, bootstrapSamples: Int, strategies: [StrategyMeasurement], baseProbes: [ProbeMeasurement], overrides: [String]? = nil, data: [DataSplitSummary]? = nil) {
         self.runID = runID
         self.recipeName = recipeName
         self.recipePath = recipePath
@@ -35,6 +38,7 @@ public struct RunMeasurements: Codable, Sendable {
         self.strategies = strategies
         self.baseProbes = baseProbes
         self.overrides = overrides
+        self.data = data
     }
 }
 

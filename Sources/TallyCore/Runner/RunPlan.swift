@@ -36,6 +36,8 @@ public struct RunPlan: Sendable {
     public let probeItems: [String: [ProbeItem]]
     /// Rows the probe files skipped.
     public let probeProblems: [DataProblem]
+    /// Per split and probe: rows read, skipped and used (the report's data section).
+    public let dataSummaries: [DataSplitSummary]
     /// Backends whose base model is probed (a strategy adapts its weights and the recipe has
     /// probes), in the order of the first such strategy.
     public let probedBackends: [String]
@@ -54,26 +56,36 @@ public struct RunPlan: Sendable {
     /// - Parameters:
     ///   - recipe: a validated recipe.
     ///   - strategies: the strategy kinds the recipe may use.
-    ///   - loadData: reads a data file keeping the rows with every field given (by default
-    ///     ``DatasetLoader`` and ``Dataset/requiring(_:)``); the runner adds its notes and checks.
+    ///   - displayPath: how a data file is named in messages and summaries.
+    ///   - loadData: reads a data file (split name, fields) keeping the rows with every field
+    ///     given (by default ``DatasetLoader`` and ``Dataset/requiring(_:)``); the runner adds
+    ///     its notes and checks.
     /// - Throws: `TallyError` when a file cannot be read or a strategy kind is unknown.
     public static func make(
         recipe: Recipe, strategies: StrategyCatalog = .builtIn,
-        loadData: (URL, [String]) throws -> Dataset = { try DatasetLoader.load($0).requiring($1) }
+        displayPath: (URL) -> String = { $0.path },
+        loadData: (URL, String, [String]) throws -> Dataset = { url, _, needed in try DatasetLoader.load(url).requiring(needed) }
     ) throws -> RunPlan {
         let needed = neededFields(recipe.task)
         let run = recipe.run
-        let train = try loadData(recipe.data.train, needed).sample(run.maxTrainExamples, seed: run.seed, label: "train")
-        let test = try loadData(recipe.data.test, needed).sample(run.maxExamples, seed: run.seed, label: "test")
-        let validation = try recipe.data.validation.map {
-            try loadData($0, needed).sample(run.maxValidationExamples, seed: run.seed, label: "validation")
+        var summaries: [DataSplitSummary] = []
+        func split(_ url: URL, _ name: String, max: Int?) throws -> Dataset {
+            let loaded = try loadData(url, name, needed)
+            let sampled = loaded.sample(max, seed: run.seed, label: name)
+            summaries.append(loaded.summary(split: name, used: sampled.examples.count))
+            return sampled
         }
+        let train = try split(recipe.data.train, "train", max: run.maxTrainExamples)
+        let test = try split(recipe.data.test, "test", max: run.maxExamples)
+        let validation = try recipe.data.validation.map { try split($0, "validation", max: run.maxValidationExamples) }
         var probeItems: [String: [ProbeItem]] = [:]
         var problems: [DataProblem] = []
         for probe in recipe.probes {
-            let loaded = try ProbeLoader.load(probe.data, kind: probe.kind)
+            let loaded = try ProbeLoader.load(probe.data, kind: probe.kind, displayPath: displayPath(probe.data))
             problems += loaded.problems
-            probeItems[probe.name] = ProbeLoader.sample(loaded.items, max: run.maxExamples, seed: run.seed, probe: probe.name)
+            let sampled = ProbeLoader.sample(loaded.items, max: run.maxExamples, seed: run.seed, probe: probe.name)
+            summaries.append(DataSplitSummary(split: "probe \(probe.name)", file: displayPath(probe.data), usable: loaded.items.count, problems: loaded.problems, used: sampled.count))
+            probeItems[probe.name] = sampled
         }
         var runs: [StrategyRun] = []
         var probed: [String] = []
@@ -88,7 +100,7 @@ public struct RunPlan: Sendable {
                 runs.append(StrategyRun(spec: spec, kind: kind, seed: seed, repetition: seeds.count > 1 ? seed : nil, repetitions: seeds.count))
             }
         }
-        return RunPlan(train: train, test: test, validation: validation, probeItems: probeItems, probeProblems: problems, probedBackends: probed, runs: runs)
+        return RunPlan(train: train, test: test, validation: validation, probeItems: probeItems, probeProblems: problems, dataSummaries: summaries, probedBackends: probed, runs: runs)
     }
 
     /// The strategy of one run, built from the plan's data and the run's seed.
