@@ -23,6 +23,7 @@
 //   TALLY_TEST_BACKEND_LOG           append "<method>\t<hash of params>" per generate/finetune/score call
 //   TALLY_TEST_BACKEND_DESCRIBE_LOG  append "describe" per describe call (how often the program was asked)
 //   TALLY_TEST_BACKEND_DELAY_MS      sleep this long before answering each generate call
+//   TALLY_TEST_BACKEND_FINETUNE_DELAY_MS  sleep this long before answering each finetune call
 //   TALLY_TEST_BACKEND_FAIL          comma-separated methods that answer with an error
 //   TALLY_TEST_BACKEND_REMOTE        "1": describe says data leaves the machine
 import Foundation
@@ -33,6 +34,7 @@ let environment = ProcessInfo.processInfo.environment
 let logPath = environment["TALLY_TEST_BACKEND_LOG"]
 let describeLogPath = environment["TALLY_TEST_BACKEND_DESCRIBE_LOG"]
 let delay = environment["TALLY_TEST_BACKEND_DELAY_MS"].flatMap(Double.init) ?? 0
+let fineTuneDelay = environment["TALLY_TEST_BACKEND_FINETUNE_DELAY_MS"].flatMap(Double.init) ?? 0
 let failing = Set((environment["TALLY_TEST_BACKEND_FAIL"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
 
 /// A JSON-RPC error this program answers with.
@@ -361,6 +363,7 @@ while let line = readLine(strippingNewline: true) {
             result = try generate(params)
         case "finetune":
             log("finetune", params)
+            if fineTuneDelay > 0 { usleep(useconds_t(fineTuneDelay * 1000)) }
             result = try fineTune(params, id: id)
         case "open_artifact":
             result = try openArtifact(params)

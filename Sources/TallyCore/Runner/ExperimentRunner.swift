@@ -366,6 +366,12 @@ final class Execution: Sendable {
         guard let request = try strategy.fineTuneRequest(baseIdentity: backend.generator.identity, workRoot: workRoot) else {
             throw TallyError(code: .invalidRecipe, message: "its kind \(spec.kind) adapts weights but produced no fine-tuning job")
         }
+        // Another `tally run` on this home may be training the same job: wait for it, then
+        // reuse what it finished instead of training the same work directory twice.
+        let lock = try await JobLock.acquire(request.workDirectory) {
+            progress(.note("\(runName): another run is training fine-tuning job \(request.jobKey.prefix(12)); waiting for it"))
+        }
+        defer { lock.release() }
         if let job = try ledger.fineTuneJob(key: request.jobKey), job.status == .finished, let outcome = job.outcome, let identity = job.generatorIdentity {
             progress(.note("\(runName): reusing finished fine-tuning job \(request.jobKey.prefix(12)) from the ledger"))
             countTraining(outcome, runName: runName, price: config.price)
