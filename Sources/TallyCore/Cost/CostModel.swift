@@ -172,7 +172,10 @@ public enum CostModel {
         let uncached = max(0, promptTokens - cachedTokens)
         let tokenUSD = (uncached * inputPrice + cachedTokens * cachedPrice + completionTokens * outputPrice) / 1_000_000
         let computeUSD = computeSeconds * costs.computeUSDPerHour / 3600
-        let perRequest = tokenUSD + computeUSD
+        // A retrieving strategy embeds each question (per request) and its corpus (once).
+        let retrieval = strategy.retrieval
+        let queryUSD = retrieval.map { CallPricing.embeddingUSD(tokens: $0.queryEmbeddingTokensPerQuestion, perMTok: $0.embeddingPerMTok) } ?? 0
+        let perRequest = tokenUSD + computeUSD + queryUSD
 
         var oneOff = 0.0
         var basis = strategy.adaptsWeights ? "no training job recorded" : "none: prompting does not train"
@@ -194,6 +197,12 @@ public enum CostModel {
                 basis = "\(format(training.wallSeconds)) s of training x \(format(costs.computeUSDPerHour)) USD/h compute"
                 gpu = gpuEstimate(model: strategy.model, method: strategy.trainingMethod ?? strategy.kind, trainedTokens: training.trainedTokens, gpuUSDPerHour: costs.gpuUSDPerHour)
             }
+        }
+        if let retrieval, retrieval.indexEmbeddingTokens > 0 {
+            let indexUSD = CallPricing.embeddingUSD(tokens: Double(retrieval.indexEmbeddingTokens), perMTok: retrieval.embeddingPerMTok)
+            let indexBasis = "embedding the corpus once: \(retrieval.indexEmbeddingTokens) tokens x \(format(retrieval.embeddingPerMTok)) USD per 1M tokens"
+            oneOff += indexUSD
+            basis = strategy.training == nil ? indexBasis : basis + "; " + indexBasis
         }
         let requests = costs.requestsPerMonth * costs.horizonMonths
         return StrategyCost(

@@ -147,7 +147,7 @@ final class RecipeParser {
             checkData(task: task, taskNodes: self.task, data: data)
         }
         if let task = task?.spec, let strategies {
-            checkStrategies(strategies, task: task, train: data?.train, test: data?.test)
+            checkStrategies(strategies, task: task, train: data?.train, test: data?.test, backends: backends)
         }
 
         guard !reader.hasErrors, let task, let train = data?.train, let test = data?.test, let run, let costs, let constraints, let backends, let strategies, let probes else { return nil }
@@ -348,8 +348,11 @@ final class RecipeParser {
 
     /// Each strategy kind's own checks of its entries (keys that need task labels, data
     /// fields that must exist), reported at the key they name.
-    func checkStrategies(_ strategies: [ParsedStrategy], task: TaskSpec, train: LoadedFile?, test: LoadedFile?) {
-        let context = StrategyCheckContext(task: task, trainFields: train?.dataset?.fieldNames, trainCount: train?.dataset?.examples.count, testFields: test?.dataset?.fieldNames)
+    func checkStrategies(_ strategies: [ParsedStrategy], task: TaskSpec, train: LoadedFile?, test: LoadedFile?, backends: [ParsedBackend]?) {
+        let embedding = (backends ?? []).filter { $0.plugin?.canEmbed($0.config) ?? false }.map(\.config.name)
+        let context = StrategyCheckContext(
+            task: task, trainFields: train?.dataset?.fieldNames, trainCount: train?.dataset?.examples.count, testFields: test?.dataset?.fieldNames,
+            recipeDirectory: directory, backendNames: backends?.map(\.config.name), embeddingBackends: Set(embedding))
         // Variants inherit the entry's keys: a problem with one of those is reported once.
         var reported = Set<String>()
         for strategy in strategies {

@@ -11,7 +11,7 @@ extension Execution {
     /// language model there is nothing to forget.
     func measureTrainedAnswerer(_ spec: StrategySpec, kind: any StrategyKind, seed: UInt64, repetition: UInt64?, inputs: Inputs) async throws -> StrategyMeasurement {
         let runName = StrategyMeasurement.runName(spec.name, seed: repetition)
-        let strategy = try kind.makeStrategy(spec, context: StrategyContext(task: recipe.task, train: inputs.train, validation: inputs.validation, seed: seed))
+        let strategy = try kind.makeStrategy(spec, context: StrategyContext(task: recipe.task, train: inputs.train, validation: inputs.validation, seed: seed, recipeDirectory: recipe.directory))
         let phase = "train \(runName)"
         progress(.started(phase: phase, total: nil))
         guard let answerer = try await strategy.trainAnswerer(progress: progress) else {

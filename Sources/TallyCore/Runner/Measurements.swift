@@ -68,8 +68,10 @@ public struct StrategyMeasurement: Codable, Sendable {
     public let group: String?
     /// For a variant: its own name (`StrategySpec.variant`).
     public let variant: String?
+    /// For a strategy that retrieves context (`rag`): what it retrieved and embedded.
+    public let retrieval: RetrievalMeasurement?
 
-    public init(name: String, kind: String, backend: String?, model: String, dataLeavesMachine: Bool, adaptsWeights: Bool, usesLanguageModel: Bool = true, trainingMethod: String? = nil, pricing: Pricing, predictions: [Prediction], training: FineTuneOutcome?, probes: [ProbeMeasurement], seed: UInt64? = nil, group: String? = nil, variant: String? = nil) {
+    public init(name: String, kind: String, backend: String?, model: String, dataLeavesMachine: Bool, adaptsWeights: Bool, usesLanguageModel: Bool = true, trainingMethod: String? = nil, pricing: Pricing, predictions: [Prediction], training: FineTuneOutcome?, probes: [ProbeMeasurement], seed: UInt64? = nil, group: String? = nil, variant: String? = nil, retrieval: RetrievalMeasurement? = nil) {
         self.name = name
         self.kind = kind
         self.backend = backend
@@ -85,10 +87,11 @@ public struct StrategyMeasurement: Codable, Sendable {
         self.seed = seed
         self.group = group
         self.variant = variant
+        self.retrieval = retrieval
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, kind, backend, model, dataLeavesMachine, adaptsWeights, usesLanguageModel, trainingMethod, pricing, predictions, training, probes, seed, group, variant
+        case name, kind, backend, model, dataLeavesMachine, adaptsWeights, usesLanguageModel, trainingMethod, pricing, predictions, training, probes, seed, group, variant, retrieval
     }
 
     public init(from decoder: any Decoder) throws {
@@ -108,6 +111,7 @@ public struct StrategyMeasurement: Codable, Sendable {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed)
         group = try c.decodeIfPresent(String.self, forKey: .group)
         variant = try c.decodeIfPresent(String.self, forKey: .variant)
+        retrieval = try c.decodeIfPresent(RetrievalMeasurement.self, forKey: .retrieval)
     }
 
     /// `usesLanguageModel` is written only when false, so stored runs keep their layout.
@@ -128,6 +132,7 @@ public struct StrategyMeasurement: Codable, Sendable {
         try c.encodeIfPresent(seed, forKey: .seed)
         try c.encodeIfPresent(group, forKey: .group)
         try c.encodeIfPresent(variant, forKey: .variant)
+        try c.encodeIfPresent(retrieval, forKey: .retrieval)
     }
 
     /// The name of this repetition: `name`, or `name (seed N)` for one seed of a repeated

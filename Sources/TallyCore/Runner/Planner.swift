@@ -174,7 +174,7 @@ public enum Planner {
             var requests = 0
             var trainingTokens = 0
             for seed in seeds {
-                let strategy = try kind.makeStrategy(spec, context: StrategyContext(task: task, train: train.examples, validation: validation, seed: seed))
+                let strategy = try kind.makeStrategy(spec, context: StrategyContext(task: task, train: train.examples, validation: validation, seed: seed, recipeDirectory: recipe.directory))
                 var runSeconds = 0.0
                 // A strategy that samples several answers per example pays for each.
                 let samples = max(1, strategy.samples)
