@@ -136,6 +136,32 @@ struct OpenAIChatTests {
         #expect(events.retries.first?.reason.contains("no answer within") == true)
     }
 
+    @Test("A response that stalls mid-body fails after stall_timeout_s, long before timeout_s, and is retried")
+    func stallMidBody() async throws {
+        let service = try FakeService()
+        defer { service.server.stop() }
+        let events = EventLog()
+        let generator = try await backend(service, settings: ["timeout_s": "120", "stall_timeout_s": "1"], events: events).generator
+        service.server.inject([.stallMidBody(seconds: 60)])
+        let result = try await generator.generate(prompts(1)[0])
+        for _ in 0..<100 where service.server.log.first(where: { $0.fault != nil })?.clientHungUpAfter == nil { try await Task.sleep(for: .milliseconds(50)) }
+        let stalled = try #require(service.server.log.first { $0.fault != nil })
+        let hungUp = try #require(stalled.clientHungUpAfter, "the client waited for the server to give up")
+        // About stall_timeout_s (1 s) after the last byte; generous bounds for a loaded machine,
+        // far below both the 120 s timeout_s and the server's 60 s stall.
+        #expect(hungUp >= 0.9 && hungUp < 30, "\(hungUp)")
+        #expect(result.text == FakeProviders.answer(to: prompts(1)[0].messages[1].content))
+        #expect(events.retries.first?.reason.contains("response stalled") == true)
+    }
+
+    @Test("stall_timeout_s is checked and 0 turns the stall check off")
+    func stallSetting() {
+        #expect(HostedSettings.parse(["stall_timeout_s": "5"]).settings.stallTimeout == 5)
+        #expect(HostedSettings.parse(["stall_timeout_s": "0"]).settings.stallTimeout == 0)
+        #expect(HostedSettings.parse([:]).settings.stallTimeout == 30)
+        #expect(HostedSettings.parse(["stall_timeout_s": "-1"]).problems.first?.key == "stall_timeout_s")
+    }
+
     @Test("Persistent faults fail after max_retries with one line naming the problem", arguments: [
         (LoopbackServer.Fault.status(500, retryAfter: nil), "HTTP 500"),
         (.malformedJSON, "not valid JSON"),

@@ -130,3 +130,47 @@ struct RequestGateTests {
         #expect(await gate.admitted == 0)
     }
 }
+
+@Suite("Model snapshots and moving aliases")
+struct ModelSnapshotTests {
+    private func config(plugin: String, model: String) -> BackendConfig {
+        BackendConfig(name: "hosted", plugin: plugin, model: model, apiKeyEnv: "OPENAI_API_KEY", baseURL: nil, settings: [:], recipeDirectory: FileManager.default.temporaryDirectory)
+    }
+
+    @Test("tally validate warns when a recipe names a moving alias, not when it names a snapshot")
+    func aliasWarning() {
+        for model in ["chatgpt-4o-latest", "claude-3-5-sonnet-latest", "llama3:latest"] {
+            let problems = OpenAIPlugin().validate(config(plugin: "openai", model: model), environment: [:])
+            #expect(problems.count == 1 && problems[0].severity == .warning && problems[0].key == "model", "\(model)")
+            #expect(problems.first?.message.contains("moving alias") == true)
+        }
+        #expect(AnthropicPlugin().validate(config(plugin: "anthropic", model: "claude-3-5-sonnet-latest"), environment: [:]).map(\.severity) == [.warning])
+        #expect(OpenAIPlugin().validate(config(plugin: "openai", model: "gpt-4o-2024-08-06"), environment: [:]).isEmpty)
+    }
+
+    @Test("the snapshot the OpenAI server reports is kept with each answer")
+    func openAISnapshot() async throws {
+        let service = try FakeService()
+        defer { service.server.stop() }
+        let backend = try await OpenAIPlugin().makeBackend(service.config(model: "gpt-4o-latest"), environment: service.environment)
+        let result = try await backend.generator.generate(GenerationRequest(messages: [.user("What is two plus two?")]))
+        #expect(result.servedModel == "gpt-4o-2024-11-20")
+        // It survives the ledger: the stored call reads back with the snapshot.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tally-snapshot-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let ledger = try Ledger(path: directory.appendingPathComponent("ledger.sqlite"))
+        let request = GenerationRequest(messages: [.user("What is two plus two?")])
+        let key = try Ledger.cacheKey(identity: backend.generator.identity, request: request)
+        try ledger.recordCall(key: key, identity: backend.generator.identity, request: request, result: result)
+        #expect(try ledger.cachedResult(key: key)?.servedModel == "gpt-4o-2024-11-20")
+    }
+
+    @Test("the snapshot the Anthropic server reports is kept with each answer")
+    func anthropicSnapshot() async throws {
+        let service = try FakeService()
+        defer { service.server.stop() }
+        let backend = try await AnthropicPlugin().makeBackend(service.config(plugin: "anthropic", model: "claude-3-5-haiku-latest"), environment: service.environment)
+        let result = try await backend.generator.generate(GenerationRequest(messages: [.user("What is two plus two?")]))
+        #expect(result.servedModel == "claude-3-5-haiku-2024-11-20")
+    }
+}

@@ -134,7 +134,7 @@ public struct OpenAIFineTuner: FineTuner {
                 if let created = job.createdAt, let finished = job.finishedAt, finished >= created { wall = finished - created }
                 notes.insert("hosted fine-tuning job \(jobID) on \(host) produced \(model)", at: 0)
                 if let perMTok = pricing.trainingPerMTok {
-                    notes.append(String(format: "training cost %d trained tokens x %.4g USD per 1M tokens = %.4f USD (the recipe's price; the provider does not report its bill)", trained, perMTok, Double(trained) * perMTok / 1_000_000))
+                    notes.append(String(format: "training cost %d trained tokens x %.4g USD per 1M tokens = %.4f USD (the recipe's price; the provider does not report its bill)", trained, perMTok, CallPricing.TrainingCharge.tokens(trained: trained, usdPerMTok: perMTok).usd ?? 0))
                 } else {
                     notes.append("no training_per_mtok price in the recipe and no bill from the provider: the job's cost is unknown")
                 }

@@ -7,6 +7,9 @@ struct TransferOptions: Sendable {
     var connectTimeout: Double
     var totalTimeout: Double
     var maxResponseBytes: Int
+    /// Seconds without a byte, once the response has begun, after which the attempt fails
+    /// as stalled (and is retried); 0 turns the check off.
+    var stallTimeout: Double = 0
     /// A CA bundle path (`CURL_CA_BUNDLE` in the environment, as the curl tool reads it).
     var caBundle: String?
 }
@@ -19,15 +22,32 @@ final class TransferContext: @unchecked Sendable {
     var body = Data()
     var headers: [String: String] = [:]
     var exceeded = false
+    /// Longest silence allowed once the response has begun, in nanoseconds (0: no limit).
+    let stallNanoseconds: UInt64
+    /// When the last response byte (header or body) arrived; 0 before the first.
+    var lastActivity: UInt64 = 0
+    /// Set when the transfer was abandoned because the response stalled.
+    var stalled = false
     let errorBuffer: UnsafeMutablePointer<CChar>
 
-    init(limit: Int) {
+    init(limit: Int, stallTimeout: Double = 0) {
         self.limit = limit
+        stallNanoseconds = stallTimeout > 0 ? UInt64(stallTimeout * 1e9) : 0
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     }
 
     deinit { errorBuffer.deallocate() }
+
+    /// Notes that response bytes arrived.
+    func touch() { lastActivity = DispatchTime.now().uptimeNanoseconds }
+
+    /// Whether the response began and then sent nothing for longer than the stall limit.
+    var hasStalled: Bool {
+        guard stallNanoseconds > 0, lastActivity > 0 else { return false }
+        let now = DispatchTime.now().uptimeNanoseconds
+        return now > lastActivity && now - lastActivity > stallNanoseconds
+    }
 
     var errorText: String { String(cString: errorBuffer) }
 }
@@ -87,6 +107,7 @@ enum CurlTransfer {
             guard let user else { return 0 }
             let context = Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue()
             let length = size * count
+            context.touch()
             if context.body.count + length > context.limit {
                 context.exceeded = true
                 return 0  // aborts the transfer with CURLE_WRITE_ERROR
@@ -99,6 +120,7 @@ enum CurlTransfer {
             let length = size * count
             guard let user, let data else { return length }
             let context = Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue()
+            context.touch()
             let bytes = UnsafeRawBufferPointer(start: data, count: length)
             let line = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if line.hasPrefix("HTTP/") {
@@ -112,10 +134,19 @@ enum CurlTransfer {
         }
         _ = tally_curl_setopt_long(h, CURLOPT_NOPROGRESS, 0)
         _ = tally_curl_setopt_pointer(h, CURLOPT_XFERINFODATA, user)
+        // Called at least about once a second, also while nothing arrives: aborts on
+        // cancellation, and when a response that has begun goes silent for longer than the
+        // stall limit. (Not CURLOPT_LOW_SPEED_TIME, which would also cut a server that is
+        // still computing its answer before the first byte; `timeout_s` bounds that.)
         _ = tally_curl_setopt_xferinfo_callback(h) { user, _, _, _, _ in
             guard let user else { return 0 }
             let context = Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue()
-            return context.cancelled.load(ordering: .relaxed) ? 1 : 0
+            if context.cancelled.load(ordering: .relaxed) { return 1 }
+            if context.hasStalled {
+                context.stalled = true
+                return 1
+            }
+            return 0
         }
 
         let clock = ContinuousClock()
@@ -141,6 +172,8 @@ enum CurlTransfer {
         switch code {
         case CURLE_OPERATION_TIMEDOUT:
             return .timeout(seconds: options.totalTimeout)
+        case CURLE_ABORTED_BY_CALLBACK where context.stalled:
+            return .stalled(seconds: options.stallTimeout)
         case CURLE_WRITE_ERROR where context.exceeded, CURLE_FILESIZE_EXCEEDED:
             return .oversized(limit: options.maxResponseBytes)
         case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CACERT_BADFILE,

@@ -31,6 +31,9 @@ public final class HTTPClient: Sendable {
         public var totalTimeout: Double
         /// Responses with larger bodies are abandoned (and retried).
         public var maxResponseBytes: Int
+        /// Seconds without a byte, once a response has begun, after which the attempt fails
+        /// as stalled and is retried like other transient failures; 0 turns the check off.
+        public var stallTimeout: Double
         /// Requests in flight at once.
         public var maxConcurrency: Int
         /// Requests started in any 60-second window; nil for no limit.
@@ -40,11 +43,13 @@ public final class HTTPClient: Sendable {
         /// When and how long to wait before retrying.
         public var retry: RetryPolicy
 
-        /// Defaults suit a hosted API: 10 s to connect, 120 s per attempt, 8 MiB, 4 at once, 5 retries.
-        public init(connectTimeout: Double = 10, totalTimeout: Double = 120, maxResponseBytes: Int = 8 << 20, maxConcurrency: Int = 4, requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, retry: RetryPolicy = RetryPolicy()) {
+        /// Defaults suit a hosted API: 10 s to connect, 120 s per attempt, 30 s of silence
+        /// inside a response, 8 MiB, 4 at once, 5 retries.
+        public init(connectTimeout: Double = 10, totalTimeout: Double = 120, maxResponseBytes: Int = 8 << 20, stallTimeout: Double = 30, maxConcurrency: Int = 4, requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, retry: RetryPolicy = RetryPolicy()) {
             self.connectTimeout = connectTimeout
             self.totalTimeout = totalTimeout
             self.maxResponseBytes = maxResponseBytes
+            self.stallTimeout = stallTimeout
             self.maxConcurrency = maxConcurrency
             self.requestsPerMinute = requestsPerMinute
             self.tokensPerMinute = tokensPerMinute
@@ -78,7 +83,8 @@ public final class HTTPClient: Sendable {
         gate = RequestGate(maxConcurrency: configuration.maxConcurrency, requestsPerMinute: configuration.requestsPerMinute, tokensPerMinute: configuration.tokensPerMinute)
         options = TransferOptions(
             connectTimeout: configuration.connectTimeout, totalTimeout: configuration.totalTimeout,
-            maxResponseBytes: configuration.maxResponseBytes, caBundle: environment["CURL_CA_BUNDLE"].flatMap { $0.isEmpty ? nil : $0 })
+            maxResponseBytes: configuration.maxResponseBytes, stallTimeout: configuration.stallTimeout,
+            caBundle: environment["CURL_CA_BUNDLE"].flatMap { $0.isEmpty ? nil : $0 })
     }
 
     /// Sends `request`, retrying transient failures, and decodes the first usable answer.
@@ -149,7 +155,7 @@ public final class HTTPClient: Sendable {
         guard let handle = pool.checkOut() else {
             throw AttemptFailure.transport(code: 2, message: "libcurl could not create a handle")
         }
-        let context = TransferContext(limit: options.maxResponseBytes)
+        let context = TransferContext(limit: options.maxResponseBytes, stallTimeout: options.stallTimeout)
         let pool = self.pool
         let options = self.options
         return try await withTaskCancellationHandler {

@@ -7,6 +7,8 @@ enum AttemptFailure: Error, Sendable {
     case transport(code: Int, message: String)
     /// The server did not answer within the timeout.
     case timeout(seconds: Double)
+    /// The response began, then nothing arrived for `seconds` (`stall_timeout_s`).
+    case stalled(seconds: Double)
     /// The response exceeded `max_response_bytes`.
     case oversized(limit: Int)
     /// A non-2xx status.
@@ -29,7 +31,7 @@ enum AttemptFailure: Error, Sendable {
         switch self {
         case .transport(let code, _):
             return idempotent ? Self.retryableCodes.contains(code) : Self.neverSentCodes.contains(code)
-        case .timeout, .oversized, .badResponse:
+        case .timeout, .stalled, .oversized, .badResponse:
             return idempotent
         case .status(let response):
             switch response.status {
@@ -47,7 +49,7 @@ enum AttemptFailure: Error, Sendable {
     var mayHaveTakenEffect: Bool {
         switch self {
         case .transport(let code, _): return !Self.neverSentCodes.contains(code)
-        case .timeout, .oversized, .badResponse: return true
+        case .timeout, .stalled, .oversized, .badResponse: return true
         case .status(let response): return response.status >= 500 && response.status != 503
         case .tls: return false
         }
@@ -58,6 +60,7 @@ enum AttemptFailure: Error, Sendable {
         switch self {
         case .transport(_, let message): return message
         case .timeout(let seconds): return "no answer within \(formatSeconds(seconds))"
+        case .stalled(let seconds): return "response stalled for \(formatSeconds(seconds))"
         case .oversized(let limit): return "response larger than \(limit) bytes"
         case .status(let response): return "HTTP \(response.status)"
         case .badResponse(let why): return why
@@ -123,6 +126,8 @@ func finalError(_ failure: AttemptFailure, request: HTTPRequest, provider: Strin
         message = "\(what) failed\(tries): \(text) (curl error \(code)); check base_url and your network or proxy settings"
     case .timeout(let seconds):
         message = "\(what) got no complete answer within \(formatSeconds(seconds))\(tries); raise timeout_s if the server is slow"
+    case .stalled(let seconds):
+        message = "\(what) stopped sending its answer for more than \(formatSeconds(seconds))\(tries); check the network or proxy, or raise stall_timeout_s if the server pauses that long"
     case .oversized(let limit):
         message = "\(what) returned more than \(limit) bytes\(tries); raise max_response_bytes if this is expected"
     case .badResponse(let why):

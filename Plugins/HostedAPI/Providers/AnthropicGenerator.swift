@@ -43,7 +43,7 @@ public struct AnthropicGenerator: TextGenerator {
             let cacheRead = usage.cacheReadInputTokens ?? 0
             let prompt = usage.inputTokens + (usage.cacheCreationInputTokens ?? 0) + cacheRead
             let tokens = TokenUsage(promptTokens: prompt, completionTokens: usage.outputTokens, cachedPromptTokens: cacheRead)
-            return (GenerationResult(text: text, usage: tokens, latencySeconds: response.seconds), prompt + usage.outputTokens)
+            return (GenerationResult(text: text, usage: tokens, latencySeconds: response.seconds, servedModel: message.model), prompt + usage.outputTokens)
         }
     }
 }
@@ -109,4 +109,6 @@ struct MessagesResponse: Decodable {
     }
     let content: [Block]
     let usage: Usage
+    /// The model that answered.
+    let model: String?
 }

@@ -14,6 +14,9 @@ public struct HostedSettings: Sendable, Hashable {
     public var timeout: Double = 120
     /// Limit on establishing a connection, in seconds (`connect_timeout_s`, default 10).
     public var connectTimeout: Double = 10
+    /// Seconds without a byte once a response has begun before the attempt fails as stalled
+    /// and is retried (`stall_timeout_s`, default 30; 0 turns the check off).
+    public var stallTimeout: Double = 30
     /// Requests in flight at once (`max_concurrency`, default 4).
     public var maxConcurrency: Int = 4
     /// Requests started per minute (`requests_per_minute`; unlimited when absent).
@@ -40,7 +43,7 @@ public struct HostedSettings: Sendable, Hashable {
 
     /// Keys every hosted plugin understands, with what they mean (for docs and messages).
     static let commonKeys: Set<String> = [
-        "timeout_s", "connect_timeout_s", "max_concurrency", "requests_per_minute", "tokens_per_minute",
+        "timeout_s", "connect_timeout_s", "stall_timeout_s", "max_concurrency", "requests_per_minute", "tokens_per_minute",
         "max_retries", "retry_base_s", "max_response_bytes",
     ]
 
@@ -76,6 +79,7 @@ public struct HostedSettings: Sendable, Hashable {
 
         number("timeout_s", min: 0.05, max: 86_400) { result.timeout = $0 }
         number("connect_timeout_s", min: 0.05, max: 600) { result.connectTimeout = $0 }
+        number("stall_timeout_s", min: 0, max: 86_400) { result.stallTimeout = $0 }
         integer("max_concurrency", min: 1, max: 256) { result.maxConcurrency = $0 }
         integer("requests_per_minute", min: 1, max: 10_000_000) { result.requestsPerMinute = $0 }
         integer("tokens_per_minute", min: 1, max: 1_000_000_000) { result.tokensPerMinute = $0 }
@@ -103,7 +107,7 @@ public struct HostedSettings: Sendable, Hashable {
     /// The HTTP client configuration these settings describe.
     var clientConfiguration: HTTPClient.Configuration {
         HTTPClient.Configuration(
-            connectTimeout: connectTimeout, totalTimeout: timeout, maxResponseBytes: maxResponseBytes,
+            connectTimeout: connectTimeout, totalTimeout: timeout, maxResponseBytes: maxResponseBytes, stallTimeout: stallTimeout,
             maxConcurrency: maxConcurrency, requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute,
             retry: RetryPolicy(maxRetries: maxRetries, baseDelay: retryBase, maxDelay: Swift.max(30, retryBase)))
     }
@@ -131,6 +135,9 @@ func validateHostedConfig(_ config: BackendConfig, allowedKeys: Set<String>) -> 
     }
     if config.model.trimmingCharacters(in: .whitespaces).isEmpty {
         problems.append(ConfigIssue(key: "model", "the model name is empty; write e.g. model: gpt-4o-mini"))
+    }
+    if let warning = ModelAlias.warning(for: config.model) {
+        problems.append(ConfigIssue(.warning, key: "model", warning))
     }
     for key in config.settings.keys.sorted() where !allowedKeys.contains(key) {
         var message = "unknown setting '\(key)'"

@@ -43,7 +43,7 @@ public struct OpenAIChatGenerator: TextGenerator {
                 TokenUsage(promptTokens: $0.promptTokens ?? 0, completionTokens: $0.completionTokens ?? 0, cachedPromptTokens: $0.promptTokensDetails?.cachedTokens ?? 0)
             } ?? TokenUsage()
             let text = choice.message?.content ?? choice.message?.refusal ?? ""
-            let result = GenerationResult(text: text, usage: usage, latencySeconds: response.seconds)
+            let result = GenerationResult(text: text, usage: usage, latencySeconds: response.seconds, servedModel: completion.model)
             return (result, usage.promptTokens + usage.completionTokens)
         }
     }
@@ -101,4 +101,6 @@ struct ChatCompletionResponse: Decodable {
     }
     let choices: [Choice]
     let usage: Usage?
+    /// The model snapshot that answered.
+    let model: String?
 }

@@ -12,7 +12,8 @@ public final class LocalModel {
     public let template: ChatTemplate
     /// Where it was loaded from.
     public let source: URL
-    /// A stable identity of these weights, part of every ledger cache key.
+    /// A stable identity of these weights, tokenizer and template (``ModelIdentity``), part
+    /// of every ledger cache key.
     public let identity: String
 
     /// Wraps an already loaded model.
@@ -29,21 +30,25 @@ public final class LocalModel {
     /// - Parameters:
     ///   - url: the `.gguf` file or the model directory.
     ///   - trainable: whether parameters start with `requiresGrad` (fine-tuning).
+    ///   - identity: the model's identity when the caller already knows it; computed from
+    ///     the files' contents (``ModelIdentity``) when nil.
+    ///   - digests: where file digests are remembered (by default in this call only).
     /// - Throws: `TallyError` (`invalid-model`) naming the file that is missing or malformed.
-    public static func load(_ url: URL, trainable: Bool = false) throws -> LocalModel {
+    public static func load(_ url: URL, trainable: Bool = false, identity: String? = nil, digests: FileDigestCache = FileDigestCache(store: nil)) throws -> LocalModel {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw TallyError(code: .invalidModel, message: "model not found at \(url.path); give a .gguf file, a Hugging Face model directory, or a name from `tally models list`")
         }
         do {
+            let identity = try identity ?? ModelIdentity.of(model: url, digests: digests)
             if isDirectory.boolValue {
-                return try loadDirectory(url, trainable: trainable)
+                return try loadDirectory(url, trainable: trainable, identity: identity)
             }
             let gguf = try GGUFModel(url: url)
             let model = try ModelLoader.model(config: gguf.config, weights: gguf.weights, source: url.path, trainable: trainable)
             return LocalModel(
-                model: model, tokenizer: gguf.tokenizer, template: ChatTemplate(tokenizer: gguf.tokenizer),
-                source: url, identity: fileIdentity(url))
+                model: model, tokenizer: gguf.tokenizer, template: ChatTemplate(tokenizer: gguf.tokenizer, origin: url.path),
+                source: url, identity: identity)
         } catch let error as TallyError {
             throw error
         } catch let error as TokenizerError {
@@ -54,13 +59,14 @@ public final class LocalModel {
     }
 
     /// A Hugging Face model directory.
-    static func loadDirectory(_ directory: URL, trainable: Bool) throws -> LocalModel {
+    static func loadDirectory(_ directory: URL, trainable: Bool, identity: String) throws -> LocalModel {
         let (config, weights) = try ModelLoader.huggingFaceDirectory(directory)
         let model = try ModelLoader.model(config: config, weights: weights, source: directory.path, trainable: trainable)
         let tokenizer = try loadTokenizer(directory: directory)
         return LocalModel(
-            model: model, tokenizer: tokenizer, template: ChatTemplate(tokenizer: tokenizer),
-            source: directory, identity: fileIdentity(directory.appendingPathComponent("model.safetensors")))
+            model: model, tokenizer: tokenizer,
+            template: ChatTemplate(tokenizer: tokenizer, origin: directory.appendingPathComponent("tokenizer_config.json").path),
+            source: directory, identity: identity)
     }
 
     /// `tokenizer.json` of a model directory, with the chat template and special tokens from
@@ -95,12 +101,6 @@ public final class LocalModel {
         return nil
     }
 
-    /// `swift-trainer:NAME:SIZE`: changes whenever the weights file does.
-    static func fileIdentity(_ url: URL) -> String {
-        let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size]) as? Int
-        return "swift-trainer:\(url.lastPathComponent):\(size ?? 0)"
-    }
-
     /// Token ids that end an answer: the tokenizer's EOS ids and the chat end-of-turn marker.
     public var stopTokenIDs: Set<Int> {
         var ids = Set(tokenizer.eosTokenIDs)
@@ -117,7 +117,7 @@ public final class LocalModel {
             let text = try template.render(messages: messages, addGenerationPrompt: true)
             return tokenizer.encode(text, addSpecialTokens: false)
         } catch let error as ChatTemplateError {
-            throw TallyError(code: .invalidModel, message: "cannot render the chat template of \(source.lastPathComponent): \(error.description)")
+            throw TallyError(code: .invalidModel, message: "cannot render the prompt: \(error.from(source.path).description)")
         }
     }
 }

@@ -17,6 +17,8 @@ public struct SwiftTrainerFineTuner: FineTuner {
     public let maxBatch: Int
     /// Threads for training and for the tuned models' generators (at least 1).
     public let threads: Int
+    /// Where digests of tuned files are remembered (their identities hash them).
+    public let digests: FileDigestCache
 
     /// Makes a fine-tuner for one base model.
     /// - Parameters:
@@ -24,16 +26,18 @@ public struct SwiftTrainerFineTuner: FineTuner {
     ///   - baseIdentity: the base model's identity.
     ///   - maxBatch: requests decoded together by generators of tuned models.
     ///   - threads: threads for training and for the tuned models' generators.
-    public init(baseModel: URL, baseIdentity: String, maxBatch: Int = 8, threads: Int = 2) {
+    ///   - digests: where digests of tuned files are remembered (by default in memory).
+    public init(baseModel: URL, baseIdentity: String, maxBatch: Int = 8, threads: Int = 2, digests: FileDigestCache = FileDigestCache(store: nil)) {
         self.baseModel = baseModel
         self.baseIdentity = baseIdentity
         self.maxBatch = maxBatch
         self.threads = max(1, threads)
+        self.digests = digests
     }
 
     public func fineTune(_ request: FineTuneRequest, progress: @escaping @Sendable (ProgressEvent) -> Void) async throws -> FineTuneOutcome {
         try await Threading.withThreadCount(threads) {
-            let local = try LocalModel.load(baseModel, trainable: request.method == .full)
+            let local = try LocalModel.load(baseModel, trainable: request.method == .full, identity: baseIdentity)
             var settings = SwiftTrainer.Trainer.Settings(baseModelName: baseModel.lastPathComponent)
             settings.tokenizerFiles = Self.tokenizerFiles(of: baseModel)
             return try await SwiftTrainer.Trainer.run(
@@ -56,10 +60,9 @@ public struct SwiftTrainerFineTuner: FineTuner {
     /// ``loadTuned(_:)`` under the caller's thread count.
     func loadTunedModel(_ outcome: FineTuneOutcome) throws -> LocalModel {
         let artifact = URL(fileURLWithPath: outcome.artifact)
-        let job = artifact.deletingLastPathComponent().lastPathComponent
         let adapterConfig = artifact.appendingPathComponent(PEFTAdapter.configFile)
         if FileManager.default.fileExists(atPath: adapterConfig.path) {
-            let base = try LocalModel.load(baseModel)
+            let base = try LocalModel.load(baseModel, identity: baseIdentity)
             let kind: String
             switch try PEFTAdapter.apply(from: artifact, to: base.model) {
             case .lora: kind = "lora"
@@ -67,17 +70,20 @@ public struct SwiftTrainerFineTuner: FineTuner {
             }
             return LocalModel(
                 model: base.model, tokenizer: base.tokenizer, template: base.template, source: artifact,
-                identity: "\(baseIdentity)+\(kind):\(job)")
+                identity: try ModelIdentity.tuned(
+                    base: baseIdentity, kind: kind,
+                    files: [PEFTAdapter.configFile, PEFTAdapter.weightsFile].map { ($0, artifact.appendingPathComponent($0)) },
+                    digests: digests))
         }
         guard FileManager.default.fileExists(atPath: artifact.appendingPathComponent("config.json").path) else {
             throw TallyError(code: .invalidModel, message: "the fine-tuned model at \(artifact.path) is missing (no adapter_config.json or config.json); delete the job's work directory and run again to retrain")
         }
-        let base = try LocalModel.load(baseModel)
+        let base = try LocalModel.load(baseModel, identity: baseIdentity)
         let (config, weights) = try ModelLoader.huggingFaceDirectory(artifact)
         let model = try ModelLoader.model(config: config, weights: weights, source: artifact.path, trainable: false)
         return LocalModel(
             model: model, tokenizer: base.tokenizer, template: base.template, source: artifact,
-            identity: "\(baseIdentity)+full:\(job)")
+            identity: try ModelIdentity.tuned(base: baseIdentity, kind: "full", files: ModelIdentity.directoryFiles(artifact), digests: digests))
     }
 
     /// Tokenizer files next to a Hugging Face base model, copied into saved model directories.

@@ -42,9 +42,10 @@ public struct SwiftTrainerPlugin: BackendPlugin {
         let maxBatch = config.settings["max_batch"].flatMap { Int($0) } ?? 8
         let concurrency = config.settings["max_concurrency"].flatMap { Int($0) } ?? maxBatch
         let url = try AssetCatalog.resolveModel(config.model, relativeTo: config.recipeDirectory, environment: environment)
-        let local = try Threading.withThreadCount(threads) { try LocalModel.load(url) }
+        let digests = FileDigestCache(environment: environment)
+        let local = try Threading.withThreadCount(threads) { try LocalModel.load(url, digests: digests) }
         let generator = LocalTextGenerator(model: local, maxBatch: maxBatch, threads: threads)
-        let tuner = SwiftTrainerFineTuner(baseModel: url, baseIdentity: local.identity, maxBatch: maxBatch, threads: threads)
+        let tuner = SwiftTrainerFineTuner(baseModel: url, baseIdentity: local.identity, maxBatch: maxBatch, threads: threads, digests: digests)
         return Backend(generator: generator, fineTuner: tuner, dataLeavesMachine: false, maxConcurrency: max(1, concurrency))
     }
 }

@@ -334,10 +334,14 @@ private struct GGUFParser {
                 guard rowLength % geometry.elements == 0 else {
                     throw GGUFError(.malformed, file: path, "tensor '\(info.name)' (shape \(shape), \(info.type)) has rows of \(rowLength) elements, not a multiple of the \(info.type) block size \(geometry.elements)")
                 }
-                byteCount = elements / geometry.elements * geometry.bytes
+                let (size, overflow) = (elements / geometry.elements).multipliedReportingOverflow(by: geometry.bytes)
+                guard !overflow else {
+                    throw GGUFError(.malformed, file: path, "tensor '\(info.name)' (shape \(shape), \(info.type)) claims more bytes than can be addressed; the file is corrupt")
+                }
+                byteCount = size
             }
             guard dataSize >= 0, info.offset <= dataSize, byteCount <= dataSize - info.offset else {
-                throw GGUFError(.truncated, file: path, "tensor '\(info.name)' (shape \(shape), \(info.type)) needs bytes \(dataOffset + info.offset)..<\(dataOffset + info.offset + byteCount) but the file has \(bytes.count) bytes; it is truncated: download it again")
+                throw GGUFError(.truncated, file: path, "tensor '\(info.name)' (shape \(shape), \(info.type)) needs \(byteCount) bytes from data offset \(info.offset) but the file has \(bytes.count) bytes; it is truncated: download it again")
             }
             tensors.append(GGUFTensorInfo(name: info.name, dimensions: info.dims, type: info.type, offset: info.offset, byteCount: byteCount))
         }

@@ -43,7 +43,7 @@ public struct ModelFiles: Sendable {
     public let source: URL
 
     /// The model's chat template (ChatML when it ships none).
-    public var chatTemplate: ChatTemplate { ChatTemplate(tokenizer: tokenizer) }
+    public var chatTemplate: ChatTemplate { ChatTemplate(tokenizer: tokenizer, origin: source.path) }
 
     /// Reads a `.gguf` file or a Hugging Face model directory (`config.json`,
     /// `model.safetensors` or shards, `tokenizer.json`, optional `tokenizer_config.json`).

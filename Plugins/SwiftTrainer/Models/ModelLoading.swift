@@ -27,29 +27,36 @@ public enum ModelLoader {
     /// - Throws: `TallyError` naming the file that is missing or malformed.
     public static func huggingFaceDirectory(_ directory: URL) throws -> (config: TransformerConfig, weights: [String: WeightTensor]) {
         let config = try TransformerConfig.huggingFace(contentsOf: directory.appendingPathComponent("config.json"))
-        let fm = FileManager.default
-        let single = directory.appendingPathComponent("model.safetensors")
-        let index = directory.appendingPathComponent("model.safetensors.index.json")
-        var files: [URL] = []
-        if fm.fileExists(atPath: single.path) {
-            files = [single]
-        } else if fm.fileExists(atPath: index.path) {
-            struct Index: Decodable { let weight_map: [String: String] }
-            do {
-                let parsed = try JSONDecoder().decode(Index.self, from: Data(contentsOf: index))
-                files = Set(parsed.weight_map.values).sorted().map { directory.appendingPathComponent($0) }
-            } catch {
-                throw ModelFileError.invalid(index, "cannot read the shard index: \(error)")
-            }
-        } else {
-            throw ModelFileError.io(directory, "no model.safetensors or model.safetensors.index.json in the model directory")
-        }
+        let files = try weightFiles(in: directory)
         var weights: [String: WeightTensor] = [:]
         for file in files {
             for (name, t) in try SafeTensorsFile(contentsOf: file).floatTensors() { weights[name] = t }
         }
         return (config, weights)
     }
+
+    /// The weight files of a Hugging Face model directory: `model.safetensors`, else every
+    /// shard that `model.safetensors.index.json` names (sorted, each once).
+    /// - Throws: `ModelFileError` when the directory has neither or the index cannot be read.
+    public static func weightFiles(in directory: URL) throws -> [URL] {
+        let fm = FileManager.default
+        let single = directory.appendingPathComponent("model.safetensors")
+        let index = directory.appendingPathComponent(shardIndexFile)
+        if fm.fileExists(atPath: single.path) { return [single] }
+        guard fm.fileExists(atPath: index.path) else {
+            throw ModelFileError.io(directory, "no model.safetensors or \(shardIndexFile) in the model directory")
+        }
+        struct Index: Decodable { let weight_map: [String: String] }
+        do {
+            let parsed = try JSONDecoder().decode(Index.self, from: Data(contentsOf: index))
+            return Set(parsed.weight_map.values).sorted().map { directory.appendingPathComponent($0) }
+        } catch {
+            throw ModelFileError.invalid(index, "cannot read the shard index: \(error)")
+        }
+    }
+
+    /// The index of a sharded Hugging Face checkpoint.
+    public static let shardIndexFile = "model.safetensors.index.json"
 
     /// Loads a Hugging Face model directory into a model.
     /// - Throws: `TallyError` for missing or malformed files.

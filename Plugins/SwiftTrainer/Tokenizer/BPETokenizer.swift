@@ -119,6 +119,12 @@ public struct BPETokenizer: Tokenizer {
         var maxID = -1
         for id in vocab.values { maxID = max(maxID, id) }
         for token in addedTokens { maxID = max(maxID, token.id) }
+        // Ids index a table: a file may leave holes, but not claim an id far beyond its tokens
+        // (a hostile id of 10^15 would otherwise allocate petabytes).
+        let idLimit = vocab.count + addedTokens.count + Self.maxIDHoles
+        guard maxID < idLimit, maxID < Int(Int32.max) else {
+            throw TokenizerError(file: file, "declares token id \(maxID) but only \(vocab.count + addedTokens.count) tokens; ids must stay below the number of tokens plus \(Self.maxIDHoles); the tokenizer file is corrupt")
+        }
         var tokens = [String?](repeating: nil, count: maxID + 1)
         for (token, id) in vocab {
             guard id >= 0 else { throw TokenizerError(file: file, "token '\(token)' has negative id \(id)") }
@@ -143,7 +149,10 @@ public struct BPETokenizer: Tokenizer {
                 throw TokenizerError(file: file, "merge \(rank) ('\(left)' '\(right)') makes '\(left + right)', which is not in the vocabulary; the tokenizer file is inconsistent")
             }
             let key = Self.pairKey(a, b)
-            if table[key] == nil { table[key] = Merge(rank: Int32(rank), id: Int32(merged)) }
+            guard let rank32 = Int32(exactly: rank) else {
+                throw TokenizerError(file: file, "has more than \(Int32.max) merges; the tokenizer file is corrupt")
+            }
+            if table[key] == nil { table[key] = Merge(rank: rank32, id: Int32(merged)) }
         }
         self.merges = table
         self.ignoreMerges = ignoreMerges
@@ -168,6 +177,9 @@ public struct BPETokenizer: Tokenizer {
         self.eosTokenIDs = eosTokenIDs
         self.chatTemplate = chatTemplate
     }
+
+    /// How far token ids may run past the number of tokens (unused ids between real ones).
+    static let maxIDHoles = 65_536
 
     @inline(__always)
     static func pairKey(_ a: Int, _ b: Int) -> UInt64 { UInt64(UInt32(truncatingIfNeeded: a)) << 32 | UInt64(UInt32(truncatingIfNeeded: b)) }

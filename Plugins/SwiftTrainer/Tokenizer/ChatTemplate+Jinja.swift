@@ -151,7 +151,7 @@ indirect enum JinjaExpr: Sendable {
 
 indirect enum JinjaNode: Sendable {
     case text(String)
-    case output(JinjaExpr)
+    case output(JinjaExpr, JinjaPosition)
     case conditional([(JinjaExpr, [JinjaNode])], otherwise: [JinjaNode])
     case loop(targets: [String], iterable: JinjaExpr, filter: JinjaExpr?, body: [JinjaNode], otherwise: [JinjaNode], JinjaPosition)
     /// `{% set name = … %}` or `{% set ns.attr = … %}`.
@@ -395,8 +395,8 @@ enum JinjaLexer {
 // MARK: - Parsing
 
 enum JinjaParser {
-    static func parse(_ source: String) throws -> [JinjaNode] {
-        var parser = try NodeParser(segments: JinjaLexer.segments(source))
+    static func parse(_ source: String, limits: ChatTemplate.Limits = .standard) throws -> [JinjaNode] {
+        var parser = try NodeParser(segments: JinjaLexer.segments(source), maxDepth: limits.depth)
         let (nodes, terminator) = try parser.parseBlock(until: [])
         if let terminator {
             throw ChatTemplateError("unexpected '{% \(terminator.name) %}'", line: terminator.position.line, column: terminator.position.column)
@@ -407,9 +407,22 @@ enum JinjaParser {
     struct NodeParser {
         let segments: [JinjaSegment]
         var index = 0
+        /// The deepest nesting of blocks, and of expressions in one tag.
+        let maxDepth: Int
+        /// Blocks open around the current position.
+        var depth = 0
 
-        init(segments: [JinjaSegment]) {
+        init(segments: [JinjaSegment], maxDepth: Int) {
             self.segments = segments
+            self.maxDepth = maxDepth
+        }
+
+        /// Enters a block (`if`, `for`, `generation`) opened at `position`.
+        mutating func enterBlock(_ position: JinjaPosition) throws {
+            depth += 1
+            guard depth <= maxDepth else {
+                throw ChatTemplateError("blocks are nested more than \(maxDepth) deep (limit on nesting depth)", line: position.line, column: position.column)
+            }
         }
 
         struct Terminator {
@@ -428,12 +441,12 @@ enum JinjaParser {
                 case .text(let text):
                     nodes.append(.text(text))
                 case .output(let tokens, let position):
-                    var parser = ExprParser(tokens: tokens, end: position)
+                    var parser = ExprParser(tokens: tokens, end: position, maxDepth: maxDepth)
                     let expr = try parser.parseExpression()
                     try parser.expectEnd()
-                    nodes.append(.output(expr))
+                    nodes.append(.output(expr, position))
                 case .statement(let tokens, let position):
-                    var parser = ExprParser(tokens: tokens, end: position)
+                    var parser = ExprParser(tokens: tokens, end: position, maxDepth: maxDepth)
                     guard case .name(let keyword)? = parser.peek?.kind else {
                         throw ChatTemplateError("a '{% %}' tag must start with a keyword", line: position.line, column: position.column)
                     }
@@ -453,6 +466,8 @@ enum JinjaParser {
         }
 
         mutating func parseStatement(_ keyword: String, _ parser: inout ExprParser, _ position: JinjaPosition) throws -> [JinjaNode] {
+            if ["if", "for", "generation"].contains(keyword) { try enterBlock(position) }
+            defer { if ["if", "for", "generation"].contains(keyword) { depth -= 1 } }
             switch keyword {
             case "if":
                 var branches: [(JinjaExpr, [JinjaNode])] = []
@@ -527,10 +542,33 @@ enum JinjaParser {
         let tokens: [JinjaToken]
         let end: JinjaPosition
         var index = 0
+        /// The deepest expression tree (and parser recursion) allowed.
+        let maxDepth: Int
+        /// The depth of the tree the last `parse…` function returned.
+        var lastDepth = 0
+        /// Recursive `parse…` calls in progress (brackets, unary operators, `else` chains).
+        var recursion = 0
 
-        init(tokens: [JinjaToken], end: JinjaPosition) {
+        init(tokens: [JinjaToken], end: JinjaPosition, maxDepth: Int = ChatTemplate.Limits.standard.depth) {
             self.tokens = tokens
             self.end = end
+            self.maxDepth = maxDepth
+        }
+
+        /// `expr`, a tree `depth` deep, recorded as the last result; throws when it is too deep
+        /// (deep trees would overflow the stack when evaluated or freed).
+        mutating func made(_ expr: JinjaExpr, depth: Int) throws -> JinjaExpr {
+            guard depth <= maxDepth else { throw error("the expression is nested more than \(maxDepth) deep (limit on nesting depth)") }
+            lastDepth = depth
+            return expr
+        }
+
+        /// Runs a recursive parse, bounding the recursion.
+        mutating func nested(_ parse: (inout ExprParser) throws -> JinjaExpr) throws -> JinjaExpr {
+            recursion += 1
+            defer { recursion -= 1 }
+            guard recursion <= maxDepth else { throw error("the expression is nested more than \(maxDepth) deep (limit on nesting depth)") }
+            return try parse(&self)
         }
 
         var peek: JinjaToken? { index < tokens.count ? tokens[index] : nil }
@@ -588,32 +626,43 @@ enum JinjaParser {
 
         mutating func parseExpression(allowConditional: Bool = true) throws -> JinjaExpr {
             let value = try parseOr()
+            var depth = lastDepth
             if allowConditional, isName("if") {
                 advance()
                 let condition = try parseOr()
+                depth = max(depth, lastDepth)
                 var otherwise: JinjaExpr?
-                if consume(name: "else") { otherwise = try parseExpression() }
-                return .conditional(value, condition: condition, otherwise: otherwise)
+                if consume(name: "else") {
+                    otherwise = try nested { try $0.parseExpression() }
+                    depth = max(depth, lastDepth)
+                }
+                return try made(.conditional(value, condition: condition, otherwise: otherwise), depth: depth + 1)
             }
             return value
         }
 
         mutating func parseOr() throws -> JinjaExpr {
             var left = try parseAnd()
+            var depth = lastDepth
             while isName("or") {
                 let pos = position
                 advance()
-                left = .binary("or", left, try parseAnd(), pos)
+                let right = try parseAnd()
+                depth = max(depth, lastDepth) + 1
+                left = try made(.binary("or", left, right, pos), depth: depth)
             }
             return left
         }
 
         mutating func parseAnd() throws -> JinjaExpr {
             var left = try parseNot()
+            var depth = lastDepth
             while isName("and") {
                 let pos = position
                 advance()
-                left = .binary("and", left, try parseNot(), pos)
+                let right = try parseNot()
+                depth = max(depth, lastDepth) + 1
+                left = try made(.binary("and", left, right, pos), depth: depth)
             }
             return left
         }
@@ -621,39 +670,53 @@ enum JinjaParser {
         mutating func parseNot() throws -> JinjaExpr {
             if isName("not") {
                 advance()
-                return .unary("not", try parseNot())
+                let operand = try nested { try $0.parseNot() }
+                return try made(.unary("not", operand), depth: lastDepth + 1)
             }
             return try parseComparison()
         }
 
         mutating func parseComparison() throws -> JinjaExpr {
             var left = try parseConcat()
+            var depth = lastDepth
             while true {
                 let pos = position
                 if case .op(let op)? = peek?.kind, ["==", "!=", "<", ">", "<=", ">="].contains(op) {
                     advance()
-                    left = .binary(op, left, try parseConcat(), pos)
+                    let right = try parseConcat()
+                    depth = max(depth, lastDepth) + 1
+                    left = try made(.binary(op, left, right, pos), depth: depth)
                 } else if isName("in") {
                     advance()
-                    left = .binary("in", left, try parseConcat(), pos)
+                    let right = try parseConcat()
+                    depth = max(depth, lastDepth) + 1
+                    left = try made(.binary("in", left, right, pos), depth: depth)
                 } else if isName("not") && isName("in", at: 1) {
                     advance()
                     advance()
-                    left = .unary("not", .binary("in", left, try parseConcat(), pos))
+                    let right = try parseConcat()
+                    depth = max(depth, lastDepth) + 2
+                    left = try made(.unary("not", .binary("in", left, right, pos)), depth: depth)
                 } else if isName("is") {
                     advance()
                     let negated = consume(name: "not")
                     let test = try expectName()
                     var args: [JinjaExpr] = []
+                    var argDepth = 0
                     if consume(op: "(") {
                         args = try parseArguments().positional
+                        argDepth = lastDepth
                     } else if let next = peek, case .string = next.kind {
                         args = [try parsePrimary()]
+                        argDepth = lastDepth
                     } else if let next = peek, case .int = next.kind {
                         args = [try parsePrimary()]
+                        argDepth = lastDepth
                     }
-                    left = .test(left, test, args, negated: negated, pos)
+                    depth = max(depth, argDepth) + 1
+                    left = try made(.test(left, test, args, negated: negated, pos), depth: depth)
                 } else {
+                    lastDepth = depth
                     return left
                 }
             }
@@ -661,30 +724,39 @@ enum JinjaParser {
 
         mutating func parseConcat() throws -> JinjaExpr {
             var left = try parseAdditive()
+            var depth = lastDepth
             while case .op("~")? = peek?.kind {
                 let pos = position
                 advance()
-                left = .binary("~", left, try parseAdditive(), pos)
+                let right = try parseAdditive()
+                depth = max(depth, lastDepth) + 1
+                left = try made(.binary("~", left, right, pos), depth: depth)
             }
             return left
         }
 
         mutating func parseAdditive() throws -> JinjaExpr {
             var left = try parseMultiplicative()
+            var depth = lastDepth
             while case .op(let op)? = peek?.kind, op == "+" || op == "-" {
                 let pos = position
                 advance()
-                left = .binary(op, left, try parseMultiplicative(), pos)
+                let right = try parseMultiplicative()
+                depth = max(depth, lastDepth) + 1
+                left = try made(.binary(op, left, right, pos), depth: depth)
             }
             return left
         }
 
         mutating func parseMultiplicative() throws -> JinjaExpr {
             var left = try parseUnary()
+            var depth = lastDepth
             while case .op(let op)? = peek?.kind, ["*", "/", "//", "%"].contains(op) {
                 let pos = position
                 advance()
-                left = .binary(op, left, try parseUnary(), pos)
+                let right = try parseUnary()
+                depth = max(depth, lastDepth) + 1
+                left = try made(.binary(op, left, right, pos), depth: depth)
             }
             return left
         }
@@ -692,22 +764,27 @@ enum JinjaParser {
         mutating func parseUnary() throws -> JinjaExpr {
             if case .op(let op)? = peek?.kind, op == "-" || op == "+" {
                 advance()
-                return .unary(op, try parseUnary())
+                let operand = try nested { try $0.parseUnary() }
+                return try made(.unary(op, operand), depth: lastDepth + 1)
             }
             return try parsePostfix()
         }
 
+        /// Arguments up to `)`; `lastDepth` becomes the deepest argument's depth.
         mutating func parseArguments() throws -> (positional: [JinjaExpr], keywords: [(String, JinjaExpr)]) {
             var positional: [JinjaExpr] = []
             var keywords: [(String, JinjaExpr)] = []
+            var depth = 0
+            defer { lastDepth = depth }
             if consume(op: ")") { return (positional, keywords) }
             repeat {
                 if case .name(let name)? = peek?.kind, index + 1 < tokens.count, tokens[index + 1].kind == .op("=") {
                     index += 2
-                    keywords.append((name, try parseExpression()))
+                    keywords.append((name, try nested { try $0.parseExpression() }))
                 } else {
-                    positional.append(try parseExpression())
+                    positional.append(try nested { try $0.parseExpression() })
                 }
+                depth = max(depth, lastDepth)
             } while consume(op: ",") && peek?.kind != .op(")")
             try expect(op: ")")
             return (positional, keywords)
@@ -715,40 +792,53 @@ enum JinjaParser {
 
         mutating func parsePostfix() throws -> JinjaExpr {
             var expr = try parsePrimary()
+            var depth = lastDepth
             while true {
                 let pos = position
                 if consume(op: ".") {
-                    expr = .attribute(expr, try expectName(), pos)
+                    depth += 1
+                    expr = try made(.attribute(expr, try expectName(), pos), depth: depth)
                 } else if consume(op: "[") {
                     var parts: [JinjaExpr?] = [nil]
                     var isSlice = false
+                    var partDepth = 0
                     while true {
                         if consume(op: "]") { break }
                         if consume(op: ":") {
                             isSlice = true
+                            guard parts.count < 3 else { throw error("a slice takes at most three parts") }
                             parts.append(nil)
                             continue
                         }
-                        parts[parts.count - 1] = try parseExpression()
+                        guard parts[parts.count - 1] == nil else { throw error("expected ']' or ':'") }
+                        parts[parts.count - 1] = try nested { try $0.parseExpression() }
+                        partDepth = max(partDepth, lastDepth)
                     }
+                    depth = max(depth, partDepth) + 1
                     if isSlice {
-                        guard parts.count <= 3 else { throw error("a slice takes at most three parts") }
                         while parts.count < 3 { parts.append(nil) }
-                        expr = .slice(expr, parts[0], parts[1], parts[2])
+                        expr = try made(.slice(expr, parts[0], parts[1], parts[2]), depth: depth)
                     } else {
                         guard let key = parts[0] else { throw error("empty subscript") }
-                        expr = .index(expr, key)
+                        expr = try made(.index(expr, key), depth: depth)
                     }
                 } else if consume(op: "(") {
                     let (args, keywords) = try parseArguments()
-                    expr = .call(expr, args, keywords, pos)
+                    depth = max(depth, lastDepth) + 1
+                    expr = try made(.call(expr, args, keywords, pos), depth: depth)
                 } else if consume(op: "|") {
                     let name = try expectName()
                     var args: [JinjaExpr] = []
                     var keywords: [(String, JinjaExpr)] = []
-                    if consume(op: "(") { (args, keywords) = try parseArguments() }
-                    expr = .filter(expr, name, args, keywords, pos)
+                    var argDepth = 0
+                    if consume(op: "(") {
+                        (args, keywords) = try parseArguments()
+                        argDepth = lastDepth
+                    }
+                    depth = max(depth, argDepth) + 1
+                    expr = try made(.filter(expr, name, args, keywords, pos), depth: depth)
                 } else {
+                    lastDepth = depth
                     return expr
                 }
             }
@@ -757,6 +847,7 @@ enum JinjaParser {
         mutating func parsePrimary() throws -> JinjaExpr {
             guard let token = peek else { throw error("expected an expression") }
             advance()
+            lastDepth = 1
             switch token.kind {
             case .string(var s):
                 // Adjacent string literals concatenate.
@@ -775,32 +866,37 @@ enum JinjaParser {
                 default: return .name(name, token.position)
                 }
             case .op("("):
-                let expr = try parseExpression()
+                let expr = try nested { try $0.parseExpression() }
                 if consume(op: ",") { throw error("tuples are not supported") }
                 try expect(op: ")")
                 return expr
             case .op("["):
                 var items: [JinjaExpr] = []
+                var depth = 0
                 if !consume(op: "]") {
                     repeat {
                         if peek?.kind == .op("]") { break }
-                        items.append(try parseExpression())
+                        items.append(try nested { try $0.parseExpression() })
+                        depth = max(depth, lastDepth)
                     } while consume(op: ",")
                     try expect(op: "]")
                 }
-                return .list(items)
+                return try made(.list(items), depth: depth + 1)
             case .op("{"):
                 var pairs: [(JinjaExpr, JinjaExpr)] = []
+                var depth = 0
                 if !consume(op: "}") {
                     repeat {
                         if peek?.kind == .op("}") { break }
-                        let key = try parseExpression()
+                        let key = try nested { try $0.parseExpression() }
+                        depth = max(depth, lastDepth)
                         try expect(op: ":")
-                        pairs.append((key, try parseExpression()))
+                        pairs.append((key, try nested { try $0.parseExpression() }))
+                        depth = max(depth, lastDepth)
                     } while consume(op: ",")
                     try expect(op: "}")
                 }
-                return .dict(pairs)
+                return try made(.dict(pairs), depth: depth + 1)
             default:
                 index -= 1
                 throw error("unexpected \(describe(token))")
@@ -815,14 +911,25 @@ struct JinjaInterpreter {
     var scopes: [[String: JinjaValue]]
     var namespaces: [JinjaDict] = []
     var output = ""
+    /// The bounds on this rendering.
+    let limits: ChatTemplate.Limits
+    /// When the rendering must have finished.
+    let deadline: ContinuousClock.Instant
+    /// Loop iterations so far.
+    var iterations = 0
 
     enum Flow: Error {
         case breakLoop
         case continueLoop
     }
 
-    init(globals: [String: JinjaValue]) {
+    /// - Parameters:
+    ///   - globals: the variables the template sees.
+    ///   - limits: the bounds on the rendering; its time starts now.
+    init(globals: [String: JinjaValue], limits: ChatTemplate.Limits = .standard) {
         scopes = [globals]
+        self.limits = limits
+        deadline = ContinuousClock.now.advanced(by: limits.duration)
     }
 
     mutating func render(_ nodes: [JinjaNode]) throws -> String {
@@ -833,6 +940,75 @@ struct JinjaInterpreter {
             throw ChatTemplateError("'break' or 'continue' outside a loop")
         }
         return output
+    }
+
+    /// Counts one loop iteration at `position`; throws past the iteration or time limit.
+    mutating func step(_ position: JinjaPosition) throws {
+        iterations += 1
+        guard iterations <= limits.loopIterations else {
+            throw fail("the template ran more than \(limits.loopIterations) loop iterations (limit on loop iterations)", position)
+        }
+        try checkTime(position)
+    }
+
+    /// Throws once the rendering has run past its time limit.
+    func checkTime(_ position: JinjaPosition) throws {
+        guard ContinuousClock.now < deadline else {
+            throw fail("rendering took longer than \(limits.duration) (time limit)", position)
+        }
+    }
+
+    /// `value`, after checking that it is no larger than the output limit and no deeper than the
+    /// depth limit (printing or comparing a larger one would exhaust memory or the stack).
+    func bounded(_ value: JinjaValue, _ position: JinjaPosition) throws -> JinjaValue {
+        var budget = limits.outputBytes
+        func visit(_ v: JinjaValue, depth: Int) throws {
+            guard depth <= limits.depth else {
+                throw fail("a value is nested more than \(limits.depth) deep (limit on nesting depth)", position)
+            }
+            switch v {
+            case .string(let s): budget -= s.utf8.count + 1
+            case .list(let items):
+                budget -= 1
+                for item in items where budget >= 0 { try visit(item, depth: depth + 1) }
+            case .dict(let dict):
+                budget -= 1
+                for (key, item) in dict.pairs where budget >= 0 {
+                    budget -= key.utf8.count
+                    try visit(item, depth: depth + 1)
+                }
+            default: budget -= 1
+            }
+            guard budget >= 0 else {
+                throw fail("a value grew past \(limits.outputBytes) bytes (limit on output size)", position)
+            }
+        }
+        try visit(value, depth: 0)
+        return value
+    }
+
+    /// `text` as a value, after checking it against the output limit.
+    func sized(_ text: String, _ position: JinjaPosition) throws -> JinjaValue {
+        guard text.utf8.count <= limits.outputBytes else {
+            throw fail("a string grew past \(limits.outputBytes) bytes (limit on output size)", position)
+        }
+        return .string(text)
+    }
+
+    /// Throws when a string of `count` copies of `bytes` bytes would pass the output limit.
+    func checkRepeat(_ bytes: Int, _ count: Int, _ position: JinjaPosition) throws {
+        let (total, overflow) = bytes.multipliedReportingOverflow(by: max(count, 0))
+        guard !overflow, total <= limits.outputBytes else {
+            throw fail("a string would grow past \(limits.outputBytes) bytes (limit on output size)", position)
+        }
+    }
+
+    /// Appends `text` to the output; throws past the output limit.
+    mutating func emit(_ text: String, _ position: JinjaPosition?) throws {
+        output += text
+        guard output.utf8.count <= limits.outputBytes else {
+            throw ChatTemplateError("the output grew past \(limits.outputBytes) bytes (limit on output size)", line: position?.line, column: position?.column)
+        }
     }
 
     func lookup(_ name: String) -> JinjaValue {
@@ -846,9 +1022,9 @@ struct JinjaInterpreter {
         for node in nodes {
             switch node {
             case .text(let text):
-                output += text
-            case .output(let expr):
-                output += try evaluate(expr).text
+                try emit(text, nil)
+            case .output(let expr, let position):
+                try emit(try bounded(evaluate(expr), position).text, position)
             case .conditional(let branches, let otherwise):
                 var taken = false
                 for (condition, body) in branches {
@@ -862,7 +1038,7 @@ struct JinjaInterpreter {
             case .loop(let targets, let iterableExpr, let filter, let body, let otherwise, let position):
                 try runLoop(targets: targets, iterable: try evaluate(iterableExpr), filter: filter, body: body, otherwise: otherwise, position: position)
             case .assign(let target, let attribute, let expr, let position):
-                let value = try evaluate(expr)
+                let value = try bounded(evaluate(expr), position)
                 if let attribute {
                     guard case .namespace(let id) = lookup(target) else {
                         throw ChatTemplateError("'\(target)' is not a namespace, so '\(target).\(attribute)' cannot be set", line: position.line, column: position.column)
@@ -902,6 +1078,7 @@ struct JinjaInterpreter {
         if let filter {
             var kept: [JinjaValue] = []
             for item in items {
+                try step(position)
                 var scope: [String: JinjaValue] = [:]
                 try bind(item, into: &scope)
                 scopes.append(scope)
@@ -916,6 +1093,7 @@ struct JinjaInterpreter {
         }
         let count = items.count
         for (i, item) in items.enumerated() {
+            try step(position)
             var scope: [String: JinjaValue] = [:]
             try bind(item, into: &scope)
             scope["loop"] = .dict(JinjaDict([
@@ -1007,9 +1185,9 @@ struct JinjaInterpreter {
             default: throw ChatTemplateError("cannot slice a \(base.typeName)")
             }
         case .call(let callee, let argExprs, let keywordExprs, let position):
-            let args = try argExprs.map { try evaluate($0) }
+            let args = try argExprs.map { try bounded(evaluate($0), position) }
             var keywords: [String: JinjaValue] = [:]
-            for (name, e) in keywordExprs { keywords[name] = try evaluate(e) }
+            for (name, e) in keywordExprs { keywords[name] = try bounded(evaluate(e), position) }
             if case .attribute(let baseExpr, let method, _) = callee {
                 return try callMethod(try evaluate(baseExpr), method, args, keywords, position)
             }
@@ -1017,13 +1195,13 @@ struct JinjaInterpreter {
             return try callFunction(name, args, keywords, position)
         case .filter(let baseExpr, let name, let argExprs, let keywordExprs, let position):
             let base = try evaluate(baseExpr)
-            let args = try argExprs.map { try evaluate($0) }
+            let args = try argExprs.map { try bounded(evaluate($0), position) }
             var keywords: [String: JinjaValue] = [:]
-            for (name, e) in keywordExprs { keywords[name] = try evaluate(e) }
+            for (name, e) in keywordExprs { keywords[name] = try bounded(evaluate(e), position) }
             return try applyFilter(name, base, args, keywords, position)
         case .test(let baseExpr, let name, let argExprs, let negated, let position):
             let base = try evaluate(baseExpr)
-            let args = try argExprs.map { try evaluate($0) }
+            let args = try argExprs.map { try bounded(evaluate($0), position) }
             let result = try applyTest(name, base, args, position)
             return .bool(negated ? !result : result)
         case .unary(let op, let operandExpr):
@@ -1081,7 +1259,7 @@ struct JinjaInterpreter {
         switch op {
         case "==": return .bool(equal(left, right))
         case "!=": return .bool(!equal(left, right))
-        case "~": return .string(left.text + right.text)
+        case "~": return try sized(bounded(left, position).text + bounded(right, position).text, position)
         case "in":
             switch right {
             case .string(let s):
@@ -1106,8 +1284,12 @@ struct JinjaInterpreter {
             return .bool(ordered)
         case "+":
             switch (left, right) {
-            case (.string(let a), .string(let b)): return .string(a + b)
-            case (.list(let a), .list(let b)): return .list(a + b)
+            case (.string(let a), .string(let b)): return try sized(a + b, position)
+            case (.list(let a), .list(let b)):
+                guard a.count + b.count <= limits.outputBytes else {
+                    throw fail("a list grew past \(limits.outputBytes) items (limit on output size)", position)
+                }
+                return .list(a + b)
             case (.int(let a), .int(let b)): return .int(a &+ b)
             default:
                 if let a = number(left), let b = number(right) { return .double(a + b) }
@@ -1125,7 +1307,10 @@ struct JinjaInterpreter {
                     return .int(r != 0 && (r < 0) != (b < 0) ? r + b : r)
                 }
             }
-            if op == "*", case .string(let s) = left, case .int(let n) = right { return .string(String(repeating: s, count: max(n, 0))) }
+            if op == "*", case .string(let s) = left, case .int(let n) = right {
+                try checkRepeat(s.utf8.count, n, position)
+                return .string(String(repeating: s, count: max(n, 0)))
+            }
             guard let a = number(left), let b = number(right) else {
                 throw fail("cannot apply '\(op)' to a \(left.typeName) and a \(right.typeName)", position)
             }
@@ -1206,7 +1391,7 @@ struct JinjaInterpreter {
             case "endswith": return .bool(stringArg(0).map { s.hasSuffix($0) } ?? false)
             case "replace":
                 guard let a = stringArg(0), let b = stringArg(1) else { throw fail("replace() takes two strings", position) }
-                return .string(s.replacingOccurrences(of: a, with: b))
+                return try replacing(s, a, b, position)
             case "split":
                 if let separator = stringArg(0) {
                     return .list(s.components(separatedBy: separator).map { .string($0) })
@@ -1215,7 +1400,8 @@ struct JinjaInterpreter {
             case "format":
                 var out = s
                 for arg in args {
-                    if let range = out.range(of: "%s") { out.replaceSubrange(range, with: arg.text) }
+                    if let range = out.range(of: "%s") { out.replaceSubrange(range, with: try bounded(arg, position).text) }
+                    guard out.utf8.count <= limits.outputBytes else { return try sized(out, position) }
                 }
                 return .string(out)
             default: break
@@ -1235,7 +1421,19 @@ struct JinjaInterpreter {
         throw fail("method '\(method)' of a \(base.typeName) is not supported by Tally's chat-template interpreter", position)
     }
 
+    /// `s` with every `a` replaced by `b`, refused when the result could pass the output limit.
+    func replacing(_ s: String, _ a: String, _ b: String, _ position: JinjaPosition) throws -> JinjaValue {
+        if b.utf8.count > a.utf8.count {
+            // At most one match per byte of `s` (an empty `a` matches between characters).
+            let matches = a.isEmpty ? s.utf8.count + 1 : s.utf8.count / a.utf8.count
+            try checkRepeat(b.utf8.count - a.utf8.count, matches, position)
+            try checkRepeat(1, s.utf8.count + matches * (b.utf8.count - a.utf8.count), position)
+        }
+        return try sized(s.replacingOccurrences(of: a, with: b), position)
+    }
+
     func applyFilter(_ name: String, _ value: JinjaValue, _ args: [JinjaValue], _ keywords: [String: JinjaValue], _ position: JinjaPosition) throws -> JinjaValue {
+        let value = try bounded(value, position)
         switch name {
         case "trim":
             return .string(value.text.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -1264,7 +1462,7 @@ struct JinjaInterpreter {
             default: return .int(0)
             }
         case "tojson":
-            return .string(value.json)
+            return try sized(value.json, position)
         case "default", "d":
             let fallback = args.first ?? .string("")
             let useFalsy = (args.count > 1 && args[1].truthy) || (keywords["boolean"]?.truthy ?? false)
@@ -1278,8 +1476,11 @@ struct JinjaInterpreter {
             if case .list(let l) = value { return l.last ?? .undefined }
             if case .string(let s) = value { return s.last.map { .string(String($0)) } ?? .undefined }
         case "join":
-            let separator = args.first?.text ?? ""
-            if case .list(let l) = value { return .string(l.map(\.text).joined(separator: separator)) }
+            let separator = try args.first.map { try bounded($0, position).text } ?? ""
+            if case .list(let l) = value {
+                try checkRepeat(separator.utf8.count, l.count, position)
+                return try sized(l.map(\.text).joined(separator: separator), position)
+            }
         case "list":
             switch value {
             case .list: return value
@@ -1294,7 +1495,7 @@ struct JinjaInterpreter {
             if case .string(let s) = value { return .string(String(s.reversed())) }
         case "replace":
             guard args.count >= 2 else { throw fail("replace takes two arguments", position) }
-            return .string(value.text.replacingOccurrences(of: args[0].text, with: args[1].text))
+            return try replacing(value.text, try bounded(args[0], position).text, try bounded(args[1], position).text, position)
         case "selectattr", "rejectattr":
             guard case .list(let l) = value, let attribute = args.first?.text else { break }
             let select = name == "selectattr"

@@ -89,14 +89,15 @@ struct FinetuneCommand: AsyncParsableCommand {
                 evalEvery: 0, seed: seed)
             let outURL = fileURL(out)
             try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
-            let local = try Threading.withThreadCount(threads) { try LocalModel.load(modelURL) }
+            let digests = FileDigestCache(environment: ProcessInfo.processInfo.environment)
+            let local = try Threading.withThreadCount(threads) { try LocalModel.load(modelURL, digests: digests) }
             let request = FineTuneRequest(
                 method: methodValue, options: options, train: train, validation: held, workDirectory: outURL,
                 // Method parameters, options and data are part of the key: the same command
                 // resumes, a changed one (another rank or number of virtual tokens) starts over.
                 jobKey: try FineTuningStrategy.jobKey(
                     baseIdentity: "\(local.identity)|\(outURL.path)", method: methodValue, options: options, train: train, validation: held))
-            let tuner = SwiftTrainerFineTuner(baseModel: modelURL, baseIdentity: local.identity, threads: threads)
+            let tuner = SwiftTrainerFineTuner(baseModel: modelURL, baseIdentity: local.identity, threads: threads, digests: digests)
             let display = ProgressDisplay(mode: Console.stderrIsTerminal ? .bars : .lines)
             let outcome = try await tuner.fineTune(request, progress: display.handler)
             display.clear()

@@ -56,7 +56,7 @@ struct GenerateCommand: AsyncParsableCommand {
         try await reportingErrors {
             try Threading.withThreadCount(threads) {
                 let url = try AssetCatalog.resolveModel(model, relativeTo: nil)
-                let local = try LocalModel.load(url)
+                let local = try LocalModel.load(url, digests: FileDigestCache(environment: ProcessInfo.processInfo.environment))
                 if let adapter {
                     try PEFTAdapter.apply(from: fileURL(adapter), to: local.model)
                 }

@@ -125,7 +125,7 @@ enum VaderGroundTruth {
         let labels = Set(rows.map(\.label)).sorted()
         for label in labels {
             var members = rows.filter { $0.label == label }
-            shuffle(&members, using: &generator)
+            generator.shuffle(&members)
             let heldOut = Int((Double(members.count) * heldOutFraction).rounded())
             var start = 0
             for index in 1..<max(count, 1) {
@@ -142,7 +142,7 @@ enum VaderGroundTruth {
     /// the whole group's label proportions to within one row (largest deficit first).
     static func interleaveByLabel(_ rows: [Row], labels: [String], using generator: inout SplitMix64) -> [Row] {
         var queues = labels.map { label in rows.filter { $0.label == label } }
-        for index in queues.indices { shuffle(&queues[index], using: &generator) }
+        for index in queues.indices { generator.shuffle(&queues[index]) }
         let total = Double(rows.count)
         var taken = [Int](repeating: 0, count: queues.count)
         var merged: [Row] = []
@@ -215,15 +215,6 @@ enum VaderGroundTruth {
         return characters.isEmpty
     }
 
-    /// Fisher–Yates with an unbiased bounded draw.
-    static func shuffle<T>(_ items: inout [T], using generator: inout SplitMix64) {
-        guard items.count > 1 else { return }
-        for index in stride(from: items.count - 1, to: 0, by: -1) {
-            let other = Int(generator.next().multipliedFullWidth(by: UInt64(index + 1)).high)
-            items.swapAt(index, other)
-        }
-    }
-
     /// The Unicode scalar of a Windows-1252 byte.
     static func windows1252Scalar(_ byte: UInt8) -> Unicode.Scalar {
         let high: [UInt32] = [
@@ -236,19 +227,6 @@ enum VaderGroundTruth {
         return Unicode.Scalar(byte)
     }
 
-    /// SplitMix64 (Steele, Lea & Flood 2014): a small, seedable generator whose output is the
-    /// same on every platform.
-    struct SplitMix64: RandomNumberGenerator, Sendable {
-        private var state: UInt64
-
-        init(seed: UInt64) { state = seed }
-
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    /// The split's generator: Tally's seeded generator.
+    typealias SplitMix64 = SeededRandom
 }

@@ -75,14 +75,14 @@ enum VaderLexicon {
         guard entries.count >= 2 * testWords + validationWords else {
             throw TallyError(code: .invalidData, message: "\(fileName) has only \(entries.count) usable words; the conversion needs at least \(2 * testWords + validationWords)")
         }
-        var generator = VaderGroundTruth.SplitMix64(seed: seed)
+        var generator = SeededRandom(seed: seed)
         var shuffled = entries
-        VaderGroundTruth.shuffle(&shuffled, using: &generator)
+        generator.shuffle(&shuffled)
         let test = Array(shuffled[0..<testWords])
         let others = Array(shuffled[testWords..<(2 * testWords)])
         let validation = Array(shuffled[(2 * testWords)..<(2 * testWords + validationWords)])
         var train = test + others
-        VaderGroundTruth.shuffle(&train, using: &generator)
+        generator.shuffle(&train)
         let corpus = entries.sorted { $0.word < $1.word }
         func counts(_ rows: [Entry]) -> [String: Int] { rows.reduce(into: [:]) { $0[$1.label, default: 0] += 1 } }
         return Converted(

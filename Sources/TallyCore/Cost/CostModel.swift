@@ -166,35 +166,31 @@ public enum CostModel {
 
         let price = strategy.pricing
         let tuned = strategy.adaptsWeights
-        let inputPrice = (tuned ? price.fineTunedInputPerMTok : nil) ?? price.inputPerMTok
-        let outputPrice = (tuned ? price.fineTunedOutputPerMTok : nil) ?? price.outputPerMTok
-        let cachedPrice = price.cachedInputPerMTok ?? inputPrice
-        let uncached = max(0, promptTokens - cachedTokens)
-        let tokenUSD = (uncached * inputPrice + cachedTokens * cachedPrice + completionTokens * outputPrice) / 1_000_000
-        let computeUSD = computeSeconds * costs.computeUSDPerHour / 3600
         // A retrieving strategy embeds each question (per request) and its corpus (once).
         let retrieval = strategy.retrieval
         let queryUSD = retrieval.map { CallPricing.embeddingUSD(tokens: $0.queryEmbeddingTokensPerQuestion, perMTok: $0.embeddingPerMTok) } ?? 0
-        let perRequest = tokenUSD + computeUSD + queryUSD
+        let perRequest = CallPricing.usd(
+            promptTokens: promptTokens, cachedPromptTokens: cachedTokens, completionTokens: completionTokens,
+            computeSeconds: computeSeconds, price: price, fineTuned: tuned, computeUSDPerHour: costs.computeUSDPerHour) + queryUSD
 
         var oneOff = 0.0
         var basis = strategy.adaptsWeights ? "no training job recorded" : "none: prompting does not train"
         var unknown = false
         var gpu: GPUEstimate?
         if let training = strategy.training {
-            if let billed = training.billedUSD {
-                oneOff = billed
+            let charge = CallPricing.trainingCharge(training, price: price, computeUSDPerHour: costs.computeUSDPerHour)
+            oneOff = charge.usd ?? 0
+            switch charge {
+            case .billed:
                 basis = "billed by the provider"
-            } else if let perMTok = price.trainingPerMTok, perMTok > 0 || training.hostedOn != nil {
-                oneOff = Double(training.trainedTokens) * perMTok / 1_000_000
-                basis = "\(training.trainedTokens) trained tokens x \(format(perMTok)) USD per 1M tokens"
-            } else if let host = training.hostedOn {
+            case .tokens(let trained, let perMTok):
+                basis = "\(trained) trained tokens x \(format(perMTok)) USD per 1M tokens"
+            case .unknown(let host, let trained):
                 // A hosted job: this machine only polled it, so its wall time prices nothing.
                 unknown = true
-                basis = "unknown: the job ran on \(host), which reported no bill, and the backend has no price.training_per_mtok (\(training.trainedTokens) trained tokens); totals leave training out"
-            } else {
-                oneOff = training.wallSeconds * costs.computeUSDPerHour / 3600
-                basis = "\(format(training.wallSeconds)) s of training x \(format(costs.computeUSDPerHour)) USD/h compute"
+                basis = "unknown: the job ran on \(host), which reported no bill, and the backend has no price.training_per_mtok (\(trained) trained tokens); totals leave training out"
+            case .compute(let seconds, let perHour):
+                basis = "\(format(seconds)) s of training x \(format(perHour)) USD/h compute"
                 gpu = gpuEstimate(model: strategy.model, method: strategy.trainingMethod ?? strategy.kind, trainedTokens: training.trainedTokens, gpuUSDPerHour: costs.gpuUSDPerHour)
             }
         }

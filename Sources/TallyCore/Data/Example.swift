@@ -88,7 +88,7 @@ public struct Dataset: Sendable {
     public func sample(_ count: Int?, seed: UInt64, label: String = "sample") -> Dataset {
         guard let count, count < examples.count else { return self }
         var rng = SeededRandom.derived(seed: seed, label: label)
-        let chosen = Array(examples.indices).shuffled(using: &rng).prefix(max(0, count)).sorted()
+        let chosen = rng.subset(count, of: examples.count)
         return Dataset(url: url, displayPath: displayPath, format: format, examples: chosen.map { examples[$0] }, problems: problems)
     }
 }

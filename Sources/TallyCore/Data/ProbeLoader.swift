@@ -24,7 +24,7 @@ public enum ProbeLoader {
     public static func sample(_ items: [ProbeItem], max: Int?, seed: UInt64, probe: String) -> [ProbeItem] {
         guard let max, max < items.count else { return items }
         var rng = SeededRandom.derived(seed: seed, label: "probe:" + probe)
-        return Array(items.indices).shuffled(using: &rng).prefix(max).sorted().map { items[$0] }
+        return rng.subset(max, of: items.count).map { items[$0] }
     }
 
     /// Loads a probe file, returning its usable items and the rows it skipped.

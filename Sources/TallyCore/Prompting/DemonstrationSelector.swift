@@ -38,7 +38,7 @@ public struct DemonstrationSelector: Sendable {
         switch selection {
         case .random:
             var rng = SeededRandom.derived(seed: seed, label: "demonstrations:" + label)
-            order = Array(pool.indices).shuffled(using: &rng)
+            order = rng.shuffled(Array(pool.indices))
         case .first, .similar:
             order = Array(pool.indices)
         }

@@ -86,18 +86,25 @@ public struct GenerationResult: Codable, Sendable, Hashable {
     public let latencySeconds: Double
     /// Seconds of local compute spent (local backends); nil for hosted calls.
     public let computeSeconds: Double?
+    /// The model snapshot the provider says answered (OpenAI's and Anthropic's `model`
+    /// field, e.g. `gpt-4o-2024-08-06` for the alias `gpt-4o`); nil when it reports none.
+    /// Stored in the ledger with the call, so a recipe naming a moving alias still records
+    /// which model each answer came from.
+    public let servedModel: String?
 
-    public init(text: String, usage: TokenUsage, latencySeconds: Double, computeSeconds: Double? = nil) {
+    public init(text: String, usage: TokenUsage, latencySeconds: Double, computeSeconds: Double? = nil, servedModel: String? = nil) {
         self.text = text
         self.usage = usage
         self.latencySeconds = latencySeconds
         self.computeSeconds = computeSeconds
+        self.servedModel = servedModel
     }
 
     enum CodingKeys: String, CodingKey {
         case text, usage
         case latencySeconds = "latency_s"
         case computeSeconds = "compute_s"
+        case servedModel = "served_model"
     }
 }
 

@@ -84,11 +84,15 @@ public struct DataSpec: Sendable, Hashable {
     public let train: URL
     public let test: URL
     public let validation: URL?
+    /// `data.strict`: a skipped row (malformed, or lacking a needed field) is an error instead
+    /// of a warning.
+    public let strict: Bool
 
-    public init(train: URL, test: URL, validation: URL? = nil) {
+    public init(train: URL, test: URL, validation: URL? = nil, strict: Bool = false) {
         self.train = train
         self.test = test
         self.validation = validation
+        self.strict = strict
     }
 }
 

@@ -15,7 +15,7 @@ public enum RecipeLoader {
     /// Top-level sections.
     public static let sectionKeys = ["name", "description", "task", "data", "probes", "backends", "strategies", "costs", "constraints", "run"]
     public static let taskKeys = ["instruction", "input", "context", "target", "labels", "metric", "answer_pattern", "max_tokens"]
-    public static let dataKeys = ["train", "test", "validation"]
+    public static let dataKeys = ["train", "test", "validation", "strict"]
     public static let probeKeys = ["name", "kind", "data", "metric", "max_tokens"]
     /// Backend keys the core understands; any other scalar key is a plugin setting.
     public static let backendKeys = ["plugin", "model", "api_key_env", "base_url", "price"]
@@ -153,7 +153,7 @@ final class RecipeParser {
         guard !reader.hasErrors, let task, let train = data?.train, let test = data?.test, let run, let costs, let constraints, let backends, let strategies, let probes else { return nil }
         return Recipe(
             name: name, file: file, task: task.spec,
-            data: DataSpec(train: train.url, test: test.url, validation: data?.validation?.url),
+            data: DataSpec(train: train.url, test: test.url, validation: data?.validation?.url, strict: data?.strict ?? false),
             probes: probes, backends: backends.map(\.config), strategies: strategies.map(\.spec),
             costs: costs, constraints: constraints, run: run, overrides: overrides)
     }
@@ -267,6 +267,8 @@ final class RecipeParser {
         let train: LoadedFile?
         let test: LoadedFile?
         let validation: LoadedFile?
+        /// `data.strict`: skipped rows are errors, not warnings.
+        let strict: Bool
     }
 
     func parseData(_ top: YAMLReader.Mapping) -> LoadedData? {
@@ -275,13 +277,14 @@ final class RecipeParser {
             return nil
         }
         guard let map = reader.mapping(node, "data", allowed: RecipeLoader.dataKeys, example: "{train: data/train.jsonl, test: data/test.jsonl}") else { return nil }
-        let train = dataFile(map, "train", required: true)
-        let test = dataFile(map, "test", required: true)
-        let validation = dataFile(map, "validation", required: false)
-        return LoadedData(train: train, test: test, validation: validation)
+        let strict = map["strict"].flatMap { reader.bool($0, "data.strict") } ?? false
+        let train = dataFile(map, "train", required: true, strict: strict)
+        let test = dataFile(map, "test", required: true, strict: strict)
+        let validation = dataFile(map, "validation", required: false, strict: strict)
+        return LoadedData(train: train, test: test, validation: validation, strict: strict)
     }
 
-    func dataFile(_ map: YAMLReader.Mapping, _ key: String, required: Bool) -> LoadedFile? {
+    func dataFile(_ map: YAMLReader.Mapping, _ key: String, required: Bool, strict: Bool) -> LoadedFile? {
         guard map.has(key) else {
             if required { reader.error(map.keyNode(key) ?? map.node, "'data' has no '\(key)' file.", fix: "add \(key): data/\(key).jsonl") }
             return nil
@@ -295,7 +298,7 @@ final class RecipeParser {
         }
         do {
             let dataset = try DatasetLoader.load(url, displayPath: shownPath)
-            reportProblems(dataset.problems)
+            reportProblems(dataset.problems, severity: strict ? .error : .warning)
             return LoadedFile(url: url, shown: shownPath, node: node, dataset: dataset)
         } catch let error as TallyError {
             reader.error(node, "data file '\(raw)' cannot be used: \(error.message)", fix: "fix the file (one JSON object per line, or CSV/TSV with a header row)")
@@ -306,13 +309,14 @@ final class RecipeParser {
         }
     }
 
-    /// Row problems as warnings (the run skips those rows), at most 10 per file.
-    func reportProblems(_ problems: [DataProblem], limit: Int = 10) {
+    /// Row problems as warnings (the run skips those rows), or errors under `data.strict`; at
+    /// most 10 per file.
+    func reportProblems(_ problems: [DataProblem], severity: Diagnostic.Severity = .warning, limit: Int = 10) {
         for problem in problems.prefix(limit) {
-            reader.add(Diagnostic(.warning, at: problem.location, problem.message))
+            reader.add(Diagnostic(severity, at: problem.location, problem.message))
         }
         if problems.count > limit, let first = problems.first {
-            reader.add(Diagnostic(.warning, at: SourceLocation(file: first.location.file), "\(problems.count - limit) more row(s) in this file are skipped for the same kinds of reasons."))
+            reader.add(Diagnostic(severity, at: SourceLocation(file: first.location.file), "\(problems.count - limit) more row(s) in this file are skipped for the same kinds of reasons."))
         }
     }
 
@@ -337,7 +341,7 @@ final class RecipeParser {
             let present = needs.map(\.field).filter { available.contains($0) }
             let purposes = Dictionary(needs.map { ($0.field, $0.what) }, uniquingKeysWith: { a, _ in a })
             let checked = Dataset(url: dataset.url, displayPath: dataset.displayPath, format: dataset.format, examples: dataset.examples, problems: []).requiring(present, purposes: purposes)
-            reportProblems(checked.problems)
+            reportProblems(checked.problems, severity: data.strict ? .error : .warning)
             if let labels = task.labels {
                 let normalized = Set(labels.map(TextNormalizer.normalize))
                 let outside = checked.examples.filter { !normalized.contains(TextNormalizer.normalize($0[task.target] ?? "")) }

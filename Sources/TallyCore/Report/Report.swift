@@ -31,9 +31,11 @@ public struct Report: Codable, Sendable {
     public let notes: [String]
     /// Per-example answers of every strategy, in test-set order.
     public let examples: [ExampleReport]
+    /// Rows read, skipped and used per data file; nil for runs recorded before Tally kept it.
+    public let data: [DataSplitSummary]?
 
     enum CodingKeys: String, CodingKey {
-        case recipe, complete, metric, seed, costs, constraints, strategies, decision, notes, examples
+        case recipe, complete, metric, seed, costs, constraints, strategies, decision, notes, examples, data
         case schemaVersion = "schema_version"
         case runID = "run_id"
         case recipePath = "recipe_path"
@@ -247,6 +249,7 @@ extension Report {
             notes.append("GPU figures are estimates from reference PyTorch throughput on one H100, not measurements; measured one-off costs use this machine's wall time.")
         }
         notes += rarelyRefuses(m.baseProbes)
+        notes += servedModels(m.strategies)
         let unknownTraining = rows.filter(\.cost.oneOffUnknown).map(\.name)
         if !unknownTraining.isEmpty {
             notes.append("The training cost of \(unknownTraining.joined(separator: ", ")) is unknown: the hosted job's provider reported no bill and the backend has no price.training_per_mtok. One-off costs show \"unknown\" and totals leave training out; add training_per_mtok to the backend's price for a complete comparison.")
@@ -284,7 +287,27 @@ extension Report {
             startedAt: m.startedAt, finishedAt: m.finishedAt, complete: m.finishedAt != nil, metric: m.metric,
             seed: m.seed, bootstrapSamples: m.bootstrapSamples, costs: m.costs, constraints: m.constraints,
             strategies: rows, pairedTest: paired, variantGroups: variantGroups.isEmpty ? nil : variantGroups,
-            decision: decision, notes: notes, examples: examples(m))
+            decision: decision, notes: notes, examples: examples(m), data: m.data)
+    }
+
+    /// Notes on hosted models: a strategy whose model is a moving alias
+    /// (``ModelAlias``), with the snapshots the provider reported serving, and a strategy
+    /// answered by more than one snapshot.
+    static func servedModels(_ strategies: [StrategyMeasurement]) -> [String] {
+        var notes: [String] = []
+        var seen = Set<String>()
+        for strategy in strategies where seen.insert(strategy.name).inserted {
+            let runs = strategies.filter { $0.name == strategy.name }
+            let served = Set(runs.flatMap { $0.predictions.compactMap(\.servedModel) }).sorted()
+            let alias = strategy.model.split(separator: "|").map(String.init).first { ModelAlias.isMoving($0) }
+            if let alias {
+                let snapshots = served.isEmpty ? "the provider reported no snapshot" : "the provider reported serving \(served.joined(separator: ", "))"
+                notes.append("\(strategy.name) names the moving alias '\(alias)' (\(snapshots)): a rerun may measure another model; name a dated snapshot in the recipe.")
+            } else if served.count > 1 {
+                notes.append("\(strategy.name) was answered by more than one model snapshot (\(served.joined(separator: ", "))), as the provider reported them.")
+            }
+        }
+        return notes
     }
 
     /// Below this base refusal rate a refusal probe cannot show much forgetting.

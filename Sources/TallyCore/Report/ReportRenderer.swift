@@ -148,6 +148,10 @@ public struct TerminalRenderer: ReportRenderer {
             out += "What would change it:\n"
             for line in report.decision.wouldFlip { out += wrap("- " + line, indent: "  ", hanging: "    ") + "\n" }
         }
+        if let data = report.data, !data.isEmpty {
+            out += "Data:\n"
+            for split in data { out += wrap("- " + split.line, indent: "  ", hanging: "    ") + "\n" }
+        }
         if !report.notes.isEmpty {
             out += "Notes:\n"
             for line in report.notes { out += wrap("- " + line, indent: "  ", hanging: "    ") + "\n" }
@@ -295,6 +299,10 @@ public struct MarkdownRenderer: ReportRenderer {
         }
 
         out += chartsSection(report)
+        if let data = report.data, !data.isEmpty {
+            out += "\n## Data\n\n"
+            for split in data { out += "- \(escape(split.line))\n" }
+        }
         if !report.notes.isEmpty {
             out += "\n## Notes\n\n"
             for note in report.notes { out += "- \(escape(note))\n" }

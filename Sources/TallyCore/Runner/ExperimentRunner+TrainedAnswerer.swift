@@ -9,9 +9,10 @@ extension Execution {
     /// records the training like a fine-tuning job, and answers the test set through the
     /// ledger cache (keyed by the trained model's identity). No probe runs: without a
     /// language model there is nothing to forget.
-    func measureTrainedAnswerer(_ spec: StrategySpec, kind: any StrategyKind, seed: UInt64, repetition: UInt64?, inputs: Inputs) async throws -> StrategyMeasurement {
-        let runName = StrategyMeasurement.runName(spec.name, seed: repetition)
-        let strategy = try kind.makeStrategy(spec, context: StrategyContext(task: recipe.task, train: inputs.train, validation: inputs.validation, seed: seed, recipeDirectory: recipe.directory))
+    func measureTrainedAnswerer(_ run: RunPlan.StrategyRun, inputs: Inputs) async throws -> StrategyMeasurement {
+        let spec = run.spec, repetition = run.repetition
+        let runName = run.runName
+        let strategy = try inputs.plan.strategy(for: run, task: recipe.task)
         let phase = "train \(runName)"
         progress(.started(phase: phase, total: nil))
         guard let answerer = try await strategy.trainAnswerer(progress: progress) else {

@@ -91,11 +91,12 @@ public struct ExperimentRunner: Sendable {
 
     func assemble(runID: String, startedAt: Date, finishedAt: Date?, state: RunState) -> RunMeasurements {
         let (strategies, probes) = state.snapshot
+        let data = state.data
         return RunMeasurements(
             runID: runID, recipeName: recipe.name, recipePath: recipePath, startedAt: startedAt, finishedAt: finishedAt,
             costs: recipe.costs, constraints: recipe.constraints, metric: recipe.task.metric, seed: recipe.run.seed,
             bootstrapSamples: recipe.run.bootstrapSamples, strategies: strategies, baseProbes: probes,
-            overrides: recipe.overrides.isEmpty ? nil : recipe.overrides)
+            overrides: recipe.overrides.isEmpty ? nil : recipe.overrides, data: data.isEmpty ? nil : data)
     }
 
     /// `YYYYMMDD-HHMMSS-xxxx` in UTC, with 4 random hex digits.
@@ -112,9 +113,12 @@ public struct ExperimentRunner: Sendable {
 /// What a run has measured so far (read back when it stops early).
 final class RunState: Sendable {
     private let state = Mutex<(strategies: [StrategyMeasurement], probes: [ProbeMeasurement])>(([], []))
+    private let splits = Mutex<[DataSplitSummary]>([])
     func add(_ strategy: StrategyMeasurement) { state.withLock { $0.strategies.append(strategy) } }
     func add(_ probe: ProbeMeasurement) { state.withLock { $0.probes.append(probe) } }
+    func add(_ split: DataSplitSummary) { splits.withLock { $0.append(split) } }
     var snapshot: ([StrategyMeasurement], [ProbeMeasurement]) { state.withLock { ($0.strategies, $0.probes) } }
+    var data: [DataSplitSummary] { splits.withLock { $0 } }
 }
 
 /// Opens a generator at most once, and only when a call needs it.
@@ -197,22 +201,16 @@ final class Execution: Sendable {
         let scorer = try AnswerScorer(task: task)
 
         progress(.started(phase: "load data", total: nil))
-        var needed = PromptTemplate(task.input).fields
-        if let context = task.context { needed += PromptTemplate(context).fields }
-        needed.append(task.target)
-        let train = try loadData(recipe.data.train, needing: needed).sample(recipe.run.maxTrainExamples, seed: recipe.run.seed, label: "train")
-        let test = try loadData(recipe.data.test, needing: needed).sample(recipe.run.maxExamples, seed: recipe.run.seed, label: "test")
-        let validation = try recipe.data.validation.map {
-            try loadData($0, needing: needed).sample(recipe.run.maxValidationExamples, seed: recipe.run.seed, label: "validation")
+        // The same plan `tally plan` estimates: data subsets, probed models, strategy runs.
+        let plan = try RunPlan.make(recipe: recipe, strategies: runner.strategies, displayPath: displayPath) { url, split, needed in
+            try loadData(url, split: split, needing: needed)
         }
-        var probeItems: [String: [ProbeItem]] = [:]
-        for probe in recipe.probes {
-            let loaded = try ProbeLoader.load(probe.data, kind: probe.kind)
-            note(problems: loaded.problems)
-            probeItems[probe.name] = sampleItems(loaded.items, probe: probe.name)
-        }
+        note(problems: plan.probeProblems)
+        for summary in plan.dataSummaries { state.add(summary) }
+        let test = plan.test
+        let probeItems = plan.probeItems
         progress(.finished(phase: "load data"))
-        progress(.note("\(test.examples.count) test, \(train.examples.count) train\(validation.map { ", \($0.examples.count) validation" } ?? "") examples"))
+        progress(.note("\(test.examples.count) test, \(plan.train.examples.count) train\(plan.validation.map { ", \($0.examples.count) validation" } ?? "") examples"))
 
         // Backends, each made once (strategies that use no language model need none).
         var backends: [String: Backend] = [:]
@@ -228,9 +226,7 @@ final class Execution: Sendable {
         }
 
         // Probes on each base model that some strategy adapts.
-        let adaptedBackends = modelStrategies.filter { (try? runner.strategies.kind(named: $0.kind).adaptsWeights) ?? false }.compactMap(\.backend)
-        var seen = Set<String>()
-        for name in adaptedBackends where seen.insert(name).inserted && !recipe.probes.isEmpty {
+        for name in plan.probedBackends {
             guard let backend = backends[name], let config = recipe.backend(named: name) else { continue }
             let handle = GeneratorHandle(backend.generator)
             do {
@@ -246,33 +242,29 @@ final class Execution: Sendable {
         }
 
         // Strategies, in recipe order; one that depends on the seed runs once per seed.
-        let inputs = Inputs(scorer: scorer, train: train.examples, validation: validation?.examples ?? [], test: test.examples, probeItems: probeItems)
-        for spec in recipe.strategies {
+        let inputs = Inputs(scorer: scorer, plan: plan, test: test.examples, probeItems: probeItems)
+        for run in plan.runs {
             try Task.checkCancellation()
-            let kind = try runner.strategies.kind(named: spec.kind)
+            let spec = run.spec
             // A kind that uses no language model answers with a model it trains itself.
             var model: (backend: Backend, config: BackendConfig)?
-            if kind.usesLanguageModel {
+            if run.kind.usesLanguageModel {
                 guard let name = spec.backend, let backend = backends[name], let config = recipe.backend(named: name) else { continue }
                 model = (backend, config)
             }
-            let seeds = recipe.seeds(for: spec, dependsOnSeed: kind.dependsOnSeed(spec))
-            if seeds.count > 1 {
+            if run.repetitions > 1, run.seed == plan.runs.first(where: { $0.spec.name == spec.name })?.seed {
+                let seeds = plan.runs.filter { $0.spec.name == spec.name }.map(\.seed)
                 progress(.note("\(spec.name): one run per seed (\(seeds.map(String.init).joined(separator: ", ")))"))
             }
-            for seed in seeds {
-                try Task.checkCancellation()
-                let repetition: UInt64? = seeds.count > 1 ? seed : nil
-                do {
-                    let measurement = if let model {
-                        try await measure(spec, kind: kind, seed: seed, repetition: repetition, backend: model.backend, config: model.config, inputs: inputs)
-                    } else {
-                        try await measureTrainedAnswerer(spec, kind: kind, seed: seed, repetition: repetition, inputs: inputs)
-                    }
-                    state.add(measurement)
-                } catch {
-                    throw failure(error, of: "strategy '\(StrategyMeasurement.runName(spec.name, seed: repetition))'", backend: model?.config, location: spec.location)
+            do {
+                let measurement = if let model {
+                    try await measure(run, backend: model.backend, config: model.config, inputs: inputs)
+                } else {
+                    try await measureTrainedAnswerer(run, inputs: inputs)
                 }
+                state.add(measurement)
+            } catch {
+                throw failure(error, of: "strategy '\(run.runName)'", backend: model?.config, location: spec.location)
             }
         }
     }
@@ -280,8 +272,7 @@ final class Execution: Sendable {
     /// What every strategy is measured on.
     struct Inputs: Sendable {
         let scorer: AnswerScorer
-        let train: [Example]
-        let validation: [Example]
+        let plan: RunPlan
         let test: [Example]
         let probeItems: [String: [ProbeItem]]
     }
@@ -293,9 +284,10 @@ final class Execution: Sendable {
     ///   and drift scores) include the seed unless it is `run.seed`, the seed a single run
     ///   uses: two seeds never share a cache entry, and the `run.seed` repetition reuses
     ///   what a single-seed run of the same recipe stored.
-    func measure(_ spec: StrategySpec, kind: any StrategyKind, seed: UInt64, repetition: UInt64?, backend: Backend, config: BackendConfig, inputs: Inputs) async throws -> StrategyMeasurement {
-        let runName = StrategyMeasurement.runName(spec.name, seed: repetition)
-        let made = try kind.makeStrategy(spec, context: StrategyContext(task: recipe.task, train: inputs.train, validation: inputs.validation, seed: seed, recipeDirectory: recipe.directory))
+    func measure(_ run: RunPlan.StrategyRun, backend: Backend, config: BackendConfig, inputs: Inputs) async throws -> StrategyMeasurement {
+        let spec = run.spec, kind = run.kind, repetition = run.repetition
+        let runName = run.runName
+        let made = try inputs.plan.strategy(for: run, task: recipe.task)
         let strategy = try await made.prepared(for: inputs.test, services: services)
         if let retrieval = strategy.retrieval {
             budget.add(CallPricing.embeddingUSD(tokens: Double(retrieval.indexEmbeddingTokens + retrieval.queryEmbeddingTokens), perMTok: retrieval.embeddingPerMTok))
@@ -367,8 +359,14 @@ final class Execution: Sendable {
 
     // MARK: data
 
-    func loadData(_ url: URL, needing fields: [String]) throws -> Dataset {
-        let dataset = try DatasetLoader.load(url, displayPath: displayPath(url)).requiring(fields)
+    /// The `split` data file's usable rows (a seeded subset of at most `max`), its summary
+    /// recorded for the report.
+    /// - Throws: `TallyError(.invalidData)` when no row is usable, or when `data.strict` is set
+    ///   and a row was skipped.
+    /// A data file's rows with every field given, its skipped rows noted (an error with
+    /// `data.strict`); the plan samples them and summarises the split.
+    func loadData(_ url: URL, split: String, needing fields: [String]) throws -> Dataset {
+        let dataset = try DatasetLoader.load(url, displayPath: displayPath(url)).requiring(fields).enforcing(strict: recipe.data.strict, split: split)
         note(problems: dataset.problems)
         guard !dataset.examples.isEmpty else {
             throw TallyError(code: .invalidData, message: "\(displayPath(url)) has no row with all of the fields \(fields.joined(separator: ", ")); run `tally validate` for details", location: SourceLocation(file: displayPath(url)))
@@ -390,9 +388,6 @@ final class Execution: Sendable {
         if problems.count > 5 { progress(.note("… and \(problems.count - 5) more skipped rows (run `tally validate` to list them)")) }
     }
 
-    func sampleItems(_ items: [ProbeItem], probe: String) -> [ProbeItem] {
-        ProbeLoader.sample(items, max: recipe.run.maxExamples, seed: recipe.run.seed, probe: probe)
-    }
 
     // MARK: fine-tuning
 
@@ -415,7 +410,10 @@ final class Execution: Sendable {
         if try ledger.fineTuneJob(key: request.jobKey)?.status == .running {
             progress(.note("\(runName): fine-tuning job \(request.jobKey.prefix(12)) was interrupted; resuming it in \(request.workDirectory.path)"))
         }
-        let estimate = estimatedTrainingUSD(request, price: config.price)
+        // The estimate `tally plan` shows for this job (the same rule, max_steps included).
+        let planned = CallPricing.trainingEstimate(request, price: config.price, computeUSDPerHour: recipe.costs.computeUSDPerHour)
+        let estimate = planned.usd
+        progress(.note(String(format: "%@: training estimated at %d tokens, %.6f USD", runName, planned.tokens, estimate)))
         guard budget.fits(estimate) else {
             throw budgetError(next: "the fine-tuning job of '\(runName)'", estimate: estimate)
         }
@@ -439,12 +437,6 @@ final class Execution: Sendable {
         } else {
             progress(.note("\(runName): the training cost is unknown (hosted job, no bill from the provider and no training_per_mtok price); the budget cannot count it"))
         }
-    }
-
-    func estimatedTrainingUSD(_ request: FineTuneRequest, price: Pricing) -> Double {
-        guard let perMTok = price.trainingPerMTok, perMTok > 0 else { return 0 }
-        let tokens = request.train.reduce(0) { $0 + CallPricing.estimatedPromptTokens($1.messages) + CallPricing.estimatedTokens($1.completion) }
-        return Double(tokens) * request.options.epochs * perMTok / 1_000_000
     }
 
     func budgetError(next: String, estimate: Double) -> TallyError {
@@ -619,7 +611,8 @@ final class Execution: Sendable {
             output: replies[chosen].result.text, answer: scored[chosen].answer, score: scored[chosen].score, usage: usage,
             latencySeconds: replies.reduce(0) { $0 + $1.result.latencySeconds }, computeSeconds: computed.isEmpty ? nil : computed.reduce(0, +),
             cached: replies.allSatisfy(\.cached),
-            samples: replies.count > 1 ? replies.count : nil, agreement: replies.count > 1 ? SelfConsistency.agreement(answers, chosen: chosen) : nil)
+            samples: replies.count > 1 ? replies.count : nil, agreement: replies.count > 1 ? SelfConsistency.agreement(answers, chosen: chosen) : nil,
+            servedModel: replies[chosen].result.servedModel)
         return (prediction, replies[chosen].key)
     }
 

@@ -20,8 +20,11 @@ public struct RunMeasurements: Codable, Sendable {
     public let baseProbes: [ProbeMeasurement]
     /// Command-line changes to the recipe (`--set KEY=VALUE`); nil or empty when none.
     public let overrides: [String]?
+    /// Rows read, skipped and used per data file (train, test, validation, probes); nil in
+    /// runs recorded before Tally kept it.
+    public let data: [DataSplitSummary]?
 
-    public init(runID: String, recipeName: String, recipePath: String, startedAt: Date, finishedAt: Date?, costs: CostSpec, constraints: Constraints, metric: String, seed: UInt64, bootstrapSamples: Int, strategies: [StrategyMeasurement], baseProbes: [ProbeMeasurement], overrides: [String]? = nil) {
+    public init(runID: String, recipeName: String, recipePath: String, startedAt: Date, finishedAt: Date?, costs: CostSpec, constraints: Constraints, metric: String, seed: UInt64, bootstrapSamples: Int, strategies: [StrategyMeasurement], baseProbes: [ProbeMeasurement], overrides: [String]? = nil, data: [DataSplitSummary]? = nil) {
         self.runID = runID
         self.recipeName = recipeName
         self.recipePath = recipePath
@@ -35,6 +38,7 @@ public struct RunMeasurements: Codable, Sendable {
         self.strategies = strategies
         self.baseProbes = baseProbes
         self.overrides = overrides
+        self.data = data
     }
 }
 
@@ -169,8 +173,11 @@ public struct Prediction: Codable, Sendable, Hashable {
     public let samples: Int?
     /// With `samples`: the fraction of samples whose answer is the chosen one.
     public let agreement: Double?
+    /// The model snapshot the provider reported for the kept answer
+    /// (``GenerationResult/servedModel``); nil when it reported none.
+    public let servedModel: String?
 
-    public init(exampleID: String, input: String, expected: String, output: String, answer: String?, score: Double, usage: TokenUsage, latencySeconds: Double, computeSeconds: Double?, cached: Bool, samples: Int? = nil, agreement: Double? = nil) {
+    public init(exampleID: String, input: String, expected: String, output: String, answer: String?, score: Double, usage: TokenUsage, latencySeconds: Double, computeSeconds: Double?, cached: Bool, samples: Int? = nil, agreement: Double? = nil, servedModel: String? = nil) {
         self.exampleID = exampleID
         self.input = input
         self.expected = expected
@@ -183,6 +190,7 @@ public struct Prediction: Codable, Sendable, Hashable {
         self.cached = cached
         self.samples = samples
         self.agreement = agreement
+        self.servedModel = servedModel
     }
 
     public var parsed: Bool { answer != nil }

@@ -75,7 +75,7 @@ public enum Planner {
     /// Assumed speeds for the time estimate (nothing is measured by `plan`).
     public static let localPromptTokensPerSecond = 200.0
     public static let localCompletionTokensPerSecond = 20.0
-    public static let localTrainingTokensPerSecond = 300.0
+    public static var localTrainingTokensPerSecond: Double { CallPricing.localTrainingTokensPerSecond }
     public static let hostedSecondsPerRequest = 0.5
     public static let hostedCompletionTokensPerSecond = 50.0
     /// Strategies that answer with a model of their own (no language model): seconds per
@@ -91,26 +91,14 @@ public enum Planner {
     /// - Throws: `TallyError` when a data file cannot be read or a strategy cannot be built.
     public static func estimate(recipe: Recipe, strategies: StrategyCatalog = .builtIn, countTokens: (@Sendable (String) -> Int)? = nil) throws -> PlanEstimate {
         func tokens(_ text: String) -> Int { countTokens?(text) ?? CallPricing.estimatedTokens(text) }
-        func promptTokens(_ messages: [ChatMessage]) -> Int { messages.reduce(0) { $0 + tokens($1.content) + 4 } }
+        func promptTokens(_ messages: [ChatMessage]) -> Int { CallPricing.estimatedPromptTokens(messages, tokens: tokens) }
         let task = recipe.task
-        var needed = PromptTemplate(task.input).fields
-        if let context = task.context { needed += PromptTemplate(context).fields }
-        needed.append(task.target)
-        let train = try DatasetLoader.load(recipe.data.train).requiring(needed).sample(recipe.run.maxTrainExamples, seed: recipe.run.seed, label: "train")
-        let test = try DatasetLoader.load(recipe.data.test).requiring(needed).sample(recipe.run.maxExamples, seed: recipe.run.seed, label: "test")
-        let validation = try recipe.data.validation.map {
-            try DatasetLoader.load($0).requiring(needed).sample(recipe.run.maxValidationExamples, seed: recipe.run.seed, label: "validation").examples
-        } ?? []
-        var probes: [(spec: ProbeSpec, items: [ProbeItem])] = []
-        for probe in recipe.probes {
-            let items = try ProbeLoader.load(probe.data, kind: probe.kind).items
-            probes.append((probe, ProbeLoader.sample(items, max: recipe.run.maxExamples, seed: recipe.run.seed, probe: probe.name)))
-        }
+        let plan = try RunPlan.make(recipe: recipe, strategies: strategies)
+        let train = plan.train, test = plan.test
+        let probes = recipe.probes.map { (spec: $0, items: plan.probeItems[$0.name] ?? []) }
         let computePrice = recipe.costs.computeUSDPerHour
 
-        func isLocal(_ config: BackendConfig) -> Bool {
-            config.price.inputPerMTok == 0 && config.price.outputPerMTok == 0
-        }
+        func isLocal(_ config: BackendConfig) -> Bool { CallPricing.isLocal(config.price) }
         func concurrency(_ config: BackendConfig) -> Double {
             let backendLimit = config.settings["max_concurrency"].flatMap(Int.init) ?? recipe.run.concurrency
             return Double(max(1, min(recipe.run.concurrency, backendLimit)))
@@ -152,33 +140,36 @@ public enum Planner {
         var sampled: [String] = []
         var probedBackends = Set<String>()
         var ownModels: [String] = []
-        for spec in recipe.strategies {
-            let kind = try strategies.kind(named: spec.kind)
+        // One item per strategy, adding up its runs (one per seed) as the plan lists them.
+        var index = 0
+        while index < plan.runs.count {
+            let spec = plan.runs[index].spec
+            let kind = plan.runs[index].kind
+            let runs = plan.runs[index..<min(plan.runs.count, index + plan.runs[index].repetitions)]
+            index += runs.count
+            let repetitions = runs.count > 1 ? runs.count : nil
             if !kind.usesLanguageModel {
                 // No tokens and no backend: a little local compute to train and to answer.
-                let seeds = recipe.seeds(for: spec, dependsOnSeed: kind.dependsOnSeed(spec))
-                let seconds = Double(seeds.count) * (Double(train.examples.count) * ownModelTrainingSecondsPerExample + Double(test.examples.count) * ownModelSecondsPerRequest)
-                items.append(PlanEstimate.Item(name: spec.name, kind: spec.kind, backend: nil, requests: seeds.count * test.examples.count, promptTokens: 0, completionTokens: 0, trainingTokens: 0, estimatedSeconds: seconds, estimatedUSD: seconds * computePrice / 3600, local: true, repetitions: seeds.count > 1 ? seeds.count : nil))
+                let seconds = Double(runs.count) * (Double(train.examples.count) * ownModelTrainingSecondsPerExample + Double(test.examples.count) * ownModelSecondsPerRequest)
+                items.append(PlanEstimate.Item(name: spec.name, kind: spec.kind, backend: nil, requests: runs.count * test.examples.count, promptTokens: 0, completionTokens: 0, trainingTokens: 0, estimatedSeconds: seconds, estimatedUSD: seconds * computePrice / 3600, local: true, repetitions: repetitions))
                 ownModels.append(spec.name)
                 continue
             }
             guard let backendName = spec.backend, let config = recipe.backend(named: backendName) else { continue }
-            if kind.adaptsWeights, !probes.isEmpty, probedBackends.insert(backendName).inserted {
+            if plan.probedBackends.contains(backendName), probedBackends.insert(backendName).inserted {
                 let base = probeCalls(config: config, fineTuned: false)
                 items.append(PlanEstimate.Item(name: "probes on \(backendName)", kind: "probes", backend: backendName, requests: base.requests, promptTokens: base.prompt, completionTokens: base.completion, trainingTokens: 0, estimatedSeconds: base.seconds, estimatedUSD: base.usd, local: isLocal(config)))
             }
-            // A strategy that depends on the seed runs once per seed: every run is counted.
-            let seeds = recipe.seeds(for: spec, dependsOnSeed: kind.dependsOnSeed(spec))
             var prompt = 0, completion = 0
             var seconds = 0.0, usd = 0.0
             var requests = 0
             var trainingTokens = 0
-            for seed in seeds {
-                let strategy = try kind.makeStrategy(spec, context: StrategyContext(task: task, train: train.examples, validation: validation, seed: seed, recipeDirectory: recipe.directory))
+            for run in runs {
+                let strategy = try plan.strategy(for: run, task: task)
                 var runSeconds = 0.0
                 // A strategy that samples several answers per example pays for each.
                 let samples = max(1, strategy.samples)
-                if samples > 1, seed == seeds.first { sampled.append("\(spec.name) x\(samples)") }
+                if samples > 1, run.seed == runs.first?.seed { sampled.append("\(spec.name) x\(samples)") }
                 for example in test.examples {
                     for sample in 0..<samples {
                         let request = strategy.request(for: example, sample: sample)
@@ -194,21 +185,10 @@ public enum Planner {
                 seconds += runSeconds / concurrency(config)
                 requests += test.examples.count * samples
                 if kind.adaptsWeights, let job = try strategy.fineTuneRequest(baseIdentity: config.model, workRoot: URL(fileURLWithPath: "/")) {
-                    let perEpoch = job.train.reduce(0) { $0 + promptTokens($1.messages) + tokens($1.completion) }
-                    var epochs = job.options.epochs
-                    if let steps = job.options.maxSteps, !job.train.isEmpty {
-                        let stepsPerEpoch = max(1.0, (Double(job.train.count) / Double(job.options.batchSize * job.options.gradientAccumulation)).rounded(.up))
-                        epochs = min(epochs, Double(steps) / stepsPerEpoch)
-                    }
-                    let jobTokens = Int((Double(perEpoch) * epochs).rounded())
-                    trainingTokens += jobTokens
-                    let trainSeconds = isLocal(config) ? Double(jobTokens) / localTrainingTokensPerSecond : 0
-                    seconds += trainSeconds
-                    if let perMTok = config.price.trainingPerMTok, perMTok > 0 {
-                        usd += Double(jobTokens) * perMTok / 1_000_000
-                    } else {
-                        usd += trainSeconds * computePrice / 3600
-                    }
+                    let training = CallPricing.trainingEstimate(job, price: config.price, computeUSDPerHour: computePrice, tokens: tokens)
+                    trainingTokens += training.tokens
+                    seconds += training.seconds
+                    usd += training.usd
                     let adapted = probeCalls(config: config, fineTuned: true)
                     requests += adapted.requests
                     prompt += adapted.prompt
@@ -217,7 +197,7 @@ public enum Planner {
                     usd += adapted.usd
                 }
             }
-            items.append(PlanEstimate.Item(name: spec.name, kind: spec.kind, backend: spec.backend, requests: requests, promptTokens: prompt, completionTokens: completion, trainingTokens: trainingTokens, estimatedSeconds: seconds, estimatedUSD: usd, local: isLocal(config), repetitions: seeds.count > 1 ? seeds.count : nil))
+            items.append(PlanEstimate.Item(name: spec.name, kind: spec.kind, backend: spec.backend, requests: requests, promptTokens: prompt, completionTokens: completion, trainingTokens: trainingTokens, estimatedSeconds: seconds, estimatedUSD: usd, local: isLocal(config), repetitions: repetitions))
         }
         var assumptions = [
             countTokens == nil

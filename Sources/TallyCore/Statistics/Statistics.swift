@@ -3,27 +3,9 @@ import Foundation
 /// Statistics used by reports: seeded bootstrap intervals and paired tests between two
 /// strategies' per-example scores. Everything here is deterministic for a given seed.
 public enum Statistics {
-    /// SplitMix64: a small, fast, seedable generator (Steele, Lea and Flood, 2014).
-    /// Used so that every interval in a report is reproducible from the recipe's seed.
-    public struct SplitMix64: RandomNumberGenerator, Sendable {
-        private var state: UInt64
-
-        /// - Parameter seed: any value; equal seeds give equal sequences.
-        public init(seed: UInt64) { state = seed }
-
-        public mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-
-        /// A uniform index in `0..<bound` (bound > 0), without modulo bias.
-        mutating func index(below bound: Int) -> Int {
-            Int(next(upperBound: UInt64(bound)))
-        }
-    }
+    /// The seeded generator of every interval in a report (Tally's one generator,
+    /// ``SeededRandom``), so each is reproducible from the recipe's seed.
+    public typealias SplitMix64 = SeededRandom
 
     /// Arithmetic mean; 0 for an empty sample.
     public static func mean(_ values: [Double]) -> Double {

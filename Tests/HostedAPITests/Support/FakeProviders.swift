@@ -6,6 +6,12 @@ import Synchronization
 /// Answers are deterministic so tests can check every prediction, and the usage each answer
 /// reported is recorded so tests can reconcile it with what the client counted.
 final class FakeProviders: Sendable {
+    /// The snapshot a provider reports serving for a requested model: a `-latest` alias
+    /// resolves to a dated snapshot, any other name is reported as requested.
+    static func snapshot(of model: String) -> String {
+        model.hasSuffix("-latest") ? String(model.dropLast("-latest".count)) + "-2024-11-20" : model
+    }
+
     /// Usage reported in one successful answer.
     struct ReportedUsage: Sendable, Hashable {
         let prompt: Int
@@ -153,7 +159,7 @@ final class FakeProviders: Sendable {
             return state.counter
         }
         return .json([
-            "id": "chatcmpl-\(id)", "object": "chat.completion", "created": 1_733_000_000, "model": model,
+            "id": "chatcmpl-\(id)", "object": "chat.completion", "created": 1_733_000_000, "model": Self.snapshot(of: model),
             "system_fingerprint": "fp_test",
             "choices": [["index": 0, "message": ["role": "assistant", "content": answer, "refusal": NSNull()], "logprobs": NSNull(), "finish_reason": "stop"]],
             "usage": [
@@ -340,7 +346,7 @@ final class FakeProviders: Sendable {
         let output = Self.words(answer)
         state.withLock { $0.reported.append(ReportedUsage(prompt: total, completion: output, cached: cacheRead)) }
         return .json([
-            "id": "msg_test", "type": "message", "role": "assistant", "model": model,
+            "id": "msg_test", "type": "message", "role": "assistant", "model": Self.snapshot(of: model),
             "content": [["type": "text", "text": answer]], "stop_reason": "end_turn", "stop_sequence": NSNull(),
             "usage": ["input_tokens": input, "output_tokens": output, "cache_creation_input_tokens": cacheCreation, "cache_read_input_tokens": cacheRead],
         ])

@@ -45,6 +45,9 @@ final class LoopbackServer: Sendable {
         case statusRetryAt(Int, secondsAhead: Int)
         /// Reads the request and says nothing for this long, then closes.
         case stall(seconds: Double)
+        /// Sends the headers and part of the promised body, then says nothing for this long
+        /// (or until the client hangs up), then closes.
+        case stallMidBody(seconds: Double)
         /// Sends the headers and half the promised body, then resets the connection.
         case resetMidBody
         /// 200 with a truncated JSON body.
@@ -59,6 +62,7 @@ final class LoopbackServer: Sendable {
             case .status(let code, let retryAfter): "status \(code)" + (retryAfter.map { " retry-after \($0)" } ?? "")
             case .statusRetryAt(let code, let ahead): "status \(code) retry-after date +\(ahead)s"
             case .stall(let seconds): "stall \(seconds)s"
+            case .stallMidBody(let seconds): "stall mid-body \(seconds)s"
             case .resetMidBody: "reset mid-body"
             case .malformedJSON: "malformed JSON"
             case .wrongContentType: "wrong content type"
@@ -245,6 +249,20 @@ final class LoopbackServer: Sendable {
             var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&descriptor, 1, Int32(seconds * 1000))
             if ready > 0 {
+                let after = Date().timeIntervalSince(start)
+                state.withLock { $0.log[index].clientHungUpAfter = after }
+            }
+            return false
+        case .stallMidBody(let seconds):
+            let start = Date()
+            let index = state.withLock { state -> Int in
+                state.log.append(LogEntry(method: request.method, path: request.path, headers: request.headers, body: request.body, fault: fault, status: nil, at: start))
+                return state.log.count - 1
+            }
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n{\"id\": \"chatcmpl-stall\", \"choices\": [{\"index\": 0, \"mess"
+            _ = sendAll(fd, Data(head.utf8))
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&descriptor, 1, Int32(seconds * 1000)) > 0 {
                 let after = Date().timeIntervalSince(start)
                 state.withLock { $0.log[index].clientHungUpAfter = after }
             }

@@ -40,6 +40,7 @@ public struct HTMLRenderer: ReportRenderer {
         variantsSection(&page, report)
         chartSections(&page, report, charts: charts)
         examples(&page, report)
+        dataSection(&page, report)
         notes(&page, report)
         page.raw("</main>\n")
         page.raw("<footer><p>Written by Tally from run <code>\(esc(report.runID))</code>. Every number is measured; GPU figures, where shown, are labelled estimates.</p></footer>\n")
@@ -69,6 +70,7 @@ public struct HTMLRenderer: ReportRenderer {
         if !(report.variantGroups ?? []).isEmpty { links.append(("variants", "Prompt variants")) }
         links += charts.map { ($0.id, $0.title) }
         if !report.examples.isEmpty { links.append(("examples", "Examples")) }
+        if !(report.data ?? []).isEmpty { links.append(("data", "Data")) }
         if !report.notes.isEmpty { links.append(("notes", "Notes")) }
         page.raw("<nav aria-label=\"Sections\"><ul>")
         for (id, title) in links { page.raw("<li><a href=\"#\(id)\">\(esc(title))</a></li>") }
@@ -288,6 +290,21 @@ public struct HTMLRenderer: ReportRenderer {
 
     static func truncate(_ text: String, _ limit: Int) -> String {
         text.count <= limit ? text : String(text.prefix(limit)) + "…"
+    }
+
+    // MARK: Data
+
+    /// Rows read, skipped and used per data file; a warning when rows were skipped.
+    func dataSection(_ page: inout HTMLPage, _ report: Report) {
+        guard let data = report.data, !data.isEmpty else { return }
+        page.raw("<section id=\"data\" aria-labelledby=\"data-h\">\n<h2 id=\"data-h\">Data</h2>\n")
+        let skipped = data.reduce(0) { $0 + $1.skipped }
+        if skipped > 0 {
+            page.raw("<p class=\"warning\" role=\"alert\"><strong>\(skipped) row(s) skipped</strong> as malformed or incomplete; the numbers cover the rows that were used.</p>\n")
+        }
+        page.raw("<ul>")
+        for split in data { page.raw("<li>\(esc(split.line))</li>") }
+        page.raw("</ul>\n</section>\n")
     }
 
     // MARK: Notes
