@@ -49,4 +49,5 @@ fi
 echo "setup: fetching the default model and data set"
 "$tally" models fetch smollm2-135m-instruct
 "$tally" data fetch vader-movie-reviews
+"$tally" data fetch vader-lexicon
 echo "setup: done. Try: $tally run Recipes/quickstart.yaml"

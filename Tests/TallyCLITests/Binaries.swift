@@ -60,6 +60,8 @@ enum CachedAssets {
     static let cache = AssetCache(environment: ProcessInfo.processInfo.environment)
     static var hasModel: Bool { cache.isFetched(AssetCatalog.smolLM2) }
     static var hasData: Bool { cache.isFetched(AssetCatalog.vaderMovieReviews) }
-    static var hasAll: Bool { hasModel && hasData }
-    static let skipReason: Comment = "needs SmolLM2-135M-Instruct and the VADER movie reviews in the asset cache (scripts/setup.sh fetches them)"
+    /// Every catalog data set (the shipped recipes use them all).
+    static var hasAllData: Bool { AssetCatalog.datasets.allSatisfy(cache.isFetched) }
+    static var hasAll: Bool { hasModel && hasAllData }
+    static let skipReason: Comment = "needs SmolLM2-135M-Instruct and the VADER movie reviews and lexicon in the asset cache (scripts/setup.sh fetches them)"
 }

@@ -11,7 +11,7 @@ import Testing
     }
 
     /// The commands that fetch the default assets; the only errors allowed without them.
-    static let fetchCommands = ["tally data fetch vader-movie-reviews", "tally models fetch smollm2-135m-instruct"]
+    static let fetchCommands = ["tally data fetch vader-movie-reviews", "tally data fetch vader-lexicon", "tally models fetch smollm2-135m-instruct"]
 
     static func errorLines(_ stderr: String) -> [String] {
         stderr.split(separator: "\n").map(String.init).filter { $0.contains(": error: ") }

@@ -165,7 +165,7 @@ struct StrategyTests {
 
     @Test("the catalog lists built-in kinds and rejects unknown ones with the nearest name")
     func catalog() throws {
-        #expect(StrategyCatalog.builtIn.names == ["zero-shot", "few-shot", "chain-of-thought", "lora", "prompt-tuning", "full-finetune", "baseline"])
+        #expect(StrategyCatalog.builtIn.names == ["zero-shot", "few-shot", "chain-of-thought", "rag", "lora", "prompt-tuning", "full-finetune", "baseline"])
         #expect(StrategyCatalog.builtIn.kinds.filter(\.adaptsWeights).map(\.name) == ["lora", "prompt-tuning", "full-finetune"])
         #expect(StrategyCatalog.builtIn.kinds.filter { !$0.usesLanguageModel }.map(\.name) == ["baseline"])
         #expect(StrategyCatalog.builtIn.kinds.compactMap(\.trainingMethod) == [FineTuneMethod.loraName, FineTuneMethod.promptTuningName, FineTuneMethod.fullName])

@@ -2,7 +2,8 @@ import Foundation
 import TallyCore
 
 /// `plugin: openai` — Chat Completions at any OpenAI-compatible `base_url`, plus OpenAI's
-/// hosted fine-tuning as the backend's fine-tuner.
+/// hosted fine-tuning as the backend's fine-tuner and the Embeddings endpoint as its embedder
+/// (a `rag` strategy's `embedder:` names such a backend, whose `model` is then the embedding model).
 ///
 /// ```yaml
 /// backends:
@@ -30,6 +31,7 @@ public struct OpenAIPlugin: BackendPlugin {
     public var settingKeys: Set<String> { HostedSettings.commonKeys.union(["poll_interval_s", "token_limit_field"]) }
     public var fineTuningMethods: Set<String> { [FineTuneMethod.fullName] }
     public var fineTunesRemotely: Bool { true }
+    public func canEmbed(_ config: BackendConfig) -> Bool { true }
 
     public func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue] {
         validateHostedConfig(config, allowedKeys: settingKeys)
@@ -51,7 +53,8 @@ public struct OpenAIPlugin: BackendPlugin {
         let tuner = OpenAIFineTuner(
             client: client, baseURL: baseURL, key: key, baseModel: config.model, pricing: config.price,
             pollInterval: settings.pollInterval, tokenLimitField: field, headers: headers)
-        return Backend(generator: generator, fineTuner: tuner, dataLeavesMachine: !isLoopback(baseURL), maxConcurrency: settings.maxConcurrency)
+        let embedder = OpenAIEmbedder(model: config.model, baseURL: baseURL, key: key, client: client)
+        return Backend(generator: generator, fineTuner: tuner, dataLeavesMachine: !isLoopback(baseURL), maxConcurrency: settings.maxConcurrency, embedder: embedder)
     }
 
     /// The config with `api_key_env` defaulted to `OPENAI_API_KEY` when it talks to OpenAI

@@ -99,7 +99,7 @@ struct DataCommand: AsyncParsableCommand {
                 let manifest = try fetcher.fetchDataset(dataset, from: local, force: force)
                 let directory = fetcher.cache.datasetDirectory(for: dataset)
                 Console.out("\(dataset.name): \(directory.path)")
-                Console.out("  source rows \(manifest.rowsRead); dropped \(manifest.droppedZeroRating) rated 0, \(manifest.droppedDuplicateText) duplicate texts")
+                Console.out("  source rows \(manifest.rowsRead); dropped \(manifest.droppedZeroRating) rated 0, \(manifest.droppedDuplicateText) duplicate texts" + (manifest.droppedOther.map { ", \($0) other (see the converter)" } ?? ""))
                 for split in manifest.splits {
                     Console.out("  \(describe(split))")
                 }

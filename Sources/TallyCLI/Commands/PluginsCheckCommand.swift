@@ -149,7 +149,7 @@ struct CheckInputs {
         let train = Array(try DatasetLoader.load(recipe.data.train).requiring(fields).examples.prefix(rows))
         let test = Array(try DatasetLoader.load(recipe.data.test).requiring(fields).examples.prefix(2))
         var notes: [String] = []
-        let context = StrategyContext(task: task, train: train, validation: [], seed: recipe.run.seed)
+        let context = StrategyContext(task: task, train: train, validation: [], seed: recipe.run.seed, recipeDirectory: recipe.directory)
         let specs = recipe.strategies.filter { $0.backend == config.name }
 
         // Prompts: the first strategy on this backend that can be built, else the task's

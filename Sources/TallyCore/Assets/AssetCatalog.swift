@@ -68,6 +68,10 @@ public struct DatasetAsset: Sendable, Hashable {
         /// the rating. `archiveMember` is the inner `.tar.gz` inside the sdist, `file` the
         /// ground-truth file inside that.
         case vaderGroundTruth(archiveMember: String, file: String)
+        /// VADER's word lexicon (`word<TAB>mean<TAB>sd<TAB>[ratings]`) as questions about a
+        /// word's rating class plus a corpus of one document per word (splits `train`,
+        /// `validation`, `test`, `corpus`). `member` is the lexicon file inside the sdist.
+        case vaderLexicon(member: String)
     }
 
     /// The name recipes and the CLI use, e.g. `vader-movie-reviews`.
@@ -140,10 +144,28 @@ public enum AssetCatalog {
             "test": "973c151ae7c0714e933aacb88104368a4ebbfcc640a605d6f67dee4a9accdc85",
         ])
 
+    /// VADER's word lexicon (Hutto & Gilbert, ICWSM 2014; MIT), from the same sdist: questions
+    /// about the mean human rating of 120 words, the facts to fine-tune on, and a corpus of
+    /// every word's rating to retrieve from.
+    public static let vaderLexicon = DatasetAsset(
+        name: "vader-lexicon",
+        summary: "VADER's word ratings as knowledge: 120 test words, 240 training facts, a corpus of 7,209 words",
+        credit: "Hutto, C.J. & Gilbert, E.E. (2014). VADER: A Parsimonious Rule-based Model for Sentiment Analysis of Social Media Text. ICWSM-14. MIT license.",
+        source: vaderMovieReviews.source,
+        conversion: .vaderLexicon(member: "vaderSentiment-3.3.2/vaderSentiment/vader_lexicon.txt"),
+        licenseMember: "vaderSentiment-3.3.2/LICENSE.txt",
+        splits: ["train", "validation", "test", "corpus"],
+        expectedSHA256: [
+            "train": "55b45a1afa406ecaf077c53f3daf5d2e391c93ce0b99b583e38207db11b142e7",
+            "validation": "8633c4a2e20596b0ebdef5dd65093f65c79705fba9eee85d274f34fa12ea2a2d",
+            "test": "c5da1ae84a07afd9729dd8124a13c1d83d3be533348c4ee78a662e5ad2a308c8",
+            "corpus": "b3d9b4818dc34947def1e7c7eb49fd111d69bf627a5ee470b23cb18cdd8b3a92",
+        ])
+
     /// Every model Tally can fetch by name.
     public static let models: [ModelAsset] = [smolLM2]
     /// Every data set Tally can fetch by name.
-    public static let datasets: [DatasetAsset] = [vaderMovieReviews]
+    public static let datasets: [DatasetAsset] = [vaderMovieReviews, vaderLexicon]
 
     /// The prefix that makes a recipe path relative to the asset cache root:
     /// `cache:data/vader-movie-reviews/train.jsonl`.

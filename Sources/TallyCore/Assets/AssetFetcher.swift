@@ -134,12 +134,7 @@ public struct AssetFetcher: Sendable {
             let converted = try VaderGroundTruth.convert(groundTruth, fileName: file, splits: dataset.splits)
             var splitRecords: [DatasetManifest.Split] = []
             for split in converted.splits {
-                let bytes = Data(split.jsonl.utf8)
-                let digest = SHA256.hexDigest(of: bytes)
-                if let expected = dataset.expectedSHA256[split.name], expected != digest {
-                    throw TallyError(code: .invalidData, message: "converting \(dataset.name) produced \(split.name).jsonl with SHA-256 \(digest), expected \(expected); the converter no longer reproduces the published split (a bug: please report it)")
-                }
-                try write(bytes, to: output.appendingPathComponent("\(split.name).jsonl"), scratch: scratch)
+                let digest = try writeSplit(split.name, jsonl: split.jsonl, of: dataset, to: output, scratch: scratch)
                 splitRecords.append(DatasetManifest.Split(
                     name: split.name, file: "\(split.name).jsonl", rows: split.rows.count,
                     labels: split.labelCounts, sha256: digest))
@@ -151,7 +146,29 @@ public struct AssetFetcher: Sendable {
                     sha256: dataset.source.sha256, member: "\(archiveMember)!\(file)"),
                 converter: VaderGroundTruth.converterVersion, seed: VaderGroundTruth.seed,
                 rowsRead: converted.rowsRead, droppedZeroRating: converted.droppedZeroRating,
-                droppedDuplicateText: converted.droppedDuplicateText, splits: splitRecords)
+                droppedDuplicateText: converted.droppedDuplicateText, droppedOther: nil, splits: splitRecords)
+        case let .vaderLexicon(member):
+            log("extracting \(member)")
+            try untar(package, members: [member] + (dataset.licenseMember.map { [$0] } ?? []), to: unpacked, scratch: scratch)
+            let lexicon: Data
+            do {
+                lexicon = try Data(contentsOf: unpacked.appendingPathComponent(member))
+            } catch {
+                throw TallyError(code: .invalidData, message: "\(dataset.source.requirement) does not contain \(member)", underlying: error)
+            }
+            log("converting \(member) to questions and a corpus")
+            let converted = try VaderLexicon.convert(lexicon, fileName: (member as NSString).lastPathComponent)
+            var splitRecords: [DatasetManifest.Split] = []
+            for split in converted.splits {
+                let digest = try writeSplit(split.name, jsonl: split.jsonl, of: dataset, to: output, scratch: scratch)
+                splitRecords.append(DatasetManifest.Split(name: split.name, file: "\(split.name).jsonl", rows: split.rows, labels: split.labels, sha256: digest))
+            }
+            manifest = DatasetManifest(
+                name: dataset.name, credit: dataset.credit,
+                source: DatasetManifest.Source(package: dataset.source.package, version: dataset.source.version, sha256: dataset.source.sha256, member: member),
+                converter: VaderLexicon.converterVersion, seed: VaderLexicon.seed,
+                rowsRead: converted.rowsRead, droppedZeroRating: converted.droppedZeroRating,
+                droppedDuplicateText: converted.droppedDuplicate, droppedOther: converted.droppedNotWord, splits: splitRecords)
         }
         if let licenseMember = dataset.licenseMember {
             let license = unpacked.appendingPathComponent(licenseMember)
@@ -163,6 +180,18 @@ public struct AssetFetcher: Sendable {
         try replaceDirectory(directory, with: output, scratch: scratch)
         log("\(dataset.name) is ready: \(directory.path)")
         return manifest
+    }
+
+    /// Writes a converted split as `<name>.jsonl` and returns its SHA-256, refusing a split
+    /// whose checksum differs from the catalog's.
+    func writeSplit(_ name: String, jsonl: String, of dataset: DatasetAsset, to output: URL, scratch: URL) throws -> String {
+        let bytes = Data(jsonl.utf8)
+        let digest = SHA256.hexDigest(of: bytes)
+        if let expected = dataset.expectedSHA256[name], expected != digest {
+            throw TallyError(code: .invalidData, message: "converting \(dataset.name) produced \(name).jsonl with SHA-256 \(digest), expected \(expected); the converter no longer reproduces the published split (a bug: please report it)")
+        }
+        try write(bytes, to: output.appendingPathComponent("\(name).jsonl"), scratch: scratch)
+        return digest
     }
 
     // MARK: Obtaining and checking packages
@@ -408,6 +437,9 @@ public struct DatasetManifest: Codable, Sendable, Hashable {
     public let droppedZeroRating: Int
     /// Rows dropped because an earlier row has the same text.
     public let droppedDuplicateText: Int
+    /// Rows dropped for another reason the converter names (the lexicon: tokens that are not
+    /// lower-case alphabetic words, such as emoticons); nil when none applies.
+    public let droppedOther: Int?
     public let splits: [Split]
 
     enum CodingKeys: String, CodingKey {
@@ -415,6 +447,7 @@ public struct DatasetManifest: Codable, Sendable, Hashable {
         case rowsRead = "rows_read"
         case droppedZeroRating = "dropped_zero_rating"
         case droppedDuplicateText = "dropped_duplicate_text"
+        case droppedOther = "dropped_other"
     }
 
     /// Reads a manifest written by `AssetFetcher.fetchDataset`.

@@ -167,9 +167,12 @@ public enum CostModel {
 
         let price = strategy.pricing
         let tuned = strategy.adaptsWeights
+        // A retrieving strategy embeds each question (per request) and its corpus (once).
+        let retrieval = strategy.retrieval
+        let queryUSD = retrieval.map { CallPricing.embeddingUSD(tokens: $0.queryEmbeddingTokensPerQuestion, perMTok: $0.embeddingPerMTok) } ?? 0
         let perRequest = CallPricing.usd(
             promptTokens: promptTokens, cachedPromptTokens: cachedTokens, completionTokens: completionTokens,
-            computeSeconds: computeSeconds, price: price, fineTuned: tuned, computeUSDPerHour: costs.computeUSDPerHour)
+            computeSeconds: computeSeconds, price: price, fineTuned: tuned, computeUSDPerHour: costs.computeUSDPerHour) + queryUSD
 
         var oneOff = 0.0
         var basis = strategy.adaptsWeights ? "no training job recorded" : "none: prompting does not train"
@@ -191,6 +194,12 @@ public enum CostModel {
                 basis = "\(format(seconds)) s of training x \(format(perHour)) USD/h compute"
                 gpu = gpuEstimate(model: strategy.model, method: strategy.trainingMethod ?? strategy.kind, trainedTokens: training.trainedTokens, gpuUSDPerHour: costs.gpuUSDPerHour)
             }
+        }
+        if let retrieval, retrieval.indexEmbeddingTokens > 0 {
+            let indexUSD = CallPricing.embeddingUSD(tokens: Double(retrieval.indexEmbeddingTokens), perMTok: retrieval.embeddingPerMTok)
+            let indexBasis = "embedding the corpus once: \(retrieval.indexEmbeddingTokens) tokens x \(format(retrieval.embeddingPerMTok)) USD per 1M tokens"
+            oneOff += indexUSD
+            basis = strategy.training == nil ? indexBasis : basis + "; " + indexBasis
         }
         // Labelling: the training examples it needs beyond those already labelled.
         let labels = strategy.labelledExamples ?? 0

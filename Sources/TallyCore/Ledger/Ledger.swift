@@ -121,6 +121,12 @@ public final class Ledger: Sendable {
         migrator.registerMigration("v2-run-process") { db in
             try db.execute(sql: "ALTER TABLE runs ADD COLUMN pid INTEGER")
         }
+        migrator.registerMigration("v3-embeddings") { db in
+            try db.execute(sql: """
+                CREATE TABLE embeddings (
+                    key TEXT PRIMARY KEY, identity TEXT NOT NULL, vector BLOB NOT NULL, tokens INTEGER NOT NULL, created_at REAL NOT NULL);
+                """)
+        }
         return migrator
     }
 
@@ -205,6 +211,45 @@ public final class Ledger: Sendable {
         try write("store a score") { db in
             try db.execute(sql: "INSERT OR \(replacing ? "REPLACE" : "IGNORE") INTO scores (key, identity, nats, tokens, created_at) VALUES (?, ?, ?, ?, ?)",
                            arguments: [key, identity, nats, tokens, Date().timeIntervalSince1970])
+        }
+    }
+
+    // MARK: embeddings
+
+    /// The key of `text`'s vector under the embedding model `identity`.
+    public static func embeddingKey(identity: String, text: String) -> String {
+        SHA256.hexDigest(of: identity + "\nembedding\n" + text)
+    }
+
+    /// A stored vector and the tokens embedding its text counted.
+    public func cachedEmbedding(key: String) throws -> (vector: [Float], tokens: Int)? {
+        try read("read a cached embedding") { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT vector, tokens FROM embeddings WHERE key = ?", arguments: [key]) else { return nil }
+            let data: Data = row["vector"]
+            return (Ledger.floats(data), row["tokens"])
+        }
+    }
+
+    /// Stores a vector (ignored when already stored), as little-endian Float32.
+    public func recordEmbedding(key: String, identity: String, vector: [Float], tokens: Int) throws {
+        var data = Data(capacity: vector.count * 4)
+        for value in vector { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+        try write("store an embedding") { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO embeddings (key, identity, vector, tokens, created_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [key, identity, data, tokens, Date().timeIntervalSince1970])
+        }
+    }
+
+    /// How many vectors are stored.
+    public func embeddingCount() throws -> Int {
+        try read("count embeddings") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM embeddings") ?? 0 }
+    }
+
+    static func floats(_ data: Data) -> [Float] {
+        let bytes = [UInt8](data)
+        return stride(from: 0, to: bytes.count - bytes.count % 4, by: 4).map { offset in
+            let bits = UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16 | UInt32(bytes[offset + 3]) << 24
+            return Float(bitPattern: bits)
         }
     }
 

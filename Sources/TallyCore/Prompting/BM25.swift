@@ -1,7 +1,8 @@
 import Foundation
 
 /// Okapi BM25 over a fixed set of documents (k1 = 1.2, b = 0.75), used to pick the
-/// demonstrations most similar to a test input. Words are `TextNormalizer.tokens`.
+/// demonstrations most similar to a test input (few-shot `selection: similar`) and the corpus
+/// chunks a `rag` strategy retrieves. Words are `TextNormalizer.tokens`.
 public struct BM25: Sendable {
     public let k1: Double
     public let b: Double
@@ -51,5 +52,32 @@ public struct BM25: Sendable {
             }
             return score
         }
+    }
+
+    /// The indices of the `k` best-scoring documents for `query`, best first (ties: the
+    /// earlier document first); documents sharing no word with the query score 0 and are left out.
+    public func top(_ k: Int, for query: String) -> [Int] {
+        let scores = scores(for: query)
+        return TopK.indices(of: scores, k: k, minimum: .leastNonzeroMagnitude)
+    }
+}
+
+/// The best `k` of a list of scores: one ranking rule for every retriever.
+public enum TopK {
+    /// Indices of the `k` highest scores at or above `minimum`, highest first; ties keep the
+    /// lower index first.
+    public static func indices(of scores: [Double], k: Int, minimum: Double = -.infinity) -> [Int] {
+        guard k > 0 else { return [] }
+        var best: [Int] = []
+        best.reserveCapacity(k + 1)
+        for index in scores.indices where scores[index] >= minimum {
+            // Insertion into a sorted list of at most k entries.
+            var position = best.count
+            while position > 0, scores[best[position - 1]] < scores[index] { position -= 1 }
+            guard position < k else { continue }
+            best.insert(index, at: position)
+            if best.count > k { best.removeLast() }
+        }
+        return best
     }
 }

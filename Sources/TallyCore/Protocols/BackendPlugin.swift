@@ -74,13 +74,17 @@ public struct Backend: Sendable {
     /// How many requests the runner hands to `generate(batch:)` at once (local models that
     /// decode a batch together); 1 means one `generate(_:)` call per request.
     public let preferredBatchSize: Int
+    /// Nil when the backend cannot embed text; a `rag` strategy whose `embedder` names it is
+    /// rejected by validation unless its plugin's `canEmbed(_:)` says yes.
+    public let embedder: (any TextEmbedder)?
 
-    public init(generator: any TextGenerator, fineTuner: (any FineTuner)?, dataLeavesMachine: Bool, maxConcurrency: Int, preferredBatchSize: Int = 1) {
+    public init(generator: any TextGenerator, fineTuner: (any FineTuner)?, dataLeavesMachine: Bool, maxConcurrency: Int, preferredBatchSize: Int = 1, embedder: (any TextEmbedder)? = nil) {
         self.generator = generator
         self.fineTuner = fineTuner
         self.dataLeavesMachine = dataLeavesMachine
         self.maxConcurrency = maxConcurrency
         self.preferredBatchSize = max(1, preferredBatchSize)
+        self.embedder = embedder
     }
 }
 
@@ -107,6 +111,9 @@ public protocol BackendPlugin: Sendable {
     /// so that their cost is the provider's bill or trained tokens x `training_per_mtok`,
     /// never this machine's compute time. Default: false.
     var fineTunesRemotely: Bool { get }
+    /// Whether a backend configured as `config` can embed text (`Backend.embedder` is set),
+    /// so that a `rag` strategy may name it as its `embedder`. Default: false.
+    func canEmbed(_ config: BackendConfig) -> Bool
     /// Checks a config without side effects (no network, no model loading, nothing
     /// written). Returns problems as errors or warnings; `key` is a key of the backend entry.
     func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue]
@@ -118,6 +125,7 @@ extension BackendPlugin {
     public var fineTuningMethods: Set<String> { [] }
     public func fineTuningMethods(for config: BackendConfig) -> Set<String> { fineTuningMethods }
     public var fineTunesRemotely: Bool { false }
+    public func canEmbed(_ config: BackendConfig) -> Bool { false }
     public func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue] { [] }
 }
 

@@ -147,7 +147,7 @@ final class RecipeParser {
             checkData(task: task, taskNodes: self.task, data: data)
         }
         if let task = task?.spec, let strategies {
-            checkStrategies(strategies, task: task, train: data?.train, test: data?.test)
+            checkStrategies(strategies, task: task, train: data?.train, test: data?.test, backends: backends)
         }
         let curves = parseCurves(top, strategies: strategies, trainCount: data?.train?.dataset.map { dataset in
             run?.maxTrainExamples.map { min($0, dataset.examples.count) } ?? dataset.examples.count
@@ -355,8 +355,11 @@ final class RecipeParser {
 
     /// Each strategy kind's own checks of its entries (keys that need task labels, data
     /// fields that must exist), reported at the key they name.
-    func checkStrategies(_ strategies: [ParsedStrategy], task: TaskSpec, train: LoadedFile?, test: LoadedFile?) {
-        let context = StrategyCheckContext(task: task, trainFields: train?.dataset?.fieldNames, trainCount: train?.dataset?.examples.count, testFields: test?.dataset?.fieldNames)
+    func checkStrategies(_ strategies: [ParsedStrategy], task: TaskSpec, train: LoadedFile?, test: LoadedFile?, backends: [ParsedBackend]?) {
+        let embedding = (backends ?? []).filter { $0.plugin?.canEmbed($0.config) ?? false }.map(\.config.name)
+        let context = StrategyCheckContext(
+            task: task, trainFields: train?.dataset?.fieldNames, trainCount: train?.dataset?.examples.count, testFields: test?.dataset?.fieldNames,
+            recipeDirectory: directory, backendNames: backends?.map(\.config.name), embeddingBackends: Set(embedding))
         // Variants inherit the entry's keys: a problem with one of those is reported once.
         var reported = Set<String>()
         for strategy in strategies {

@@ -121,7 +121,7 @@ extension Report {
             name: first.name, kind: first.kind, backend: first.backend, model: first.model, adaptsWeights: first.adaptsWeights,
             usesLanguageModel: first.usesLanguageModel, dataLeavesMachine: first.dataLeavesMachine, accuracy: accuracy, cost: cost, latencyMs: latency,
             forgetting: forgetting, forgettingNote: note, training: first.training, seeds: seeds,
-            group: first.group, variant: first.variant, selfConsistency: SelfConsistencyReport.summarize(all))
+            group: first.group, variant: first.variant, selfConsistency: SelfConsistencyReport.summarize(all), retrieval: first.retrieval)
     }
 
     /// One probe's forgetting across seeds: base mean minus the mean of the seeds' adapted

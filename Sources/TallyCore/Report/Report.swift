@@ -101,9 +101,12 @@ public struct StrategyReport: Codable, Sendable {
     /// For a strategy that samples several answers per question and keeps the majority:
     /// samples per question and how often they agreed with the majority. Nil otherwise.
     public let selfConsistency: SelfConsistencyReport?
+    /// For a strategy that retrieves context (`rag`): chunks retrieved, mean context length
+    /// in tokens, recall@k when the data names answer documents, embedding tokens. Nil otherwise.
+    public let retrieval: RetrievalMeasurement?
 
     enum CodingKeys: String, CodingKey {
-        case name, kind, backend, model, accuracy, cost, forgetting, training, seeds, group, variant
+        case name, kind, backend, model, accuracy, cost, forgetting, training, seeds, group, variant, retrieval
         case selfConsistency = "self_consistency"
         case adaptsWeights = "adapts_weights"
         case usesLanguageModel = "uses_language_model"
@@ -133,7 +136,8 @@ extension StrategyReport {
             forgetting: try c.decode([ForgettingReport].self, forKey: .forgetting), forgettingNote: try c.decodeIfPresent(String.self, forKey: .forgettingNote),
             training: try c.decodeIfPresent(FineTuneOutcome.self, forKey: .training), seeds: try c.decodeIfPresent(SeedSummary.self, forKey: .seeds),
             group: try c.decodeIfPresent(String.self, forKey: .group), variant: try c.decodeIfPresent(String.self, forKey: .variant),
-            selfConsistency: try c.decodeIfPresent(SelfConsistencyReport.self, forKey: .selfConsistency))
+            selfConsistency: try c.decodeIfPresent(SelfConsistencyReport.self, forKey: .selfConsistency),
+            retrieval: try c.decodeIfPresent(RetrievalMeasurement.self, forKey: .retrieval))
     }
 
     /// `uses_language_model` is written only when false, so other rows keep their layout.
@@ -156,6 +160,7 @@ extension StrategyReport {
         try c.encodeIfPresent(group, forKey: .group)
         try c.encodeIfPresent(variant, forKey: .variant)
         try c.encodeIfPresent(selfConsistency, forKey: .selfConsistency)
+        try c.encodeIfPresent(retrieval, forKey: .retrieval)
     }
 }
 
@@ -291,6 +296,7 @@ extension Report {
         let decision = DecisionMaker.decide(candidates: candidates, costs: m.costs, constraints: m.constraints, compare: compare)
         let variantGroups = VariantGroupReport.groups(rows, compare: compare)
         notes += rows.compactMap { row in row.selfConsistency.map { $0.note(strategy: row.name) } }
+        notes += rows.compactMap { row in row.retrieval.map { $0.summary(strategy: row.name, corpusLeavesMachine: row.dataLeavesMachine) } }
         let curves = learningCurves(m)
         if !curves.isEmpty {
             notes.append("Learning curves: each point is a measured run on a nested, label-balanced subset of the training split (or with that many demonstrations). Curves are an \(LearningCurveReport.fitMethod).")
@@ -382,7 +388,7 @@ extension Report {
             name: s.name, kind: s.kind, backend: s.backend, model: s.model, adaptsWeights: s.adaptsWeights,
             usesLanguageModel: s.usesLanguageModel, dataLeavesMachine: s.dataLeavesMachine, accuracy: accuracy, cost: cost, latencyMs: latency,
             forgetting: forgetting, forgettingNote: note, training: s.training, seeds: nil,
-            group: s.group, variant: s.variant, selfConsistency: SelfConsistencyReport.summarize(s.predictions))
+            group: s.group, variant: s.variant, selfConsistency: SelfConsistencyReport.summarize(s.predictions), retrieval: s.retrieval)
     }
 
     /// The forgetting note of a strategy without a language model.

@@ -69,6 +69,19 @@ enum Cells {
             return line
         }
     }
+    /// The retrieval cells of a `rag` row: retriever, k, mean context tokens, recall@k,
+    /// embedding tokens (once, per question), corpus egress.
+    static func retrieval(_ s: StrategyReport) -> [String]? {
+        guard let r = s.retrieval else { return nil }
+        return [
+            s.name, "\(r.retriever), top \(r.k) of \(r.chunks)", String(format: "%.1f", r.meanContextTokens),
+            r.recall.map { "\(percent($0)) (n = \(r.recallQuestions))" } ?? "-",
+            r.embedder == nil ? "-" : "\(r.indexEmbeddingTokens) / " + String(format: "%.1f", r.queryEmbeddingTokensPerQuestion),
+            yesNo(s.dataLeavesMachine),
+        ]
+    }
+    static let retrievalHeader = ["strategy", "retriever", "mean context tokens", "recall@k", "embedding tokens (index / per question)", "corpus leaves machine"]
+
     static func ms(_ value: Double?) -> String {
         guard let value else { return "-" }
         return value >= 100 ? String(format: "%.0f", value) : String(format: "%.1f", value)
@@ -116,6 +129,12 @@ public struct TerminalRenderer: ReportRenderer {
         if !seedLines.isEmpty {
             out += "Across seeds (intervals resample seeds and test examples):\n"
             for line in seedLines { out += wrap("- " + line, indent: "  ", hanging: "    ") + "\n" }
+            out += "\n"
+        }
+        let retrievalRows = report.strategies.compactMap(Cells.retrieval)
+        if !retrievalRows.isEmpty {
+            out += "Retrieval (context tokens: letter/digit runs and punctuation marks):\n"
+            out += table(header: ["  " + Cells.retrievalHeader[0]] + Cells.retrievalHeader.dropFirst(), rows: retrievalRows.map { ["  " + $0[0]] + $0.dropFirst() })
             out += "\n"
         }
         out += variantsSection(report)
@@ -216,6 +235,7 @@ public struct MarkdownRenderer: ReportRenderer {
         }
 
         out += seedsSection(report)
+        out += retrievalSection(report)
         out += variantsSection(report)
         out += curvesSection(report)
 
@@ -293,6 +313,17 @@ public struct MarkdownRenderer: ReportRenderer {
     }
 
     /// Strategies run once per seed: each seed's accuracy, the mean, spread and range.
+    /// One row per strategy that retrieves context (`rag`).
+    func retrievalSection(_ report: Report) -> String {
+        let rows = report.strategies.compactMap(Cells.retrieval)
+        guard !rows.isEmpty else { return "" }
+        var out = "\n## Retrieval\n\n"
+        out += "Context tokens count runs of letters and digits and single punctuation marks; recall@k is the share of questions whose answer document was retrieved.\n\n"
+        out += "| " + Cells.retrievalHeader.joined(separator: " | ") + " |\n| --- | --- | ---: | ---: | ---: | --- |\n"
+        for row in rows { out += "| " + ([escape(row[0])] + row.dropFirst()).joined(separator: " | ") + " |\n" }
+        return out
+    }
+
     func seedsSection(_ report: Report) -> String {
         let seeded = report.strategies.filter { $0.seeds != nil }
         guard !seeded.isEmpty else { return "" }

@@ -99,6 +99,9 @@ public enum CallPricing {
         return (jobTokens, seconds, usd)
     }
 
+    /// Dollars for embedding `tokens` tokens at `perMTok` USD per million.
+    public static func embeddingUSD(tokens: Double, perMTok: Double) -> Double { tokens * perMTok / 1_000_000 }
+
     /// Estimated tokens of a text: characters / 4, rounded up (an estimate, not a tokenizer).
     public static func estimatedTokens(_ text: String) -> Int { (text.count + 3) / 4 }
 

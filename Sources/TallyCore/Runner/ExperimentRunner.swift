@@ -76,6 +76,21 @@ public struct ExperimentRunner: Sendable {
 
     var recipePath: String { recipe.file.relativePath.isEmpty ? recipe.file.path : recipe.file.relativePath }
 
+    /// Makes the backend of a recipe entry with its plugin.
+    /// - Throws: `TallyError(.backend)` naming the backend when its plugin fails to start it.
+    func startBackend(_ config: BackendConfig) async throws -> Backend {
+        let plugin = try registry.backendPlugin(named: config.plugin)
+        do {
+            return try await plugin.makeBackend(config, environment: environment)
+        } catch let error as TallyError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw TallyError(code: .backend, message: "backend '\(config.name)' (plugin \(config.plugin)) could not start: \(error.localizedDescription)", underlying: error)
+        }
+    }
+
     func assemble(runID: String, startedAt: Date, finishedAt: Date?, state: RunState) -> RunMeasurements {
         let (strategies, probes, points) = state.snapshot
         let data = state.data
@@ -131,6 +146,29 @@ actor GeneratorHandle {
     }
 }
 
+/// The embedding services of a run's backends, each backend made at most once (and only
+/// when a strategy asks for it).
+actor EmbedderPool {
+    let runner: ExperimentRunner
+    var made: [String: EmbeddingService] = [:]
+
+    init(runner: ExperimentRunner) { self.runner = runner }
+
+    func service(backend name: String) async throws -> EmbeddingService {
+        if let service = made[name] { return service }
+        guard let config = runner.recipe.backend(named: name) else {
+            throw TallyError(code: .invalidRecipe, message: "embedder '\(name)' is not defined under 'backends'")
+        }
+        let backend = try await runner.startBackend(config)
+        guard let embedder = backend.embedder else {
+            throw TallyError(code: .invalidRecipe, message: "backend '\(name)' (plugin \(config.plugin)) cannot embed text; name a backend that can as the embedder")
+        }
+        let service = EmbeddingService(backend: name, embedder: embedder, pricePerMTok: config.price.inputPerMTok, dataLeavesMachine: backend.dataLeavesMachine, ledger: runner.ledger)
+        made[name] = service
+        return service
+    }
+}
+
 /// One run's work, step by step.
 final class Execution: Sendable {
     let runner: ExperimentRunner
@@ -139,6 +177,7 @@ final class Execution: Sendable {
     let state: RunState
     let budget: BudgetTracker
     let computeEstimates = Mutex<[String: (total: Double, count: Int)]>([:])
+    let embedders: EmbedderPool
 
     init(runner: ExperimentRunner, runID: String, progress: @escaping @Sendable (ProgressEvent) -> Void, state: RunState) {
         self.runner = runner
@@ -146,6 +185,13 @@ final class Execution: Sendable {
         self.progress = progress
         self.state = state
         self.budget = BudgetTracker(limit: runner.recipe.constraints.budgetUSD)
+        self.embedders = EmbedderPool(runner: runner)
+    }
+
+    /// What strategies may use while they prepare: progress, and the recipe's embedding backends.
+    var services: StrategyServices {
+        let pool = embedders
+        return StrategyServices(progress: progress) { name in try await pool.service(backend: name) }
     }
 
     var recipe: Recipe { runner.recipe }
@@ -178,16 +224,7 @@ final class Execution: Sendable {
                 throw TallyError(code: .invalidRecipe, message: "backend '\(name)' is not defined in the recipe", location: SourceLocation(file: runner.recipePath))
             }
             progress(.started(phase: "backend \(name)", total: nil))
-            let plugin = try runner.registry.backendPlugin(named: config.plugin)
-            do {
-                backends[name] = try await plugin.makeBackend(config, environment: runner.environment)
-            } catch let error as TallyError {
-                throw error
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch {
-                throw TallyError(code: .backend, message: "backend '\(name)' (plugin \(config.plugin)) could not start: \(error.localizedDescription)", underlying: error)
-            }
+            backends[name] = try await runner.startBackend(config)
             progress(.finished(phase: "backend \(name)"))
         }
 
@@ -254,7 +291,11 @@ final class Execution: Sendable {
     func measure(_ run: RunPlan.StrategyRun, backend: Backend, config: BackendConfig, inputs: Inputs) async throws -> StrategyMeasurement {
         let spec = run.spec, kind = run.kind, repetition = run.repetition
         let runName = run.runName
-        let strategy = try inputs.plan.strategy(for: run, task: recipe.task)
+        let made = try inputs.plan.strategy(for: run, task: recipe.task)
+        let strategy = try await made.prepared(for: inputs.test, services: services)
+        if let retrieval = strategy.retrieval {
+            budget.add(CallPricing.embeddingUSD(tokens: Double(retrieval.indexEmbeddingTokens + retrieval.queryEmbeddingTokens), perMTok: retrieval.embeddingPerMTok))
+        }
         var identity = backend.generator.identity
         var handle = GeneratorHandle(backend.generator)
         var outcome: FineTuneOutcome?
@@ -277,9 +318,9 @@ final class Execution: Sendable {
         }
         return StrategyMeasurement(
             name: spec.name, kind: spec.kind, backend: spec.backend, model: identity,
-            dataLeavesMachine: backend.dataLeavesMachine, adaptsWeights: kind.adaptsWeights, trainingMethod: kind.trainingMethod, pricing: config.price,
+            dataLeavesMachine: backend.dataLeavesMachine || (strategy.retrieval?.embedderLeavesMachine ?? false), adaptsWeights: kind.adaptsWeights, trainingMethod: kind.trainingMethod, pricing: config.price,
             predictions: predictions, training: outcome, probes: probes, seed: repetition, group: spec.group, variant: spec.variant,
-            labelledExamples: strategy.labelledExamples)
+            labelledExamples: strategy.labelledExamples, retrieval: strategy.retrieval)
     }
 
     /// The model identity a run's cache keys are made from: `identity`, salted with the seed

@@ -104,8 +104,10 @@ public struct StrategyMeasurement: Codable, Sendable {
     /// Labelled training examples the strategy used (`Strategy.labelledExamples`: the
     /// training set of a fine-tune, the demonstrations shown); nil when not recorded.
     public let labelledExamples: Int?
+    /// For a strategy that retrieves context (`rag`): what it retrieved and embedded.
+    public let retrieval: RetrievalMeasurement?
 
-    public init(name: String, kind: String, backend: String?, model: String, dataLeavesMachine: Bool, adaptsWeights: Bool, usesLanguageModel: Bool = true, trainingMethod: String? = nil, pricing: Pricing, predictions: [Prediction], training: FineTuneOutcome?, probes: [ProbeMeasurement], seed: UInt64? = nil, group: String? = nil, variant: String? = nil, labelledExamples: Int? = nil) {
+    public init(name: String, kind: String, backend: String?, model: String, dataLeavesMachine: Bool, adaptsWeights: Bool, usesLanguageModel: Bool = true, trainingMethod: String? = nil, pricing: Pricing, predictions: [Prediction], training: FineTuneOutcome?, probes: [ProbeMeasurement], seed: UInt64? = nil, group: String? = nil, variant: String? = nil, labelledExamples: Int? = nil, retrieval: RetrievalMeasurement? = nil) {
         self.name = name
         self.kind = kind
         self.backend = backend
@@ -122,10 +124,11 @@ public struct StrategyMeasurement: Codable, Sendable {
         self.group = group
         self.variant = variant
         self.labelledExamples = labelledExamples
+        self.retrieval = retrieval
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, kind, backend, model, dataLeavesMachine, adaptsWeights, usesLanguageModel, trainingMethod, pricing, predictions, training, probes, seed, group, variant, labelledExamples
+        case name, kind, backend, model, dataLeavesMachine, adaptsWeights, usesLanguageModel, trainingMethod, pricing, predictions, training, probes, seed, group, variant, labelledExamples, retrieval
     }
 
     public init(from decoder: any Decoder) throws {
@@ -146,6 +149,7 @@ public struct StrategyMeasurement: Codable, Sendable {
         group = try c.decodeIfPresent(String.self, forKey: .group)
         variant = try c.decodeIfPresent(String.self, forKey: .variant)
         labelledExamples = try c.decodeIfPresent(Int.self, forKey: .labelledExamples)
+        retrieval = try c.decodeIfPresent(RetrievalMeasurement.self, forKey: .retrieval)
     }
 
     /// `usesLanguageModel` is written only when false, so stored runs keep their layout.
@@ -167,6 +171,7 @@ public struct StrategyMeasurement: Codable, Sendable {
         try c.encodeIfPresent(group, forKey: .group)
         try c.encodeIfPresent(variant, forKey: .variant)
         try c.encodeIfPresent(labelledExamples, forKey: .labelledExamples)
+        try c.encodeIfPresent(retrieval, forKey: .retrieval)
     }
 
     /// The name of this repetition: `name`, or `name (seed N)` for one seed of a repeated

@@ -60,6 +60,8 @@ public struct RunPlan: Sendable {
     /// Every learning-curve point (`curves:`), in recipe order, sizes ascending, each once
     /// per seed when its strategy depends on the seed; run after `runs`, without probes.
     public var curveRuns: [StrategyRun] = []
+    /// The recipe's directory: strategies resolve their own files (a `rag` corpus) against it.
+    public let recipeDirectory: URL?
 
     /// The fields every usable data row needs: the input's and context's, and the target.
     public static func neededFields(_ task: TaskSpec) -> [String] {
@@ -135,12 +137,12 @@ public struct RunPlan: Sendable {
                 }
             }
         }
-        return RunPlan(train: train, test: test, validation: validation, probeItems: probeItems, probeProblems: problems, dataSummaries: summaries, probedBackends: probed, runs: runs, curveRuns: curveRuns)
+        return RunPlan(train: train, test: test, validation: validation, probeItems: probeItems, probeProblems: problems, dataSummaries: summaries, probedBackends: probed, runs: runs, curveRuns: curveRuns, recipeDirectory: recipe.directory)
     }
 
     /// The strategy of one run, built from the plan's data and the run's seed.
     /// - Throws: what the strategy kind throws for a bad configuration.
     public func strategy(for run: StrategyRun, task: TaskSpec) throws -> any Strategy {
-        try run.kind.makeStrategy(run.spec, context: StrategyContext(task: task, train: run.point?.train ?? train.examples, validation: validation?.examples ?? [], seed: run.seed))
+        try run.kind.makeStrategy(run.spec, context: StrategyContext(task: task, train: run.point?.train ?? train.examples, validation: validation?.examples ?? [], seed: run.seed, recipeDirectory: recipeDirectory))
     }
 }

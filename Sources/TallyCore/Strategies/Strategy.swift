@@ -9,13 +9,41 @@ public struct StrategyContext: Sendable {
     /// Usable validation rows (early stopping), possibly empty.
     public let validation: [Example]
     public let seed: UInt64
+    /// The recipe's directory, against which a strategy resolves relative paths of its own
+    /// (a `rag` corpus); nil when there is no recipe file.
+    public let recipeDirectory: URL?
 
-    public init(task: TaskSpec, train: [Example], validation: [Example] = [], seed: UInt64 = 0) {
+    public init(task: TaskSpec, train: [Example], validation: [Example] = [], seed: UInt64 = 0, recipeDirectory: URL? = nil) {
         self.task = task
         self.train = train
         self.validation = validation
         self.seed = seed
+        self.recipeDirectory = recipeDirectory
     }
+}
+
+/// What the runner lends a strategy for its one-off preparation
+/// (`Strategy.prepared(for:services:)`): progress reporting and the recipe's embedding
+/// backends, with their vectors cached in the ledger.
+public struct StrategyServices: Sendable {
+    public let progress: @Sendable (ProgressEvent) -> Void
+    let embedders: @Sendable (String) async throws -> EmbeddingService
+
+    /// - Parameters:
+    ///   - progress: receives the preparation's phases and notes.
+    ///   - embedder: the embedding service of a recipe backend, by name (default: none).
+    public init(progress: @escaping @Sendable (ProgressEvent) -> Void = { _ in },
+                embedder: @escaping @Sendable (String) async throws -> EmbeddingService = { name in
+                    throw TallyError(code: .invalidRecipe, message: "backend '\(name)' cannot embed text here")
+                }) {
+        self.progress = progress
+        self.embedders = embedder
+    }
+
+    /// The embedding service of the recipe backend `backend`.
+    /// - Throws: `TallyError(.invalidRecipe)` when it is not defined or cannot embed;
+    ///   `TallyError(.backend)` when it fails to start.
+    public func embedder(backend: String) async throws -> EmbeddingService { try await embedders(backend) }
 }
 
 /// A way of getting answers out of a model: builds the request for each test example and,
@@ -63,6 +91,15 @@ public protocol Strategy: Sendable {
     /// demonstrations it shows. Its one-off cost includes labelling those beyond the examples
     /// already labelled (`costs.label_usd_per_example`, `costs.labelled_examples`). Default: 0.
     var labelledExamples: Int { get }
+    /// One-off work done before the test questions are answered (a `rag` strategy embeds its
+    /// corpus and the questions): returns the strategy that answers them. The runner calls it
+    /// once per measured run with the test questions; `tally plan` does not (it estimates
+    /// from the unprepared strategy). Default: the strategy itself.
+    /// - Throws: `TallyError` when the preparation fails.
+    func prepared(for questions: [Example], services: StrategyServices) async throws -> any Strategy
+    /// What retrieval did for the test questions (retrieved tokens, recall@k, embedding
+    /// tokens), for strategies that retrieve context; the report shows it. Default: nil.
+    var retrieval: RetrievalMeasurement? { get }
 }
 
 extension Strategy {
@@ -73,6 +110,8 @@ extension Strategy {
     public func fineTuneRequest(baseIdentity: String, workRoot: URL) throws -> FineTuneRequest? { nil }
     public func trainAnswerer(progress: @escaping @Sendable (ProgressEvent) -> Void) async throws -> TrainedAnswerer? { nil }
     public var labelledExamples: Int { 0 }
+    public func prepared(for questions: [Example], services: StrategyServices) async throws -> any Strategy { self }
+    public var retrieval: RetrievalMeasurement? { nil }
 
     /// The generation request for one test example (greedy decoding).
     public func request(for example: Example) -> GenerationRequest {

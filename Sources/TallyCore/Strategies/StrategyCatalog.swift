@@ -3,7 +3,7 @@ import Foundation
 /// A kind of strategy that recipes name with `kind:`: its recipe keys, whether it adapts
 /// weights (and with which training method), and how to build a strategy from an entry.
 ///
-/// The built-in kinds (`zero-shot`, `few-shot`, `chain-of-thought`, `lora`,
+/// The built-in kinds (`zero-shot`, `few-shot`, `chain-of-thought`, `rag`, `lora`,
 /// `prompt-tuning`, `full-finetune`, `baseline`) are written against this protocol and nothing else; a package that
 /// depends on Tally registers its own kinds the same way:
 ///
@@ -106,9 +106,9 @@ public struct StrategyCatalog: Sendable {
         try kind(named: spec.kind).makeStrategy(spec, context: context)
     }
 
-    /// The kinds Tally ships: zero-shot, few-shot, chain-of-thought, lora, prompt-tuning,
+    /// The kinds Tally ships: zero-shot, few-shot, chain-of-thought, rag, lora, prompt-tuning,
     /// full-finetune, baseline.
     public static let builtIn = StrategyCatalog([
-        ZeroShotKind(), FewShotKind(), ChainOfThoughtKind(), LoRAKind(), PromptTuningKind(), FullFineTuneKind(), BaselineKind(),
+        ZeroShotKind(), FewShotKind(), ChainOfThoughtKind(), RAGKind(), LoRAKind(), PromptTuningKind(), FullFineTuneKind(), BaselineKind(),
     ])
 }

@@ -139,11 +139,21 @@ public struct StrategyCheckContext: Sendable {
     /// Fields of the test rows (the questions a strategy answers); nil when the test file
     /// could not be read.
     public let testFields: [String]?
+    /// The recipe's directory (relative paths of a strategy's own files resolve against it);
+    /// nil when there is no recipe file.
+    public let recipeDirectory: URL?
+    /// Names of the recipe's backends; nil when the backends could not be read.
+    public let backendNames: [String]?
+    /// Those of them whose plugin can embed text (`BackendPlugin.canEmbed(_:)`).
+    public let embeddingBackends: Set<String>
 
-    public init(task: TaskSpec, trainFields: [String]? = nil, trainCount: Int? = nil, testFields: [String]? = nil) {
+    public init(task: TaskSpec, trainFields: [String]? = nil, trainCount: Int? = nil, testFields: [String]? = nil, recipeDirectory: URL? = nil, backendNames: [String]? = nil, embeddingBackends: Set<String> = []) {
         self.task = task
         self.trainFields = trainFields
         self.trainCount = trainCount
         self.testFields = testFields
+        self.recipeDirectory = recipeDirectory
+        self.backendNames = backendNames
+        self.embeddingBackends = embeddingBackends
     }
 }

@@ -82,6 +82,7 @@ final class FakeProviders: Sendable {
         var jobs: [String: Job] = [:]
         var jobOrder: [String] = []
         var counter = 0
+        var embedded: [String] = []
     }
 
     let apiKey: String
@@ -107,6 +108,7 @@ final class FakeProviders: Sendable {
     func handle(_ request: LoopbackServer.Request) -> LoopbackServer.Response {
         switch (request.method, request.path) {
         case ("POST", "/v1/chat/completions"): return chat(request)
+        case ("POST", "/v1/embeddings"): return embeddings(request)
         case ("POST", "/v1/messages"): return messages(request)
         case ("POST", "/v1/files"): return upload(request)
         case ("POST", "/v1/fine_tuning/jobs"): return createJob(request)
@@ -166,6 +168,32 @@ final class FakeProviders: Sendable {
                 "completion_tokens_details": ["reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0],
             ],
         ])
+    }
+
+    /// Texts embedded so far, one entry per input of every Embeddings request.
+    var embedded: [String] { state.withLock { $0.embedded } }
+
+    /// A bag-of-words vector: each lower-cased word adds 1 to one of 1,024 dimensions (by a
+    /// stable hash), so texts sharing words point the same way.
+    static func embedding(of text: String) -> [Double] {
+        var vector = [Double](repeating: 0, count: 1024)
+        for word in text.lowercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }) {
+            let hash = word.unicodeScalars.reduce(UInt32(2_166_136_261)) { ($0 ^ $1.value) &* 16_777_619 }
+            vector[Int(hash % 1024)] += 1
+        }
+        return vector
+    }
+
+    private func embeddings(_ request: LoopbackServer.Request) -> LoopbackServer.Response {
+        if let denied = authorised(request) { return denied }
+        guard let body = request.json, let model = body["model"] as? String, let input = body["input"] as? [String] else {
+            return openAIError(400, "We could not parse the JSON body of your request.", type: "invalid_request_error", code: nil)
+        }
+        let tokens = input.reduce(0) { $0 + Self.words($1) }
+        state.withLock { $0.embedded += input }
+        // Items in reverse order: clients must place them by their index.
+        let data = input.enumerated().reversed().map { ["object": "embedding", "index": $0.offset, "embedding": Self.embedding(of: $0.element)] as [String: Any] }
+        return .json(["object": "list", "model": model, "data": data, "usage": ["prompt_tokens": tokens, "total_tokens": tokens]])
     }
 
     private func upload(_ request: LoopbackServer.Request) -> LoopbackServer.Response {

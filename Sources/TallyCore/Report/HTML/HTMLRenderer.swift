@@ -157,7 +157,7 @@ public struct HTMLRenderer: ReportRenderer {
             if let ruledOut { nameCell += "<div class=\"why\">ruled out: \(esc(ruledOut.reasons.joined(separator: "; ")))</div>" }
             page.raw("<th scope=\"row\">\(nameCell)</th>")
             page.raw("<td>\(esc(s.kind))</td><td>\(esc(Cells.backend(s)))</td>")
-            page.raw("<td class=\"num\">\(accuracyCell(s.accuracy))\(seedsCell(s.seeds))\(selfConsistencyCell(s.selfConsistency))</td>")
+            page.raw("<td class=\"num\">\(accuracyCell(s.accuracy))\(seedsCell(s.seeds))\(selfConsistencyCell(s.selfConsistency))\(retrievalCell(s.retrieval))</td>")
             page.raw("<td class=\"num\">\(s.accuracy.unparsed) / \(s.accuracy.n)</td>")
             page.raw("<td class=\"num\" title=\"\(esc(s.cost.oneOffBasis))\">\(esc(Cells.oneOff(s.cost)))</td>")
             page.raw("<td class=\"num\">\(esc(Cells.usd(s.cost.per1kRequestsUSD)))</td>")
@@ -201,6 +201,14 @@ public struct HTMLRenderer: ReportRenderer {
     func selfConsistencyCell(_ report: SelfConsistencyReport?) -> String {
         guard let report else { return "" }
         return "<br><span class=\"ci\" title=\"Self-consistency: majority of \(report.samples) sampled answers per question\">\(report.samples) samples; agreement \(esc(Cells.percent(report.agreement)))</span>"
+    }
+
+    /// For a strategy that retrieves context: mean context length and recall@k.
+    func retrievalCell(_ r: RetrievalMeasurement?) -> String {
+        guard let r else { return "" }
+        let recall = r.recall.map { "; recall@\(r.k) \(Cells.percent($0))" } ?? ""
+        let embedding = r.embedder.map { "; embeds on \($0): \(r.indexEmbeddingTokens) tokens once, \(String(format: "%.1f", r.queryEmbeddingTokensPerQuestion)) per question" } ?? ""
+        return "<br><span class=\"ci\" title=\"Retrieval: top \(r.k) of \(r.chunks) chunks by \(esc(r.retriever))\">context \(esc(String(format: "%.1f", r.meanContextTokens))) tokens\(esc(recall))\(esc(embedding))</span>"
     }
 
     func seedsCell(_ seeds: SeedSummary?) -> String {

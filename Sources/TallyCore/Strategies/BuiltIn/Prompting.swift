@@ -53,13 +53,15 @@ public enum PromptKeys {
 
     /// `context` with its task replaced by `task(_:base:)`.
     public static func context(_ spec: StrategySpec, _ context: StrategyContext) -> StrategyContext {
-        StrategyContext(task: task(spec, base: context.task), train: context.train, validation: context.validation, seed: context.seed)
+        StrategyContext(task: task(spec, base: context.task), train: context.train, validation: context.validation, seed: context.seed, recipeDirectory: context.recipeDirectory)
     }
 
     /// The written templates must be usable: an instruction that is not empty, an input that
     /// uses a data field, and fields that the test rows have (and, when the strategy shows
     /// demonstrations, the training rows too).
-    public static func check(_ spec: StrategySpec, context: StrategyCheckContext, demonstrations: Bool) -> [ConfigIssue] {
+    /// - Parameter provided: fields the strategy fills in itself (a `rag` strategy's
+    ///   `{retrieved}`), which the data need not have.
+    public static func check(_ spec: StrategySpec, context: StrategyCheckContext, demonstrations: Bool, provided: Set<String> = []) -> [ConfigIssue] {
         var issues: [ConfigIssue] = []
         let settings = spec.settings
         if settings.wrote("instruction"), (settings.string("instruction") ?? "").trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
@@ -72,7 +74,7 @@ public enum PromptKeys {
         if let fields = context.testFields { files.append(("test", fields)) }
         if demonstrations, let fields = context.trainFields { files.append(("training", fields)) }
         for key in ["context", "input"] where settings.wrote(key) {
-            for field in PromptTemplate(settings.string(key) ?? "").fields {
+            for field in PromptTemplate(settings.string(key) ?? "").fields where !provided.contains(field) {
                 // One issue per field: the first file that lacks it.
                 guard let file = files.first(where: { !$0.fields.contains(field) }) else { continue }
                 let near = nearestName(to: field, among: file.fields)
