@@ -191,7 +191,10 @@ final class LoopbackServer: Sendable {
     }
 
     private func serve(_ fd: Int32) {
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        // A keep-alive connection idles while the client works; on a starved two-vCPU test run a
+        // 30 s limit closed it mid-test (a second connection, an attempt the log never saw).
+        // stop() closes open sockets, so a long limit keeps no thread alive after a test.
+        var timeout = timeval(tv_sec: 600, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var buffer = Data()
         defer {
