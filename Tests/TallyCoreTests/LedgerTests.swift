@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TallyCore
 import Testing
 
@@ -6,6 +7,20 @@ import Testing
 struct LedgerTests {
     func freshLedger() throws -> Ledger {
         try Ledger(path: try Fixtures.workspace().appendingPathComponent("home/ledger.sqlite"))
+    }
+
+    @Test("many openers of one new ledger at once all succeed: migrations are applied once, under the ledger's lock")
+    func concurrentOpen() throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "tally-ledger-open-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appending(path: "ledger.sqlite")
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            do { _ = try Ledger(path: path) } catch { failures.withLock { $0.append("\(error)") } }
+        }
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 })")
+        let ledger = try Ledger(path: path)
+        #expect(try ledger.cachedResult(key: "absent") == nil)
     }
 
     @Test("cache keys depend on identity and every request field, and are stable")

@@ -86,11 +86,39 @@ public final class Ledger: Sendable {
             configuration.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
             }
-            pool = try DatabasePool(path: path.path, configuration: configuration)
-            try Ledger.migrator.migrate(pool)
+            // Two processes opening a new or older ledger at once must not both apply one
+            // migration (the second failed with "table already exists"): opening and
+            // migrating happen under an advisory lock on `<ledger>.lock`.
+            pool = try Ledger.whileLocked(path) {
+                let pool = try DatabasePool(path: path.path, configuration: configuration)
+                try Ledger.migrator.migrate(pool)
+                return pool
+            }
+        } catch let error as TallyError {
+            throw error
         } catch {
             throw TallyError(code: .ledger, message: "cannot open the ledger at \(path.path); check the directory is writable (set TALLY_HOME or --home to use another)", underlying: error)
         }
+    }
+
+    /// Runs `body` holding an exclusive `flock` on `<ledger>.lock`, waiting (blocked, no
+    /// polling) while another process holds it. The lock is released when `body` returns or
+    /// the process dies; a migration holds it for milliseconds.
+    /// - Throws: `TallyError(.ledger)` when the lock file cannot be opened or locked; what
+    ///   `body` throws.
+    static func whileLocked<T>(_ path: URL, _ body: () throws -> T) throws -> T {
+        let lockPath = path.path + ".lock"
+        let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw TallyError(code: .ledger, message: "cannot open the ledger lock \(lockPath) (\(String(cString: strerror(errno)))); check the directory is writable (set TALLY_HOME or --home to use another)")
+        }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                throw TallyError(code: .ledger, message: "cannot lock \(lockPath) (\(String(cString: strerror(errno)))); keep the Tally home on a local file system")
+            }
+        }
+        return try body()
     }
 
     static var migrator: DatabaseMigrator {
