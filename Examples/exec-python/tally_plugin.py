@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A complete Tally exec plugin in standard-library Python (exec protocol 1.0).
+"""A complete Tally exec plugin in standard-library Python (exec protocol 1.1).
 
 The "model" is a toy, and says so: a bag-of-words softmax classifier, nothing like a
 language model. What it shows is everything a real plugin has to get right:
@@ -7,7 +7,7 @@ language model. What it shows is everything a real plugin has to get right:
 - JSON-RPC 2.0 framing on stdin/stdout, one message per line, logs on stderr only;
 - describe with the protocol version, the methods it can fine-tune with, and a version
   that changes whenever its outputs could;
-- deterministic generate and score, with honest token usage;
+- deterministic generate, score and embed, with honest token usage;
 - finetune that reports progress, checkpoints after every step in the work directory Tally
   gives it, resumes from that checkpoint when the job is run again, and writes nothing
   anywhere else;
@@ -33,12 +33,14 @@ import re
 import sys
 import time
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"
 NAME = "python-toy"
 # Part of every cache key on Tally's side: bump it whenever answers could change.
 VERSION = "1.0.0"
 METHODS = ["full-finetune"]
 MAX_LINE_BYTES = 8 * 1024 * 1024
+EMBEDDING_DIMENSION = 128
+EMBED_BATCH = 32
 VOCABULARY_SIZE = 50000
 STEP_SIZE = 0.5
 CHECKPOINT = "checkpoint.json"
@@ -211,6 +213,7 @@ def describe(params):
         "data_leaves_machine": False,
         "fine_tuning_methods": METHODS,
         "max_concurrency": 1,
+        "embeddings": {"max_batch_size": EMBED_BATCH},
     }
 
 
@@ -248,6 +251,22 @@ def score(params):
     total = sum(counts.values())
     nats = sum(-math.log((counts.get(word, 0) + 1) / (total + VOCABULARY_SIZE)) for word in tokens)
     return {"nats": nats / len(tokens), "tokens": len(tokens)}
+
+
+def embed(params):
+    """Hashed bag of words: each word adds 1 to one of EMBEDDING_DIMENSION dimensions."""
+    texts = need(params, "texts", list)
+    if len(texts) > EMBED_BATCH or not all(isinstance(text, str) for text in texts):
+        raise RPCError(INVALID_PARAMS, "params.texts must be at most %d strings" % EMBED_BATCH)
+    vectors, tokens = [], 0
+    for text in texts:
+        vector = [0.0] * EMBEDDING_DIMENSION
+        for word in words(text):
+            tokens += 1
+            digest = hashlib.sha256(word.encode("utf-8")).digest()
+            vector[int.from_bytes(digest[:4], "little") % EMBEDDING_DIMENSION] += 1.0
+        vectors.append(vector)
+    return {"vectors": vectors, "prompt_tokens": tokens}
 
 
 def open_artifact(params):
@@ -356,7 +375,7 @@ def finetune(params, request_id):
     }
 
 
-HANDLERS = {"describe": describe, "generate": generate, "score": score, "open_artifact": open_artifact}
+HANDLERS = {"describe": describe, "generate": generate, "score": score, "embed": embed, "open_artifact": open_artifact}
 
 
 def handle(line):

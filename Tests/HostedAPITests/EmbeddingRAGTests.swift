@@ -87,6 +87,32 @@ struct EmbeddingRAGTests {
         #expect(again.strategies.first?.retrieval == retrieval)
     }
 
+    @Test("tally plan prices embedding: the corpus once and every question, at the embedder's price")
+    func planPricesEmbedding() throws {
+        let service = try FakeService()
+        defer { service.server.stop() }
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let url = try writeRecipe(for: service, in: directory)
+        let recipe = try RecipeLoader.load(contentsOf: url, registry: registry, environment: service.environment)
+        let plan = try Planner.estimate(recipe: recipe)
+        let item = try #require(plan.items.first { $0.name == "rag" })
+        // The three one-line documents are a chunk each; the questions are the rendered inputs.
+        let chunks = ["Refunds and invoices are billing questions.", "Parcels and couriers are shipping questions.", "Opening hours of the support desk."]
+        let questions = (0..<6).map { "Ticket: ticket \($0): my \($0 % 2 == 0 ? "refunds" : "parcels")" }
+        let expected = (chunks + questions).reduce(0) { $0 + CallPricing.estimatedTokens($1) }
+        #expect(item.embeddingTokens == expected)
+        #expect(plan.assumptions.contains { $0.contains("embedded once") && $0.contains("rag via emb") })
+
+        // The same recipe retrieving by BM25 costs the embedding less.
+        let text = try String(contentsOf: url, encoding: .utf8)
+        try text.replacingOccurrences(of: "retriever: embeddings, embedder: emb, ", with: "").write(to: url, atomically: true, encoding: .utf8)
+        let bm25 = try Planner.estimate(recipe: RecipeLoader.load(contentsOf: url, registry: registry, environment: service.environment))
+        let plain = try #require(bm25.items.first { $0.name == "rag" })
+        #expect(plain.embeddingTokens == 0)
+        #expect(abs(item.estimatedUSD - plain.estimatedUSD - Double(expected) * 0.02 / 1_000_000) < 1e-12)
+    }
+
     @Test("An embedder that cannot embed, or is not defined, is a validation error at its key")
     func embedderValidation() async throws {
         let service = try FakeService()

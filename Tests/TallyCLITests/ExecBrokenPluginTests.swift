@@ -78,7 +78,7 @@ import TallyCore
     // MARK: versions
 
     @Test(arguments: [
-        ("protocol-2", "speaks exec protocol 2.0, but this Tally speaks 1.0; use a release of the plugin for protocol 1.x"),
+        ("protocol-2", "speaks exec protocol 2.0, but this Tally speaks 1.1; use a release of the plugin for protocol 1.x"),
         ("no-protocol-version", "declares no `protocol_version` in its describe result, so it predates exec protocol 1.0"),
         ("pre-1.0", "`jsonrpc` is missing; every message carries \"jsonrpc\": \"2.0\" (a plugin written for the exec protocol before 1.0 must be updated)"),
     ])

@@ -154,7 +154,7 @@ import Synchronization
         let problems = ExecPlugin().validate(config, environment: environment())
         #expect(problems.map(\.key) == ["command"])
         let message = problems.first?.message ?? ""
-        #expect(message.contains("speaks exec protocol 2.0, but this Tally speaks 1.0"), "\(message)")
+        #expect(message.contains("speaks exec protocol 2.0, but this Tally speaks 1.1"), "\(message)")
         #expect(ExecPlugin().fineTuningMethods(for: config).isEmpty)
     }
 

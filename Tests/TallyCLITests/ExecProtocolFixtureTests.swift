@@ -27,11 +27,13 @@ import TallyCore
                     TrainingExample(messages: [.user("Review: a dull, tedious mess")], completion: "negative"),
                 ],
                 validation: [TrainingExample(messages: [.user("Review: brilliant")], completion: "positive")],
-                workDirectory: "/home/me/.tally/work/3f2a9c", jobKey: "3f2a9c"))),
+                workDirectory: "runs/work/3f2a9c", jobKey: "3f2a9c"))),
             ("open_artifact", try ExecProtocol.encodeRequest(id: 5, method: ExecProtocol.Method.openArtifact, params: ExecProtocol.OpenArtifactParams(
-                model: "my-model", artifact: "/home/me/.tally/work/3f2a9c/adapter"))),
+                model: "my-model", artifact: "runs/work/3f2a9c/adapter"))),
             ("error", try ExecProtocol.encodeRequest(id: 6, method: ExecProtocol.Method.openArtifact, params: ExecProtocol.OpenArtifactParams(
-                model: "my-model", artifact: "/home/me/.tally/work/missing/adapter"))),
+                model: "my-model", artifact: "runs/work/missing/adapter"))),
+            ("embed", try ExecProtocol.encodeRequest(id: 7, method: ExecProtocol.Method.embed, params: ExecProtocol.EmbedParams(
+                model: "my-model", texts: ["zorp means terrible", "Review: so zorp"]))),
         ]
         for (name, data) in requests {
             let encoded = try JSONDecoder().decode(ExecProtocol.Value.self, from: data)
@@ -47,6 +49,11 @@ import TallyCore
         #expect(ExecProtocol.versionProblem(declared: describe.protocolVersion) == nil)
         #expect(describe.name == "my-plugin" && describe.version == "1.2.0")
         #expect(describe.fineTuningMethods == ["lora", "full-finetune"] && describe.maxConcurrency == 4 && describe.dataLeavesMachine == false)
+        #expect(describe.embeddings == ExecProtocol.EmbeddingCapability(maxBatchSize: 32))
+
+        let embedding = try reply("embed", as: ExecProtocol.EmbeddingResult.self)
+        #expect(embedding.vectors.count == 2 && embedding.vectors.allSatisfy { $0.count == 3 } && embedding.promptTokens == 7)
+        #expect(embedding.problem(texts: 2) == nil && embedding.problem(texts: 3) != nil)
 
         let generation = try reply("generate", as: ExecProtocol.Generation.self)
         #expect(generation.text == "positive" && generation.usage.promptTokens == 23 && generation.usage.completionTokens == 1 && generation.computeS == 0.12)
@@ -55,7 +62,7 @@ import TallyCore
         #expect(score.nats == 2.31 && score.tokens == 7)
 
         let finetune = try reply("finetune", as: ExecProtocol.FineTuneResult.self)
-        #expect(finetune.artifact == "/home/me/.tally/work/3f2a9c/adapter" && finetune.steps == 2 && finetune.trainLoss?.count == 2 && finetune.billedUSD == nil)
+        #expect(finetune.artifact == "runs/work/3f2a9c/adapter" && finetune.steps == 2 && finetune.trainLoss?.count == 2 && finetune.billedUSD == nil)
 
         let opened = try reply("open_artifact", as: ExecProtocol.OpenedArtifact.self)
         #expect(opened.identity.hasPrefix("sha256:"))
@@ -75,8 +82,8 @@ import TallyCore
         let lines = try ExecFixtures.lines("error")
         let error = try ExecProtocol.decodeMessage(Data(try #require(lines.last).utf8))
         #expect(error == .reply(id: 6, .failure(ExecProtocol.RemoteError(
-            code: .artifactNotFound, message: "artifact not found: /home/me/.tally/work/missing/adapter",
-            data: .object(["artifact": .string("/home/me/.tally/work/missing/adapter")])))))
+            code: .artifactNotFound, message: "artifact not found: runs/work/missing/adapter",
+            data: .object(["artifact": .string("runs/work/missing/adapter")])))))
     }
 
     /// The last line of a fixture, decoded as a reply to its first line.
@@ -91,6 +98,32 @@ import TallyCore
         return try ExecProtocol.decodeReply(value, as: Body.self)
     }
 
+    /// `embed` replies are decoded strictly: one dimension per reply, finite numbers, bounded
+    /// sizes, and (against the request) one vector per text.
+    @Test(arguments: [
+        (#"{"vectors": [[1, 2], [3]], "prompt_tokens": 2}"#, "result.vectors[1]"),
+        (#"{"vectors": [[1, 1e300]], "prompt_tokens": 2}"#, "result.vectors[0][1]"),
+        (#"{"vectors": [[]], "prompt_tokens": 2}"#, "result.vectors[0]"),
+        (#"{"vectors": [[1, 2]], "prompt_tokens": -1}"#, "result.prompt_tokens"),
+        (#"{"vectors": [[1, "a"]], "prompt_tokens": 1}"#, "result.vectors[0][1]"),
+        (#"{"vectors": [[1, 2]]}"#, "result.prompt_tokens"),
+    ])
+    func embedRepliesAreCheckedStrictly(_ result: String, field: String) throws {
+        let value = try JSONDecoder().decode(ExecProtocol.Value.self, from: Data(result.utf8))
+        do {
+            _ = try ExecProtocol.decodeReply(value, as: ExecProtocol.EmbeddingResult.self)
+            Issue.record("accepted \(result)")
+        } catch {
+            #expect(error.field == field, "\(error)")
+        }
+        let many = ExecProtocol.EmbeddingResult(vectors: Array(repeating: [1], count: ExecProtocol.EmbeddingCapability.maxBatchSizeLimit + 1), promptTokens: 1)
+        #expect(many.problem()?.field == "vectors")
+        let wide = ExecProtocol.EmbeddingResult(vectors: [Array(repeating: 0.5, count: ExecProtocol.EmbeddingResult.maxDimension + 1)], promptTokens: 1)
+        #expect(wide.problem()?.field == "vectors[0]")
+        let tooBig = ExecProtocol.Description(protocolVersion: "1.1", name: "p", version: "1", dataLeavesMachine: nil, fineTuningMethods: nil, maxConcurrency: nil, embeddings: .init(maxBatchSize: 0))
+        #expect(tooBig.problem()?.field == "embeddings.max_batch_size")
+    }
+
     // MARK: the plugins' side
 
     @Test(arguments: PluginUnderTest.allCases)
@@ -102,7 +135,7 @@ import TallyCore
         // artifact finetune wrote.
         var requests: [ExecProtocol.Value] = []
         var goldens: [String: [ExecProtocol.Value]] = [:]
-        for name in ["describe", "generate", "score", "finetune", "error"] {
+        for name in ["describe", "generate", "score", "finetune", "error", "embed"] {
             let messages = try ExecFixtures.messages(name)
             goldens[name] = messages
             requests.append(try #require(messages.first))
@@ -116,7 +149,8 @@ import TallyCore
         if case .array(let declared)? = byID[1]?.first?.member("result")?.member("fine_tuning_methods") { methods = declared }
         #expect(!methods.isEmpty, "\(plugin) declares no fine-tuning method")
 
-        for (name, id) in [("describe", 1), ("generate", 2), ("score", 3), ("finetune", 4), ("error", 6)] {
+        #expect(byID[1]?.first?.member("result")?.member("embeddings") != nil, "\(plugin) declares no embeddings")
+        for (name, id) in [("describe", 1), ("generate", 2), ("score", 3), ("finetune", 4), ("error", 6), ("embed", 7)] {
             let golden = try #require(goldens[name])
             let answered = byID[id] ?? []
             #expect(answered.count == golden.count - 1, "\(plugin) \(name): \(answered.count) messages for \(golden.count - 1) in the fixture")
@@ -226,7 +260,7 @@ struct FixtureProblem: Error, CustomStringConvertible {
 
 /// The golden messages under Resources/exec-protocol.
 enum ExecFixtures {
-    static let names = ["describe", "generate", "score", "finetune", "progress", "open_artifact", "error"]
+    static let names = ["describe", "generate", "score", "finetune", "progress", "open_artifact", "error", "embed"]
 
     static func lines(_ name: String) throws -> [String] {
         guard let url = Bundle.module.url(forResource: name, withExtension: "jsonl", subdirectory: "Resources/exec-protocol") else {

@@ -53,6 +53,57 @@ import Testing
         #expect(plan.status == 0, "\(plan.stderr)")
     }
 
+    /// `retriever: embeddings` with the exec test backend as the embedder (exec protocol
+    /// `embed`): validated, planned with its embedding tokens, run, and rerun from the ledger.
+    @Test func ragRetrievesByEmbeddingsFromAnExecPlugin() async throws {
+        let workspace = try Workspace()
+        let entry = "{name: rag, kind: rag, backend: local, corpus: kb, k: 1, chunk_tokens: 32, chunk_overlap: 4, answer_doc_field: doc}"
+        let original = try String(contentsOf: workspace.root.appending(path: "rag.yaml"), encoding: .utf8)
+        #expect(original.contains(entry))
+        let embedding = entry.replacingOccurrences(of: "k: 1,", with: "k: 1, retriever: embeddings, embedder: local,")
+        try original.replacingOccurrences(of: entry, with: embedding)
+            .replacingOccurrences(of: "    timeout_s: 60", with: "    timeout_s: 60\n    price: {input_per_mtok: 1.0, output_per_mtok: 2.0}")
+            .write(to: workspace.root.appending(path: "rag-emb.yaml"), atomically: true, encoding: .utf8)
+
+        let valid = try await workspace.run(["validate", "rag-emb.yaml"])
+        #expect(valid.status == 0, "\(valid.stderr)")
+        let plan = try await workspace.run(["plan", "rag-emb.yaml", "--json"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let planned = try #require(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any])
+        let items = try #require(planned["items"] as? [[String: Any]])
+        #expect((items.first { $0["name"] as? String == "rag" }?["embedding_tokens"] as? Int ?? 0) > 0)
+        #expect((items.first { $0["name"] as? String == "zero-shot" }?["embedding_tokens"] as? Int) == 0)
+        let table = try await workspace.run(["plan", "rag-emb.yaml"])
+        #expect(table.stdout.contains("embedding tok"))
+
+        let out = workspace.root.appending(path: "out")
+        let run = try await workspace.run(["run", "rag-emb.yaml", "--out", out.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        let embeds = workspace.calls().filter { $0.hasPrefix("embed\t") }.count
+        #expect(embeds > 0, "the test backend was asked to embed")
+        let report = try workspace.reportJSON(in: out)
+        let rows = try #require(report["strategies"] as? [[String: Any]])
+        let rag = try #require(rows.first { $0["name"] as? String == "rag" })
+        let retrieval = try #require(rag["retrieval"] as? [String: Any])
+        #expect(retrieval["retriever"] as? String == "embeddings")
+        #expect(retrieval["embedder"] as? String == "local")
+        // Five documents, one chunk each; ten questions.
+        #expect(retrieval["chunks"] as? Int == 5)
+        #expect(retrieval["recall"] as? Double == 1, "the chunk naming the slang word is the closest")
+        // The test backend counts words: the corpus's and the questions'.
+        #expect((retrieval["index_embedding_tokens"] as? Int ?? 0) > 30)
+        #expect((retrieval["query_embedding_tokens"] as? Int ?? 0) > 30)
+        // The index was cached on disk in Tally's home.
+        let indexes = try FileManager.default.contentsOfDirectory(atPath: workspace.home.appending(path: "cache/rag-index").path)
+        #expect(indexes.filter { $0.hasSuffix(".idx") }.count == 1)
+
+        // Rerun: vectors and answers from the ledger; nothing is embedded or asked again.
+        let count = workspace.calls().count
+        let again = try await workspace.run(["run", "rag-emb.yaml", "--quiet"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(workspace.calls().count == count, "the rerun called the backend")
+    }
+
     @Test func badRAGKeysAreReportedAtTheirLineAndColumn() async throws {
         let workspace = try Workspace()
         let entry = "{name: rag, kind: rag, backend: local, corpus: kb, k: 1, chunk_tokens: 32, chunk_overlap: 4, answer_doc_field: doc}"
@@ -82,7 +133,8 @@ import Testing
             let line = try #require(lines.firstIndex { $0.contains(item.bad) })
             let range = try #require(lines[line].range(of: item.token))
             let column = lines[line].distance(from: lines[line].startIndex, to: range.lowerBound) + 1
-            let result = try await workspace.run(["validate", name])
+            // The test backend can embed unless told otherwise.
+            let result = try await workspace.run(["validate", name], environment: ["TALLY_TEST_BACKEND_NO_EMBED": "1"])
             #expect(result.status == 2, "\(name)")
             #expect(result.stderr.contains("\(name):\(line + 1):\(column): \(item.message)"), "\(result.stderr)")
         }

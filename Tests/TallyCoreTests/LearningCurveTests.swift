@@ -77,6 +77,25 @@ struct LearningCurveTests {
         if !size.enough { #expect(size.summary.contains("too small")) }
     }
 
+    /// How often `phrase` occurs in `text`, white space (line wrapping) collapsed.
+    static func occurrences(of phrase: String, in text: String) -> Int {
+        let flat = text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        return flat.components(separatedBy: phrase).count - 1
+    }
+
+    @Test("the test-set-size verdict is said once in every report format, not again in the notes")
+    func testSetVerdictOnce() throws {
+        let report = Report.build(from: SampleMeasurements.make())
+        let size = try #require(report.testSetSize)
+        #expect(!size.enough, "the sample's 40 test examples are too few")
+        #expect(!report.notes.contains(size.summary))
+        let phrase = "The test set is too small to tell"
+        #expect(Self.occurrences(of: phrase, in: try TerminalRenderer().render(report)) == 1)
+        #expect(Self.occurrences(of: phrase, in: try MarkdownRenderer().render(report)) == 1)
+        #expect(Self.occurrences(of: phrase, in: try HTMLRenderer().render(report)) == 1)
+        #expect(Self.occurrences(of: phrase, in: try JSONRenderer().render(report)) == 1)
+    }
+
     @Test("labelling cost enters the one-off cost, the total and the decision")
     func labellingCostFlowsIntoDecision() throws {
         // Few-shot (80%) and LoRA (90%) meet 75%; without labelling costs LoRA is cheaper.
@@ -141,6 +160,12 @@ struct LearningCurveTests {
         #expect(json.contains("\"learning_curves\"") && json.contains("\"test_set_size\""))
         let markdown = try MarkdownRenderer(chartsDirectory: "charts").render(report)
         #expect(markdown.contains("## Learning curves") && markdown.contains("charts/learning-curves.svg") && markdown.contains("charts/shot-curves.svg"))
+        // A curve run's test-set verdict is printed once, in its section.
+        let verdict = try #require(report.testSetSize?.summary)
+        let terminal = try TerminalRenderer().render(report)
+        #expect(terminal.contains("Learning curves"))
+        #expect(Self.occurrences(of: verdict, in: terminal) == 1)
+        #expect(Self.occurrences(of: verdict, in: markdown) == 1)
     }
 
     @Test("plan prices every curve point")

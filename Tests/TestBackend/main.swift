@@ -1,5 +1,5 @@
 // tally-test-backend: a deterministic backend for Tally's end-to-end tests, speaking the
-// exec plugin protocol 1.0 (JSON-RPC 2.0 lines, docs/plugins.md) on stdin/stdout. It shares
+// exec plugin protocol 1.1 (JSON-RPC 2.0 lines, docs/plugins.md) on stdin/stdout. It shares
 // no code or types with Tally (plain Foundation and JSONSerialization), so a renamed field
 // on Tally's side breaks its tests as it would break a plugin in another language. Every
 // answer is a pure function of the request (and, for fine-tuned models, of the artifact the
@@ -19,13 +19,18 @@
 // - Sampling (temperature > 0): for one in four (seed, question) pairs a positive/negative
 //   answer turns into the other label, so sampled answers to one question can disagree.
 //
+// How it answers `embed`: each text's words of four or more letters (lowercased), counted
+// into 256 dimensions by their FNV-1a hash; prompt_tokens is the number of words. Texts that
+// share a rare word ("zorp") are close, while short common words ("the", "is") are ignored.
+//
 // Environment:
-//   TALLY_TEST_BACKEND_LOG           append "<method>\t<hash of params>" per generate/finetune/score call
+//   TALLY_TEST_BACKEND_LOG           append "<method>\t<hash of params>" per generate/finetune/score/embed call
 //   TALLY_TEST_BACKEND_DESCRIBE_LOG  append "describe" per describe call (how often the program was asked)
 //   TALLY_TEST_BACKEND_DELAY_MS      sleep this long before answering each generate call
 //   TALLY_TEST_BACKEND_FINETUNE_DELAY_MS  sleep this long before answering each finetune call
 //   TALLY_TEST_BACKEND_FAIL          comma-separated methods that answer with an error
 //   TALLY_TEST_BACKEND_REMOTE        "1": describe says data leaves the machine
+//   TALLY_TEST_BACKEND_NO_EMBED      "1": describe declares no embeddings (the backend cannot embed)
 import Foundation
 
 typealias Object = [String: Any]
@@ -293,6 +298,19 @@ func score(_ params: Object) throws -> Object {
     return ["nats": base + shift, "tokens": words(text).count]
 }
 
+func embed(_ params: Object) throws -> Object {
+    guard let texts = params["texts"] as? [String] else { throw Failure.invalidParams("params.texts must be an array of strings") }
+    var tokens = 0
+    let vectors: [[Double]] = texts.map { text in
+        var vector = [Double](repeating: 0, count: 256)
+        let all = words(text)
+        tokens += all.count
+        for word in all where word.count >= 4 { vector[Int(fnv(word) % 256)] += 1 }
+        return vector
+    }
+    return ["vectors": vectors, "prompt_tokens": tokens]
+}
+
 func describe(_ params: Object) throws -> Object {
     guard let version = params["protocol_version"] as? String else {
         throw Failure.invalidParams("params.protocol_version is missing")
@@ -301,13 +319,15 @@ func describe(_ params: Object) throws -> Object {
         throw Failure(code: -32002, message: "tally-test-backend speaks exec protocol 1.x, not \(version)", data: ["supported": "1.x"])
     }
     appendLine("describe", to: describeLogPath)
-    return [
-        "protocol_version": "1.0",
+    var description: Object = [
+        "protocol_version": "1.1",
         "name": "tally-test-backend", "version": "1",
         "data_leaves_machine": environment["TALLY_TEST_BACKEND_REMOTE"] == "1",
         "fine_tuning_methods": ["lora", "full-finetune"],
         "max_concurrency": 4,
     ]
+    if environment["TALLY_TEST_BACKEND_NO_EMBED"] != "1" { description["embeddings"] = ["max_batch_size": 8] }
+    return description
 }
 
 // MARK: the loop
@@ -370,6 +390,9 @@ while let line = readLine(strippingNewline: true) {
         case "score":
             log("score", params)
             result = try score(params)
+        case "embed":
+            log("embed", params)
+            result = try embed(params)
         default:
             throw Failure(code: -32601, message: "unknown method \(method)")
         }

@@ -43,14 +43,18 @@ struct PlanCommand: AsyncParsableCommand {
 
     static func render(_ plan: PlanEstimate) -> String {
         var text = "Plan for \(plan.recipeName): \(plan.testExamples) test and \(plan.trainExamples) training examples. ESTIMATES: nothing has been run or paid for.\n\n"
-        let header = ["strategy", "kind", "backend", "requests", "prompt tok", "completion tok", "training tok", "est. time", "est. cost"]
+        // The embedding column shows only when a strategy embeds (rag with embeddings).
+        let embeds = plan.items.contains { $0.embeddingTokens > 0 }
+        let header = ["strategy", "kind", "backend", "requests", "prompt tok", "completion tok", "training tok"] + (embeds ? ["embedding tok"] : []) + ["est. time", "est. cost"]
         var rows: [[String]] = plan.items.map { item in
             [item.repetitions.map { "\(item.name) (x\($0) seeds)" } ?? item.name, item.kind, item.backend ?? "-", grouped(item.requests), grouped(item.promptTokens), grouped(item.completionTokens),
-             item.trainingTokens > 0 ? grouped(item.trainingTokens) : "-", duration(item.estimatedSeconds), DecisionMaker.usd(item.estimatedUSD)]
+             item.trainingTokens > 0 ? grouped(item.trainingTokens) : "-"] + (embeds ? [item.embeddingTokens > 0 ? grouped(item.embeddingTokens) : "-"] : [])
+                + [duration(item.estimatedSeconds), DecisionMaker.usd(item.estimatedUSD)]
         }
         rows.append(["total", "", "", grouped(plan.totalRequests), grouped(plan.items.reduce(0) { $0 + $1.promptTokens }),
-                     grouped(plan.items.reduce(0) { $0 + $1.completionTokens }), grouped(plan.items.reduce(0) { $0 + $1.trainingTokens }),
-                     duration(plan.totalSeconds), DecisionMaker.usd(plan.totalUSD)])
+                     grouped(plan.items.reduce(0) { $0 + $1.completionTokens }), grouped(plan.items.reduce(0) { $0 + $1.trainingTokens })]
+                    + (embeds ? [grouped(plan.items.reduce(0) { $0 + $1.embeddingTokens })] : [])
+                    + [duration(plan.totalSeconds), DecisionMaker.usd(plan.totalUSD)])
         var widths = header.map(\.count)
         for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
         let numeric = Set(3..<header.count)

@@ -93,15 +93,18 @@ public final class ExecConnection: Sendable {
 
     /// Sends one request and waits for its result, decoded as `Body` and checked.
     /// - Parameters:
-    ///   - method: `describe`, `generate`, `finetune`, `open_artifact` or `score`.
+    ///   - method: `describe`, `generate`, `finetune`, `open_artifact`, `score` or `embed`.
     ///   - params: the request's parameters.
     ///   - progress: receives the plugin's progress notifications for this request.
     ///   - timeout: seconds this request may take (0: no limit); nil: the connection's timeout.
+    ///   - check: what the result must also satisfy given the request (one vector per text
+    ///     asked); a problem it names is a protocol violation at `result.<field>`.
     /// - Throws: `TallyError(.backend)`: the plugin's error, a protocol violation (message
     ///   beginning with `ExecProtocol.violationPrefix`), a timeout, or the program's exit.
     public func call<Params: Encodable & Sendable, Body: ExecProtocol.Reply>(
         _ method: String, params: Params, as body: Body.Type,
-        progress: (@Sendable (ProgressEvent) -> Void)? = nil, timeout: Double? = nil
+        progress: (@Sendable (ProgressEvent) -> Void)? = nil, timeout: Double? = nil,
+        check: (@Sendable (Body) -> ExecProtocol.FieldProblem?)? = nil
     ) async throws -> Body {
         // The reply is decoded where it completes (the stdout thread, whose stack is sized
         // for nested JSON), not on the cooperative pool.
@@ -111,7 +114,7 @@ public final class ExecConnection: Sendable {
                     continuation.resume(throwing: TallyError(code: .backend, message: "the exec connection closed during `\(method)`"))
                     return
                 }
-                continuation.resume(with: result.flatMap { self.decode($0, as: Body.self, method: method, id: id) })
+                continuation.resume(with: result.flatMap { self.decode($0, as: Body.self, method: method, id: id, check: check) })
             }
         }
     }
@@ -161,9 +164,15 @@ public final class ExecConnection: Sendable {
         }
     }
 
-    private func decode<Body: ExecProtocol.Reply>(_ value: ExecProtocol.Value, as body: Body.Type, method: String, id: Int) -> Result<Body, TallyError> {
-        do {
-            return .success(try ExecProtocol.decodeReply(value, as: Body.self))
+    private func decode<Body: ExecProtocol.Reply>(
+        _ value: ExecProtocol.Value, as body: Body.Type, method: String, id: Int, check: (@Sendable (Body) -> ExecProtocol.FieldProblem?)? = nil
+    ) -> Result<Body, TallyError> {
+        do throws(ExecProtocol.Violation) {
+            let decoded = try ExecProtocol.decodeReply(value, as: Body.self)
+            if let problem = check?(decoded) {
+                throw ExecProtocol.Violation(field: problem.field.isEmpty ? "result" : "result.\(problem.field)", problem: problem.problem)
+            }
+            return .success(decoded)
         } catch var violation {
             violation.id = id
             violation.method = method

@@ -37,6 +37,13 @@ public struct ExecPlugin: BackendPlugin {
         return Set(description.fineTuningMethods ?? [])
     }
 
+    /// Whether the configured program declares `embeddings` in `describe` (it answers
+    /// `embed`); asked once per entry and process.
+    public func canEmbed(_ config: BackendConfig) -> Bool {
+        guard case .success(let description) = describe(config, environment: ProcessInfo.processInfo.environment) else { return false }
+        return description.embeddings != nil
+    }
+
     /// Checks the settings, then starts the program, asks `describe` (protocol version
     /// included) and stops it again; the only side effect is that short-lived process.
     public func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue] {
@@ -95,7 +102,10 @@ public struct ExecPlugin: BackendPlugin {
         let methods = Set(description.fineTuningMethods ?? [])
         let fineTuner: (any FineTuner)? = methods.isEmpty ? nil : ExecFineTuner(connection: connection, model: config.model, methods: methods, baseIdentity: identity)
         let concurrency = config.settings["max_concurrency"].flatMap(Int.init) ?? description.maxConcurrency ?? 1
-        return Backend(generator: generator, fineTuner: fineTuner, dataLeavesMachine: description.dataLeavesMachine ?? true, maxConcurrency: max(1, concurrency))
+        let embedder = description.embeddings.map {
+            ExecEmbedder(connection: connection, model: config.model, identity: identity, maxBatchSize: $0.maxBatchSize ?? ExecProtocol.EmbeddingCapability.defaultBatchSize)
+        }
+        return Backend(generator: generator, fineTuner: fineTuner, dataLeavesMachine: description.dataLeavesMachine ?? true, maxConcurrency: max(1, concurrency), embedder: embedder)
     }
 
     /// Splits `command:` into a program and arguments and finds the program: a path with a
@@ -208,6 +218,26 @@ public struct ExecGenerator: TextGenerator, TextScorer {
     public func crossEntropy(of text: String) async throws -> (nats: Double, tokens: Int) {
         let score = try await connection.call(ExecProtocol.Method.score, params: ExecProtocol.ScoreParams(model: model, artifact: artifact, text: text), as: ExecProtocol.Score.self)
         return (score.nats, score.tokens)
+    }
+}
+
+/// Embedding through an exec plugin that declares `embeddings` in `describe`.
+public struct ExecEmbedder: TextEmbedder {
+    /// The connection to the program.
+    public let connection: ExecConnection
+    let model: String
+    /// `exec:<name>@<version>:<model>`: the vectors change when the plugin's version does.
+    public let identity: String
+    public let maxBatchSize: Int
+
+    /// Sends one `embed` request; the reply must hold one finite vector per text, all of one
+    /// dimension (anything else is a protocol violation).
+    public func embed(_ texts: [String]) async throws -> Embeddings {
+        let count = texts.count
+        let result = try await connection.call(
+            ExecProtocol.Method.embed, params: ExecProtocol.EmbedParams(model: model, texts: texts),
+            as: ExecProtocol.EmbeddingResult.self, check: { $0.problem(texts: count) })
+        return Embeddings(vectors: result.vectors.map { $0.map(Float.init) }, promptTokens: result.promptTokens)
     }
 }
 

@@ -11,7 +11,7 @@ import Foundation
 public enum ExecProtocol {
     /// The exec protocol version this Tally speaks, sent in `describe` params. A plugin that
     /// answers with another major version is refused; minor versions only add optional members.
-    public static let version = Version(major: 1, minor: 0)
+    public static let version = Version(major: 1, minor: 1)
     /// The JSON-RPC version every message carries in `jsonrpc`.
     public static let jsonRPCVersion = "2.0"
     /// The longest line Tally reads from a plugin's stdout; a longer one stops the plugin.
@@ -27,6 +27,8 @@ public enum ExecProtocol {
         public static let score = "score"
         public static let finetune = "finetune"
         public static let openArtifact = "open_artifact"
+        /// Optional (protocol 1.1): texts to vectors, for plugins whose `describe` declares `embeddings`.
+        public static let embed = "embed"
         /// A notification from the plugin about a pending request.
         public static let progress = "progress"
     }
@@ -59,7 +61,7 @@ public enum ExecProtocol {
     public static func versionProblem(declared: String?) -> String? {
         let ours = version
         guard let declared else {
-            return "declares no `protocol_version` in its describe result, so it predates exec protocol \(ours) (JSON-RPC 2.0 framing), which this Tally speaks; update the plugin to protocol \(ours.major).x (docs/plugins.md, \"Versions\")"
+            return "declares no `protocol_version` in its describe result, so it predates exec protocol 1.0 (JSON-RPC 2.0 framing); this Tally speaks \(ours): update the plugin to protocol \(ours.major).x (docs/plugins.md, \"Versions\")"
         }
         let shown = sanitized(declared, limit: 40)
         guard let theirs = Version(declared) else {
@@ -474,18 +476,21 @@ public enum ExecProtocol {
         public let dataLeavesMachine: Bool?
         public let fineTuningMethods: [String]?
         public let maxConcurrency: Int?
+        /// Present when the plugin answers `embed` (protocol 1.1); absent: it cannot embed.
+        public let embeddings: EmbeddingCapability?
 
-        public init(protocolVersion: String?, name: String, version: String, dataLeavesMachine: Bool?, fineTuningMethods: [String]?, maxConcurrency: Int?) {
+        public init(protocolVersion: String?, name: String, version: String, dataLeavesMachine: Bool?, fineTuningMethods: [String]?, maxConcurrency: Int?, embeddings: EmbeddingCapability? = nil) {
             self.protocolVersion = protocolVersion
             self.name = name
             self.version = version
             self.dataLeavesMachine = dataLeavesMachine
             self.fineTuningMethods = fineTuningMethods
             self.maxConcurrency = maxConcurrency
+            self.embeddings = embeddings
         }
 
         enum CodingKeys: String, CodingKey {
-            case name, version
+            case name, version, embeddings
             case protocolVersion = "protocol_version"
             case dataLeavesMachine = "data_leaves_machine"
             case fineTuningMethods = "fine_tuning_methods"
@@ -504,6 +509,30 @@ public enum ExecProtocol {
             }
             if let maxConcurrency, !(1...1024).contains(maxConcurrency) {
                 return FieldProblem("max_concurrency", "is \(maxConcurrency); it must be 1 to 1024")
+            }
+            if let problem = embeddings?.problem() { return FieldProblem("embeddings.\(problem.field)", problem.problem) }
+            return nil
+        }
+    }
+
+    /// `describe`'s `embeddings` member: the plugin answers `embed`.
+    public struct EmbeddingCapability: Codable, Sendable, Hashable, Reply {
+        /// The most texts one `embed` request may carry (default 16).
+        public let maxBatchSize: Int?
+
+        public static let defaultBatchSize = 16
+        /// The largest batch a plugin may ask for.
+        public static let maxBatchSizeLimit = 2048
+
+        public init(maxBatchSize: Int?) { self.maxBatchSize = maxBatchSize }
+
+        enum CodingKeys: String, CodingKey {
+            case maxBatchSize = "max_batch_size"
+        }
+
+        public func problem() -> FieldProblem? {
+            if let maxBatchSize, !(1...Self.maxBatchSizeLimit).contains(maxBatchSize) {
+                return FieldProblem("max_batch_size", "is \(maxBatchSize); it must be 1 to \(Self.maxBatchSizeLimit)")
             }
             return nil
         }
@@ -800,6 +829,66 @@ public enum ExecProtocol {
             if !(nats.isFinite && nats >= 0) { return FieldProblem("nats", "is \(nats); it must be a finite number ≥ 0") }
             if tokens < 0 { return FieldProblem("tokens", "is \(tokens); it must be ≥ 0") }
             return nil
+        }
+    }
+}
+
+extension ExecProtocol {
+    // MARK: embed
+
+    /// `embed` parameters: the texts to turn into vectors, in order.
+    public struct EmbedParams: Codable, Sendable, Hashable {
+        public let model: String
+        public let texts: [String]
+
+        public init(model: String, texts: [String]) {
+            self.model = model
+            self.texts = texts
+        }
+    }
+
+    /// `embed` result: one vector per text, all of one dimension, and the tokens the batch
+    /// counted (what the embedder's price multiplies).
+    public struct EmbeddingResult: Codable, Sendable, Hashable, Reply {
+        public let vectors: [[Double]]
+        public let promptTokens: Int
+
+        /// The longest vector accepted.
+        public static let maxDimension = 65_536
+
+        public init(vectors: [[Double]], promptTokens: Int) {
+            self.vectors = vectors
+            self.promptTokens = promptTokens
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case vectors
+            case promptTokens = "prompt_tokens"
+        }
+
+        public func problem() -> FieldProblem? {
+            if promptTokens < 0 { return FieldProblem("prompt_tokens", "is \(promptTokens); token counts are whole numbers ≥ 0") }
+            if vectors.count > EmbeddingCapability.maxBatchSizeLimit {
+                return FieldProblem("vectors", "has \(vectors.count) vectors; at most \(EmbeddingCapability.maxBatchSizeLimit), one per text asked")
+            }
+            guard let dimension = vectors.first?.count else { return nil }
+            if !(1...Self.maxDimension).contains(dimension) {
+                return FieldProblem("vectors[0]", "has \(dimension) numbers; a vector has 1 to \(Self.maxDimension)")
+            }
+            for (index, vector) in vectors.enumerated() {
+                if vector.count != dimension {
+                    return FieldProblem("vectors[\(index)]", "has \(vector.count) numbers, vectors[0] has \(dimension); every vector of a reply has one dimension")
+                }
+                if let position = vector.firstIndex(where: { !$0.isFinite || abs($0) > Double(Float.greatestFiniteMagnitude) }) {
+                    return FieldProblem("vectors[\(index)][\(position)]", "is not a finite number")
+                }
+            }
+            return nil
+        }
+
+        /// Whether the reply answers a request of `texts` texts: one vector per text.
+        public func problem(texts: Int) -> FieldProblem? {
+            vectors.count == texts ? nil : FieldProblem("vectors", "has \(vectors.count) vectors for the \(texts) texts asked; answer one vector per text, in order")
         }
     }
 }

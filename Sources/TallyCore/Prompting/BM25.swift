@@ -4,6 +4,8 @@ import Foundation
 /// demonstrations most similar to a test input (few-shot `selection: similar`) and the corpus
 /// chunks a `rag` strategy retrieves. Words are `TextNormalizer.tokens`.
 public struct BM25: Sendable {
+    public static let defaultK1 = 1.2
+    public static let defaultB = 0.75
     public let k1: Double
     public let b: Double
     let documents: [[String: Int]]
@@ -12,25 +14,38 @@ public struct BM25: Sendable {
     let documentFrequency: [String: Int]
 
     /// Indexes `documents`.
-    public init(documents: [String], k1: Double = 1.2, b: Double = 0.75) {
+    public init(documents: [String], k1: Double = BM25.defaultK1, b: Double = BM25.defaultB) {
+        self.init(termCounts: documents.map { document in
+            var counts: [String: Int] = [:]
+            for token in TextNormalizer.tokens(document) { counts[token, default: 0] += 1 }
+            return counts
+        }, k1: k1, b: b)
+    }
+
+    /// An index from its statistics: each document's word counts (what `termCounts` holds;
+    /// a document's length is the sum of its counts). A cached index is rebuilt this way.
+    public init(termCounts: [[String: Int]], k1: Double = BM25.defaultK1, b: Double = BM25.defaultB) {
         self.k1 = k1
         self.b = b
-        var docs: [[String: Int]] = []
         var lengths: [Int] = []
+        lengths.reserveCapacity(termCounts.count)
         var df: [String: Int] = [:]
-        for document in documents {
-            let tokens = TextNormalizer.tokens(document)
-            var counts: [String: Int] = [:]
-            for token in tokens { counts[token, default: 0] += 1 }
-            for token in counts.keys { df[token, default: 0] += 1 }
-            docs.append(counts)
-            lengths.append(tokens.count)
+        for counts in termCounts {
+            var length = 0
+            for (token, count) in counts {
+                df[token, default: 0] += 1
+                length += count
+            }
+            lengths.append(length)
         }
-        self.documents = docs
+        self.documents = termCounts
         self.lengths = lengths
         self.documentFrequency = df
         self.averageLength = lengths.isEmpty ? 0 : Double(lengths.reduce(0, +)) / Double(lengths.count)
     }
+
+    /// Each document's word counts, in document order.
+    public var termCounts: [[String: Int]] { documents }
 
     /// Inverse document frequency: ln(1 + (N - df + 0.5) / (df + 0.5)).
     public func idf(_ term: String) -> Double {

@@ -307,7 +307,7 @@ extension Report {
         let testSetSize = pair.flatMap { pair in
             TestSetSizeReport.build(first: (pair.0, scoresByName[pair.0] ?? []), second: (pair.1, scoresByName[pair.1] ?? []))
         }
-        if let testSetSize, !testSetSize.enough { notes.append(testSetSize.summary) }
+        // Its summary is shown in each format's test-set-size section, not repeated in the notes.
         var report = Report(
             schemaVersion: currentSchemaVersion, runID: m.runID, recipe: m.recipeName, recipePath: m.recipePath,
             startedAt: m.startedAt, finishedAt: m.finishedAt, complete: m.finishedAt != nil, metric: m.metric,

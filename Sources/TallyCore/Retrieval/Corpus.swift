@@ -131,6 +131,17 @@ public struct Corpus: Sendable {
         digest = hasher.finalize().hexString
     }
 
+    /// One file of a corpus as the recipe names it: where it is, the name its documents
+    /// are known by, and whether it holds JSONL rows (else it is one text document).
+    public struct File: Sendable, Hashable {
+        public let url: URL
+        /// A text file's document id (its path relative to the folder named, or its name).
+        public let id: String
+        /// How the file is shown in messages and in row ids (`<shown>:<line>`).
+        public let shown: String
+        public let holdsRows: Bool
+    }
+
     /// Reads the corpus named by `paths`.
     /// - Parameters:
     ///   - paths: files or folders, relative paths resolved against `directory`.
@@ -141,38 +152,54 @@ public struct Corpus: Sendable {
     ///   folder without corpus files, a JSONL row without `textField`, or a corpus past the
     ///   size bounds.
     public static func load(paths: [String], relativeTo directory: URL, textField: String, idField: String) throws -> Corpus {
-        var documents: [CorpusDocument] = []
-        var bytes = 0
-        var files = 0
+        try load(files: files(paths: paths, relativeTo: directory), textField: textField, idField: idField)
+    }
+
+    /// The files `paths` name, in order (a folder's files sorted by relative path), without
+    /// reading them.
+    /// - Throws: `TallyError(.invalidData)` for a path that does not exist, a folder without
+    ///   corpus files, or more than `maxFiles` files.
+    public static func files(paths: [String], relativeTo directory: URL) throws -> [File] {
+        var files: [File] = []
         for path in paths {
             let url = RecipeLoader.resolve(path: path, relativeTo: directory)
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
                 throw TallyError(code: .invalidData, message: "corpus path '\(path)' does not exist (looked for \(url.path))")
             }
-            let entries: [(url: URL, id: String)]
             if isDirectory.boolValue {
-                entries = try folderFiles(url, path: path)
+                let entries = try folderFiles(url, path: path)
                 if entries.isEmpty {
                     throw TallyError(code: .invalidData, message: "corpus folder '\(path)' has no .jsonl, .txt or .md file")
                 }
+                for entry in entries {
+                    files.append(File(url: entry.url, id: entry.id, shown: path == entry.id ? path : (path as NSString).appendingPathComponent(entry.id), holdsRows: rowExtensions.contains(entry.url.pathExtension.lowercased())))
+                }
             } else {
-                entries = [(url, url.lastPathComponent)]
+                files.append(File(url: url, id: url.lastPathComponent, shown: path, holdsRows: rowExtensions.contains(url.pathExtension.lowercased())))
             }
-            for entry in entries {
-                files += 1
-                guard files <= maxFiles else { throw TallyError(code: .invalidData, message: "the corpus has more than \(maxFiles) files; name fewer") }
-                let data: Data
-                do { data = try Data(contentsOf: entry.url) } catch {
-                    throw TallyError(code: .invalidData, message: "cannot read corpus file \(entry.url.path)", underlying: error)
-                }
-                bytes += data.count
-                guard bytes <= maxBytes else { throw TallyError(code: .invalidData, message: "the corpus is larger than \(maxBytes >> 20) MiB; name fewer files") }
-                if rowExtensions.contains(entry.url.pathExtension.lowercased()) {
-                    documents += try rows(entry.url, shown: path == entry.id || !isDirectory.boolValue ? path : (path as NSString).appendingPathComponent(entry.id), textField: textField, idField: idField)
-                } else {
-                    documents.append(CorpusDocument(id: entry.id, text: String(decoding: data, as: UTF8.self)))
-                }
+            guard files.count <= maxFiles else { throw TallyError(code: .invalidData, message: "the corpus has more than \(maxFiles) files; name fewer") }
+        }
+        return files
+    }
+
+    /// Reads the documents of `files`.
+    /// - Throws: `TallyError(.invalidData)` for a file that cannot be read, a JSONL row
+    ///   without `textField`, or a corpus larger than `maxBytes`.
+    public static func load(files: [File], textField: String, idField: String) throws -> Corpus {
+        var documents: [CorpusDocument] = []
+        var bytes = 0
+        for file in files {
+            let data: Data
+            do { data = try Data(contentsOf: file.url) } catch {
+                throw TallyError(code: .invalidData, message: "cannot read corpus file \(file.url.path)", underlying: error)
+            }
+            bytes += data.count
+            guard bytes <= maxBytes else { throw TallyError(code: .invalidData, message: "the corpus is larger than \(maxBytes >> 20) MiB; name fewer files") }
+            if file.holdsRows {
+                documents += try rows(file.url, shown: file.shown, textField: textField, idField: idField)
+            } else {
+                documents.append(CorpusDocument(id: file.id, text: String(decoding: data, as: UTF8.self)))
             }
         }
         return Corpus(documents: documents)

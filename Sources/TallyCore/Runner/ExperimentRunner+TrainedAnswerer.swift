@@ -12,7 +12,7 @@ extension Execution {
     func measureTrainedAnswerer(_ run: RunPlan.StrategyRun, inputs: Inputs) async throws -> StrategyMeasurement {
         let spec = run.spec, repetition = run.repetition
         let runName = run.runName
-        let strategy = try inputs.plan.strategy(for: run, task: recipe.task)
+        let strategy = try inputs.plan.strategy(for: run, task: recipe.task, cacheDirectory: runner.cacheDirectory)
         let phase = "train \(runName)"
         progress(.started(phase: phase, total: nil))
         guard let answerer = try await strategy.trainAnswerer(progress: progress) else {

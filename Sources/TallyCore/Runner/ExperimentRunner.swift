@@ -20,6 +20,9 @@ public struct ExperimentRunner: Sendable {
     public let environment: [String: String]
     /// TALLY_HOME: fine-tuning work directories live under `home/work/`.
     public let home: URL
+    /// `home/cache`: what strategies derive from files and keep between runs (a `rag`
+    /// corpus index, `StrategyContext.cacheDirectory`).
+    public var cacheDirectory: URL { home.appendingPathComponent("cache", isDirectory: true) }
     public let strategies: StrategyCatalog
     /// Which stored results the run may reuse (all, by default).
     public var cachePolicy = CachePolicy()
@@ -291,7 +294,7 @@ final class Execution: Sendable {
     func measure(_ run: RunPlan.StrategyRun, backend: Backend, config: BackendConfig, inputs: Inputs) async throws -> StrategyMeasurement {
         let spec = run.spec, kind = run.kind, repetition = run.repetition
         let runName = run.runName
-        let made = try inputs.plan.strategy(for: run, task: recipe.task)
+        let made = try inputs.plan.strategy(for: run, task: recipe.task, cacheDirectory: runner.cacheDirectory)
         let strategy = try await made.prepared(for: inputs.test, services: services)
         if let retrieval = strategy.retrieval {
             budget.add(CallPricing.embeddingUSD(tokens: Double(retrieval.indexEmbeddingTokens + retrieval.queryEmbeddingTokens), perMTok: retrieval.embeddingPerMTok))

@@ -23,8 +23,12 @@ public struct PlanEstimate: Codable, Sendable {
         /// For a strategy run once per seed: how many runs the numbers above add up (every
         /// figure counts all of them); nil for a strategy run once.
         public let repetitions: Int?
+        /// Tokens embedded (a `rag` strategy's corpus once, and its questions per run), priced
+        /// at the embedder's `price.input_per_mtok` and included in `estimatedUSD`; 0 when
+        /// the strategy embeds nothing.
+        public let embeddingTokens: Int
 
-        public init(name: String, kind: String, backend: String?, requests: Int, promptTokens: Int, completionTokens: Int, trainingTokens: Int, estimatedSeconds: Double, estimatedUSD: Double, local: Bool, repetitions: Int? = nil) {
+        public init(name: String, kind: String, backend: String?, requests: Int, promptTokens: Int, completionTokens: Int, trainingTokens: Int, estimatedSeconds: Double, estimatedUSD: Double, local: Bool, repetitions: Int? = nil, embeddingTokens: Int = 0) {
             self.name = name
             self.kind = kind
             self.backend = backend
@@ -36,10 +40,12 @@ public struct PlanEstimate: Codable, Sendable {
             self.estimatedUSD = estimatedUSD
             self.local = local
             self.repetitions = repetitions
+            self.embeddingTokens = embeddingTokens
         }
 
         enum CodingKeys: String, CodingKey {
             case name, kind, backend, requests, local, repetitions
+            case embeddingTokens = "embedding_tokens"
             case promptTokens = "prompt_tokens"
             case completionTokens = "completion_tokens"
             case trainingTokens = "training_tokens"
@@ -138,6 +144,8 @@ public enum Planner {
 
         var items: [PlanEstimate.Item] = []
         var sampled: [String] = []
+        var embedders: Set<String> = []
+        var embedded: [String] = []
         var probedBackends = Set<String>()
         var ownModels: [String] = []
         // One item per strategy, adding up its runs (one per seed) as the plan lists them.
@@ -171,8 +179,18 @@ public enum Planner {
             var seconds = 0.0, usd = 0.0
             var requests = 0
             var trainingTokens = 0
+            var embeddingTokens = 0
             for run in runs {
                 let strategy = try plan.strategy(for: run, task: task)
+                if let planned = strategy.plannedEmbeddings(for: test.examples) {
+                    // The corpus is embedded once per strategy (its vectors are then in the
+                    // ledger), the questions once per run.
+                    let once = run.seed == runs.first?.seed ? planned.once.reduce(0) { $0 + tokens($1) } : 0
+                    let asked = planned.perQuestion.reduce(0) { $0 + tokens($1) }
+                    embeddingTokens += once + asked
+                    usd += CallPricing.embeddingUSD(tokens: Double(once + asked), perMTok: recipe.backend(named: planned.backend)?.price.inputPerMTok ?? 0)
+                    if embedders.insert(spec.name).inserted { embedded.append("\(spec.name) via \(planned.backend)") }
+                }
                 var runSeconds = 0.0
                 // A strategy that samples several answers per example pays for each.
                 let samples = max(1, strategy.samples)
@@ -206,7 +224,7 @@ public enum Planner {
                     }
                 }
             }
-            items.append(PlanEstimate.Item(name: name, kind: spec.kind, backend: spec.backend, requests: requests, promptTokens: prompt, completionTokens: completion, trainingTokens: trainingTokens, estimatedSeconds: seconds, estimatedUSD: usd, local: isLocal(config), repetitions: repetitions))
+            items.append(PlanEstimate.Item(name: name, kind: spec.kind, backend: spec.backend, requests: requests, promptTokens: prompt, completionTokens: completion, trainingTokens: trainingTokens, estimatedSeconds: seconds, estimatedUSD: usd, local: isLocal(config), repetitions: repetitions, embeddingTokens: embeddingTokens))
         }
         var assumptions = [
             countTokens == nil
@@ -217,6 +235,9 @@ public enum Planner {
             "hosted calls: \(hostedSecondsPerRequest) s + \(Int(hostedCompletionTokensPerSecond)) generated tokens/s, with run.concurrency calls in flight",
             "calls already in the ledger are not subtracted: a rerun costs less",
         ]
+        if !embedded.isEmpty {
+            assumptions.append("embeddings (\(embedded.joined(separator: ", "))): the corpus chunks are embedded once and every question once per run, counted like prompt tokens and priced at the embedder's price.input_per_mtok; their time is not estimated")
+        }
         if !sampled.isEmpty {
             assumptions.append("strategies that sample several answers per question (self-consistency) count every sample's call: \(sampled.joined(separator: ", "))")
         }

@@ -141,8 +141,10 @@ public struct RunPlan: Sendable {
     }
 
     /// The strategy of one run, built from the plan's data and the run's seed.
+    /// - Parameter cacheDirectory: where the strategy may keep what it derives from files
+    ///   (`StrategyContext.cacheDirectory`; nil: nowhere).
     /// - Throws: what the strategy kind throws for a bad configuration.
-    public func strategy(for run: StrategyRun, task: TaskSpec) throws -> any Strategy {
-        try run.kind.makeStrategy(run.spec, context: StrategyContext(task: task, train: run.point?.train ?? train.examples, validation: validation?.examples ?? [], seed: run.seed, recipeDirectory: recipeDirectory))
+    public func strategy(for run: StrategyRun, task: TaskSpec, cacheDirectory: URL? = nil) throws -> any Strategy {
+        try run.kind.makeStrategy(run.spec, context: StrategyContext(task: task, train: run.point?.train ?? train.examples, validation: validation?.examples ?? [], seed: run.seed, recipeDirectory: recipeDirectory, cacheDirectory: cacheDirectory))
     }
 }

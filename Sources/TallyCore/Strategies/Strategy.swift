@@ -12,13 +12,18 @@ public struct StrategyContext: Sendable {
     /// The recipe's directory, against which a strategy resolves relative paths of its own
     /// (a `rag` corpus); nil when there is no recipe file.
     public let recipeDirectory: URL?
+    /// A directory where a strategy may keep what it derives from files between runs (a
+    /// `rag` strategy's chunked and indexed corpus); the runner passes `<Tally home>/cache`.
+    /// Nil keeps nothing on disk.
+    public let cacheDirectory: URL?
 
-    public init(task: TaskSpec, train: [Example], validation: [Example] = [], seed: UInt64 = 0, recipeDirectory: URL? = nil) {
+    public init(task: TaskSpec, train: [Example], validation: [Example] = [], seed: UInt64 = 0, recipeDirectory: URL? = nil, cacheDirectory: URL? = nil) {
         self.task = task
         self.train = train
         self.validation = validation
         self.seed = seed
         self.recipeDirectory = recipeDirectory
+        self.cacheDirectory = cacheDirectory
     }
 }
 
@@ -100,6 +105,27 @@ public protocol Strategy: Sendable {
     /// What retrieval did for the test questions (retrieved tokens, recall@k, embedding
     /// tokens), for strategies that retrieve context; the report shows it. Default: nil.
     var retrieval: RetrievalMeasurement? { get }
+    /// The texts this strategy would embed to answer `questions`, for `tally plan` to price
+    /// (a `rag` strategy with `retriever: embeddings`: its corpus chunks once, and each
+    /// question's query). Default: nil (it embeds nothing).
+    func plannedEmbeddings(for questions: [Example]) -> PlannedEmbeddings?
+}
+
+/// What a strategy would embed in a run, as `tally plan` prices it: the texts embedded once
+/// (a corpus index, shared by every run of the strategy) and those embedded per question.
+public struct PlannedEmbeddings: Sendable, Hashable {
+    /// The recipe backend that embeds; its `price.input_per_mtok` prices the tokens.
+    public let backend: String
+    /// Texts embedded once per strategy (the corpus chunks).
+    public let once: [String]
+    /// Texts embedded for the questions, one or more per question.
+    public let perQuestion: [String]
+
+    public init(backend: String, once: [String], perQuestion: [String]) {
+        self.backend = backend
+        self.once = once
+        self.perQuestion = perQuestion
+    }
 }
 
 extension Strategy {
@@ -112,6 +138,7 @@ extension Strategy {
     public var labelledExamples: Int { 0 }
     public func prepared(for questions: [Example], services: StrategyServices) async throws -> any Strategy { self }
     public var retrieval: RetrievalMeasurement? { nil }
+    public func plannedEmbeddings(for questions: [Example]) -> PlannedEmbeddings? { nil }
 
     /// The generation request for one test example (greedy decoding).
     public func request(for example: Example) -> GenerationRequest {

@@ -24,7 +24,8 @@ import TallyCore
 ///
 /// then the generator's checks; `identity survives a restart` (a second backend built from
 /// the same configuration reports the same identity); the fine-tuner's checks (or one
-/// skipped `fine-tuning` check saying why there are none); and, for a backend whose generator
+/// skipped `fine-tuning` check saying why there are none); for a backend that can embed
+/// (`Backend.embedder`), the embedder's checks (`EmbedderConformance`); and, for a backend whose generator
 /// records protocol violations (`ViolationRecording`, as the `exec` plugin's does),
 /// `messages follow the protocol`. When the configuration is invalid or the backend cannot
 /// be built, the later checks are not run.
@@ -109,6 +110,10 @@ public enum BackendConformance {
                 watching: watched, timeouts: timeouts)
         } else {
             checks.append(.skip("fine-tuning", backend.fineTuner == nil ? "the backend has no fine-tuner" : "no fine-tuning request given"))
+        }
+
+        if let embedder = backend.embedder {
+            checks += await EmbedderConformance.check(embedder, timeouts: timeouts)
         }
 
         if let recording = backend.generator as? any ViolationRecording {

@@ -126,6 +126,9 @@ public struct HTMLRenderer: ReportRenderer {
             page.raw("\(esc(String(format: "%+.1f", test.difference.value * 100))) points [\(esc(String(format: "%+.1f", test.difference.low * 100))), \(esc(String(format: "%+.1f", test.difference.high * 100)))], ")
             page.raw("\(esc(DecisionMaker.describe(test))): \(verdict).</p>\n")
         }
+        if let size = report.testSetSize {
+            page.raw("<p class=\"test-set-size\"><strong>Test-set size:</strong> \(esc(size.summary))</p>\n")
+        }
         page.raw("</section>\n")
     }
 

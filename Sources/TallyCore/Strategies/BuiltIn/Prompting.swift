@@ -53,7 +53,7 @@ public enum PromptKeys {
 
     /// `context` with its task replaced by `task(_:base:)`.
     public static func context(_ spec: StrategySpec, _ context: StrategyContext) -> StrategyContext {
-        StrategyContext(task: task(spec, base: context.task), train: context.train, validation: context.validation, seed: context.seed, recipeDirectory: context.recipeDirectory)
+        StrategyContext(task: task(spec, base: context.task), train: context.train, validation: context.validation, seed: context.seed, recipeDirectory: context.recipeDirectory, cacheDirectory: context.cacheDirectory)
     }
 
     /// The written templates must be usable: an instruction that is not empty, an input that

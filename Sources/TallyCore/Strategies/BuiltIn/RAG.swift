@@ -42,10 +42,21 @@ public struct RAGKind: StrategyKind {
         Chunker(size: spec.settings.int("chunk_tokens") ?? defaultChunkTokens, overlap: spec.settings.int("chunk_overlap") ?? defaultChunkOverlap)
     }
 
+    static func textField(_ spec: StrategySpec) -> String { spec.settings.string("corpus_text_field") ?? "text" }
+    static func idField(_ spec: StrategySpec) -> String { spec.settings.string("corpus_id_field") ?? "id" }
+
     static func corpus(_ spec: StrategySpec, directory: URL) throws -> Corpus {
-        try Corpus.load(
-            paths: spec.settings.strings("corpus") ?? [], relativeTo: directory,
-            textField: spec.settings.string("corpus_text_field") ?? "text", idField: spec.settings.string("corpus_id_field") ?? "id")
+        try Corpus.load(paths: spec.settings.strings("corpus") ?? [], relativeTo: directory, textField: textField(spec), idField: idField(spec))
+    }
+
+    /// The chunked, indexed corpus: from `cache` when it holds an index of the corpus files'
+    /// current contents and these settings, else built (and stored there).
+    static func index(_ spec: StrategySpec, directory: URL, cache: URL?) throws -> (index: CorpusIndex, source: CorpusIndexCache.Source) {
+        let files = try Corpus.files(paths: spec.settings.strings("corpus") ?? [], relativeTo: directory)
+        guard let cache else {
+            return (try CorpusIndex.build(Corpus.load(files: files, textField: textField(spec), idField: idField(spec)), chunker: chunker(spec)), .built)
+        }
+        return try CorpusIndexCache(root: cache).index(files: files, chunker: chunker(spec), textField: textField(spec), idField: idField(spec))
     }
 
     public func check(_ spec: StrategySpec, context: StrategyCheckContext) -> [ConfigIssue] {
@@ -130,8 +141,11 @@ public struct RAGStrategy: Strategy {
     /// (`tally plan` estimates an embeddings strategy's context that way too).
     let ranked: [String: [Int]]?
     public let retrieval: RetrievalMeasurement?
+    /// Whether the chunked, indexed corpus came from the on-disk cache (`StrategyContext.cacheDirectory`).
+    public let indexSource: CorpusIndexCache.Source
 
-    /// Reads and chunks the corpus and indexes it for BM25.
+    /// Reads and chunks the corpus and indexes it for BM25, or reads the index cached for
+    /// the corpus files' contents and the chunk settings.
     /// - Throws: `TallyError(.invalidRecipe)` at the entry's location when the corpus cannot be read.
     public init(spec: StrategySpec, context: StrategyContext) throws {
         let prompting = PromptKeys.task(spec, base: context.task)
@@ -141,16 +155,17 @@ public struct RAGStrategy: Strategy {
         self.task = TaskSpec(
             instruction: prompting.instruction, input: prompting.input, context: template, target: prompting.target, labels: prompting.labels,
             metric: prompting.metric, answerPattern: prompting.answerPattern, maxAnswerTokens: prompting.maxAnswerTokens)
-        let corpus: Corpus
+        let built: (index: CorpusIndex, source: CorpusIndexCache.Source)
         do {
-            corpus = try RAGKind.corpus(spec, directory: context.recipeDirectory ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+            built = try RAGKind.index(spec, directory: context.recipeDirectory ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath), cache: context.cacheDirectory)
         } catch let error as TallyError {
             throw TallyError(code: .invalidRecipe, message: "strategy '\(spec.name)': \(error.message)", location: error.location ?? spec.location, underlying: error)
         }
-        chunks = try RAGKind.chunker(spec).chunks(of: corpus.documents)
-        documents = corpus.documents.count
+        chunks = built.index.chunks
+        documents = built.index.documents
         k = spec.settings.int("k") ?? RAGKind.defaultK
-        index = BM25(documents: chunks.map(\.text))
+        index = built.index.bm25
+        indexSource = built.source
         ranked = nil
         retrieval = nil
     }
@@ -162,6 +177,7 @@ public struct RAGStrategy: Strategy {
         documents = base.documents
         k = base.k
         index = base.index
+        indexSource = base.indexSource
         self.ranked = ranked
         self.retrieval = retrieval
     }
@@ -188,6 +204,12 @@ public struct RAGStrategy: Strategy {
         fields[RAGKind.retrievedField] = Self.passages(retrieved(for: example))
         let augmented = Example(id: example.id, fields: fields, location: example.location)
         return [.system(PromptBuilder.systemPrompt(task: task)), .user(PromptBuilder.userPrompt(task: task, example: augmented))]
+    }
+
+    /// With `retriever: embeddings`: the chunk texts (once) and every question's query.
+    public func plannedEmbeddings(for questions: [Example]) -> PlannedEmbeddings? {
+        guard RAGKind.retriever(spec) == .embeddings, let embedder = spec.settings.string("embedder") else { return nil }
+        return PlannedEmbeddings(backend: embedder, once: chunks.map(\.text), perQuestion: questions.map(query(for:)))
     }
 
     /// Ranks the corpus for every question (embedding the chunks and the questions first

@@ -16,6 +16,7 @@ public func fuzzExecProtocol(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CIn
             _ = try? ExecProtocol.decodeReply(value, as: ExecProtocol.FineTuneResult.self)
             _ = try? ExecProtocol.decodeReply(value, as: ExecProtocol.OpenedArtifact.self)
             _ = try? ExecProtocol.decodeReply(value, as: ExecProtocol.Score.self)
+            _ = (try? ExecProtocol.decodeReply(value, as: ExecProtocol.EmbeddingResult.self))?.problem(texts: 2)
         case .notification(_, let params):
             _ = try? ExecProtocol.decodeReply(.object(params), as: ExecProtocol.ProgressParams.self, root: "params")
         case .reply(_, .failure(let error)), .unidentifiedError(let error):
