@@ -17,7 +17,9 @@ exported PEFT adapter applied for a LoRA strategy). Checks:
   * gguf: the `gguf` package reads the file (architecture, tokenizer, chat template, tensor
     types); its dequantised token embeddings match the hf export's (same weights);
   * llama.cpp (when `llama_cpp` imports): greedy replies on the same prompts, from the
-    chat-template text rendered by transformers (reported; quantised files may differ).
+    chat-template text rendered by transformers (reported; quantised files may differ);
+  * with --source-gguf: max |export - source| per tensor type (see compare_with_source for why
+    a Q8_0 tensor that was Q8_0 in the source comes back exactly).
 """
 import argparse
 import json
@@ -60,7 +62,7 @@ def hf_replies(directory, max_tokens):
     return replies, texts
 
 
-def gguf_summary(path, hf_directory):
+def gguf_summary(path, hf_directory, source_gguf=None):
     import numpy as np
     from gguf import GGUFReader
     from gguf.quants import dequantize
@@ -84,6 +86,8 @@ def gguf_summary(path, hf_directory):
         "tensors": len(reader.tensors),
         "tensor_types": types,
     }
+    if source_gguf:
+        summary["vs_source_gguf"] = compare_with_source(reader, source_gguf)
     if hf_directory:
         from safetensors.numpy import load_file
 
@@ -94,11 +98,50 @@ def gguf_summary(path, hf_directory):
     return summary
 
 
+def compare_with_source(reader, source_path):
+    """Max |export - source| per tensor, grouped by the tensor's type in the source GGUF.
+
+    Why a Q8_0 export of a GGUF model can differ by exactly 0: in SmolLM2's Q4_1 file the token
+    embedding is already Q8_0. Requantising Q8_0 values to Q8_0 is lossless: a block's largest
+    |value| is exactly 127 x its scale, so the new scale equals the old one (already an F16) and
+    every 8-bit value comes back. Tensors stored as Q4_1 in the source do change (by up to half
+    a Q8_0 step). Comparing an export with Tally's own reading of the same file is 0 for every
+    tensor by construction: both decode the same bytes; only a comparison with the source
+    weights measures the rounding.
+    """
+    import numpy as np
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+
+    source = {t.name: t for t in GGUFReader(source_path).tensors}
+    groups = {}
+    for tensor in reader.tensors:
+        original = source.get(tensor.name)
+        if original is None:
+            continue
+        a = np.asarray(dequantize(tensor.data, tensor.tensor_type), dtype=np.float32).reshape(-1)
+        b = np.asarray(dequantize(original.data, original.tensor_type), dtype=np.float32).reshape(-1)
+        if a.shape != b.shape:
+            continue
+        key = f"{original.tensor_type.name} -> {tensor.tensor_type.name}"
+        entry = groups.setdefault(key, {"tensors": 0, "max_abs_diff": 0.0})
+        entry["tensors"] += 1
+        entry["max_abs_diff"] = max(entry["max_abs_diff"], float(np.abs(a - b).max()))
+    return groups
+
+
 def llama_cpp_replies(path, texts, max_tokens):
     from llama_cpp import Llama
 
     llm = Llama(model_path=path, n_ctx=1024, n_threads=2, verbose=False)
     replies = []
+    if texts is None:
+        # No transformers: llama.cpp renders the prompt with the file's own chat template.
+        for prompt in PROMPTS:
+            out = llm.create_chat_completion(messages=[{"role": "user", "content": prompt}], temperature=0.0, top_k=1,
+                                             top_p=1.0, repeat_penalty=1.0, max_tokens=max_tokens)
+            replies.append(out["choices"][0]["message"]["content"])
+        return replies
     for text in texts:
         tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
         out = []
@@ -117,17 +160,21 @@ def main():
     parser.add_argument("--tally", required=True, help="the tally binary")
     parser.add_argument("--tally-model", required=True, help="what `tally generate --model` runs")
     parser.add_argument("--tally-adapter", help="`tally generate --adapter` (a LoRA strategy's PEFT export)")
-    parser.add_argument("--hf", required=True, help="the hf export directory")
+    parser.add_argument("--hf", help="the hf export directory (needs torch and transformers; without it llama.cpp renders prompts itself)")
     parser.add_argument("--gguf", action="append", default=[], help="a gguf export (repeatable)")
+    parser.add_argument("--source-gguf", help="the GGUF the model came from: export vs source differences per tensor type")
     parser.add_argument("--max-tokens", type=int, default=16)
     args = parser.parse_args()
 
     tally = tally_replies(args)
-    hf, texts = hf_replies(args.hf, args.max_tokens)
-    columns = {"tally": tally, "transformers": hf}
+    columns = {"tally": tally}
+    hf, texts = None, None
+    if args.hf:
+        hf, texts = hf_replies(args.hf, args.max_tokens)
+        columns["transformers"] = hf
     report = {"prompts": PROMPTS, "gguf": {}}
     for path in args.gguf:
-        report["gguf"][path] = gguf_summary(path, args.hf)
+        report["gguf"][path] = gguf_summary(path, args.hf, args.source_gguf)
         try:
             columns[f"llama.cpp {path.rsplit('/', 1)[-1]}"] = llama_cpp_replies(path, texts, args.max_tokens)
         except ImportError:
@@ -139,6 +186,8 @@ def main():
             same = "" if name == "tally" else ("  (= tally)" if replies[i] == tally[i] else "  (DIFFERS)")
             print(f"  {name:>34}: {replies[i]!r}{same}")
     print(json.dumps(report["gguf"], indent=2))
+    if hf is None:
+        return 0
     if hf != tally:
         print("FAIL: transformers' greedy replies differ from Tally's", file=sys.stderr)
         return 1

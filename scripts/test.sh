@@ -14,6 +14,10 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
   { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium; } \
     || echo "test: could not install chromium; the browser tests will be skipped" >&2
 fi
+# The `gguf` package (llama.cpp's Python reader) for the GGUF export read-back test, in a
+# directory of its own (no virtual environment needed); the test fails rather than skips here.
+python3 -m pip install -q --disable-pip-version-check --target .build/python-gguf gguf numpy
+export TALLY_GGUF_SITE="$PWD/.build/python-gguf" TALLY_REQUIRE_GGUF_READBACK=1
 swift build --build-tests
 swift test
 # Every libFuzzer target for a few seconds from its committed corpus (docs/fuzzing.md): a build

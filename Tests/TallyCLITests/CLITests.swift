@@ -1,4 +1,5 @@
 import Foundation
+import TallyCore
 import Testing
 
 /// End-to-end tests: the real `tally` binary on real recipe files, with the deterministic
@@ -25,6 +26,9 @@ import Testing
             var environment = ProcessInfo.processInfo.environment
             environment["PATH"] = Binaries.productsDirectory.path + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
             environment["TALLY_HOME"] = home.path
+            // Answers stay in the workspace's home ledger, not the user's call cache, so tests
+            // that count backend calls do not share answers (a test passes its own to share).
+            environment["TALLY_CALL_CACHE"] = home.appending(path: "ledger.sqlite").path
             environment["TALLY_TEST_BACKEND_LOG"] = log.path
             environment["TERM"] = "dumb"
             for (key, value) in extra { environment[key] = value }
@@ -181,6 +185,26 @@ import Testing
         #expect(workspace.calls().count == calls.count, "the rerun called the backend")
         let rerun = try #require(try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [String: Any])
         #expect((rerun["decision"] as? [String: Any])?["recommended"] as? String == decision["recommended"] as? String)
+    }
+
+    @Test("the same recipe run with another home (another directory) reuses the answers in the per-user call cache; --no-cache makes them again")
+    func callCacheIsSharedAcrossHomes() async throws {
+        let workspace = try Workspace()
+        let cache = ["TALLY_CALL_CACHE": workspace.root.appending(path: "user-cache/calls.sqlite").path]
+        let first = try await workspace.run(["run", "baseline.yaml", "--quiet", "--home", "project-a/.tally"], environment: cache)
+        #expect(first.status == 0, "\(first.stderr)")
+        let made = workspace.calls().count
+        #expect(made > 0)
+        let second = try await workspace.run(["run", "baseline.yaml", "--quiet", "--json", "--home", "project-b/.tally"], environment: cache)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(workspace.calls().count == made, "the run from the second home called the backend again")
+        // The second home has its own run and report, and no answers of its own.
+        let runs = try Ledger(path: workspace.root.appending(path: "project-b/.tally/ledger.sqlite"))
+        #expect(try runs.runs().count == 1)
+        #expect(try runs.callCount() == 0)
+        let refreshed = try await workspace.run(["run", "baseline.yaml", "--quiet", "--no-cache", "--home", "project-b/.tally"], environment: cache)
+        #expect(refreshed.status == 0, "\(refreshed.stderr)")
+        #expect(workspace.calls().count == 2 * made, "--no-cache did not make the calls again")
     }
 
     @Test func aKilledRunResumesWithoutDuplicates() async throws {

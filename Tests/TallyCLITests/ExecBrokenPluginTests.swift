@@ -169,6 +169,7 @@ import TallyCore
         process.currentDirectoryURL = root
         var environment = ProcessInfo.processInfo.environment
         environment["TALLY_HOME"] = root.appending(path: "home").path
+        environment["TALLY_CALL_CACHE"] = root.appending(path: "home/ledger.sqlite").path
         process.environment = environment
         let stderrURL = root.appending(path: "stderr")
         _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)

@@ -22,6 +22,7 @@ import Testing
             process.currentDirectoryURL = root
             var environment = ProcessInfo.processInfo.environment
             environment["TALLY_HOME"] = home.path
+            environment["TALLY_CALL_CACHE"] = home.appending(path: "ledger.sqlite").path
             environment["TERM"] = "dumb"
             environment["TALLY_EXAMPLE_CRASH_AFTER_STEP"] = nil
             for (key, value) in extra { environment[key] = value }

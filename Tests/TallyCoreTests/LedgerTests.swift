@@ -51,6 +51,39 @@ struct LedgerTests {
         #expect(try reopened.cachedResult(key: key) == result)
     }
 
+    @Test("answers of an older ledger move into the call cache once; runs stay in the ledger")
+    func answersMoveIntoTheCallCache() throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "tally-ledger-cache-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let ledgerPath = directory.appending(path: "project/.tally/ledger.sqlite")
+        let cachePath = directory.appending(path: "user/calls.sqlite")
+        // An older ledger: everything in one file.
+        let old = try Ledger(path: ledgerPath)
+        let request = GenerationRequest(messages: [.user("hi")])
+        let key = try Ledger.cacheKey(identity: "m", request: request)
+        let result = GenerationResult(text: "hello", usage: TokenUsage(promptTokens: 3, completionTokens: 1), latencySeconds: 0.25)
+        try old.recordCall(key: key, identity: "m", request: request, result: result)
+        try old.recordScore(key: "s1", identity: "m", nats: 1.5, tokens: 3)
+        try old.recordEmbedding(key: "e1", identity: "emb", vector: [1, 2], tokens: 2)
+        try old.beginRun(runID: "r1", recipeName: "a", recipePath: "a.yaml", startedAt: Date(timeIntervalSince1970: 1))
+
+        let split = try Ledger(path: ledgerPath, cachePath: cachePath)
+        #expect(split.cachePath.path == cachePath.standardizedFileURL.path)
+        #expect(try split.cachedResult(key: key) == result)
+        #expect(try split.cachedScore(key: "s1")?.nats == 1.5)
+        #expect(try split.cachedEmbedding(key: "e1")?.vector == [1, 2])
+        #expect(try split.runs().map(\.runID) == ["r1"])
+        // The ledger no longer holds the answers; the cache does, once.
+        #expect(try Ledger(path: ledgerPath).callCount() == 0)
+        #expect(try Ledger(path: cachePath).callCount() == 1)
+        #expect(try Ledger(path: cachePath).runs().isEmpty)
+        // Another project's ledger reads the same answers; reopening moves nothing twice.
+        let other = try Ledger(path: directory.appending(path: "other/.tally/ledger.sqlite"), cachePath: cachePath)
+        #expect(try other.cachedResult(key: key) == result)
+        #expect(try other.callCount() == 1)
+        #expect(try other.runs().isEmpty)
+    }
+
     @Test("runs, measurements, predictions, probes and fine-tuning jobs round-trip")
     func roundTrips() throws {
         let ledger = try freshLedger()

@@ -188,9 +188,11 @@ extension BPETokenizer {
             if regex == gpt2Pattern { return .gpt2 }
             if regex == llama3Pattern { return .llama3 }
             do {
-                return .regex(try CompiledRegex.compile(regex))
+                return .regex(try CompiledRegex.compileFromFile(regex))
+            } catch let refusal as RegexRefusal {
+                throw TokenizerError(file: file, "\(path).pattern.Regex \(refusal.reason): \(regex.prefix(200))")
             } catch {
-                throw TokenizerError(file: file, "\(path).pattern.Regex cannot be compiled (\(error)): \(regex)")
+                throw TokenizerError(file: file, "\(path).pattern.Regex cannot be compiled (\(error)): \(regex.prefix(200))")
             }
         }
         throw TokenizerError(file: file, "\(path).pattern must be {\"String\": …} or {\"Regex\": …}")

@@ -49,25 +49,69 @@ final class CompiledRegex: @unchecked Sendable {
         return out
     }
 
-    /// The ranges of all non-overlapping matches in `text`, left to right.
+    /// The compiled form of a pattern that a model file brings, checked against
+    /// ``RegexLimits`` first: a pattern that is too long, uses a back-reference, repeats a
+    /// repeating group, or needs more than ``RegexLimits/probeBudget`` on its probe texts is
+    /// refused.
+    /// - Throws: ``RegexRefusal`` saying why; the ICU compile error when it is invalid.
+    static func compileFromFile(_ pattern: String) throws -> CompiledRegex {
+        if let reason = RegexLimits.staticRefusal(pattern) { throw RegexRefusal(reason: reason) }
+        let compiled = try compile(pattern)
+        for probe in RegexLimits.probes(for: pattern) where compiled.boundedMatches(in: probe, budget: RegexLimits.probeBudget).exhausted {
+            let shown = probe.first.map { String($0).debugDescription } ?? "?"
+            throw RegexRefusal(reason: "needs more than \(RegexLimits.probeBudget * 10_000) matching steps on \(RegexLimits.probeLength) × \(shown) (catastrophic backtracking); rewrite it so that no text can be matched in many ways")
+        }
+        return compiled
+    }
+
+    /// The ranges of all non-overlapping matches in `text`, left to right, found within the
+    /// step budget ``RegexLimits/budget(forLength:)``. Patterns from files passed
+    /// ``compileFromFile(_:)``, so the budget is a last guard: if a text still exhausts it,
+    /// matching stops there, the rest of the text stays one piece, and a warning says so.
     func matches(in text: String) -> [Range<String.Index>] {
+        let (ranges, exhausted) = boundedMatches(in: text, budget: RegexLimits.budget(forLength: text.utf16.count))
+        if exhausted {
+            FileHandle.standardError.write(Data("warning: the tokenizer pattern \(pattern.prefix(80).debugDescription) ran out of its step budget on a text of \(text.utf16.count) characters; the rest of that text was not split\n".utf8))
+        }
+        return ranges
+    }
+
+    /// The matches found before ICU's progress callback was called `budget` times (about
+    /// 10 000 matching steps each), and whether the budget ran out.
+    func boundedMatches(in text: String, budget: Int) -> (ranges: [Range<String.Index>], exhausted: Bool) {
         let ns = text as NSString
         var ranges: [Range<String.Index>] = []
         let utf16 = text.utf16
         var cursor = utf16.startIndex
         var cursorOffset = 0
+        var callbacks = 0
+        var exhausted = false
         // Walk forward through the UTF-16 view: matches may end inside a grapheme cluster
         // (before a combining mark), where `Range(_:in:)` would give up.
-        for match in regex.matches(in: text, options: [], range: NSRange(location: 0, length: ns.length)) {
-            guard match.range.length > 0 else { continue }
+        regex.enumerateMatches(in: text, options: [.reportProgress], range: NSRange(location: 0, length: ns.length)) { match, _, stop in
+            guard let match else {
+                callbacks += 1
+                if callbacks > budget {
+                    exhausted = true
+                    stop.pointee = true
+                }
+                return
+            }
+            guard match.range.length > 0 else { return }
             let lower = utf16.index(cursor, offsetBy: match.range.location - cursorOffset)
             let upper = utf16.index(lower, offsetBy: match.range.length)
             ranges.append(lower..<upper)
             cursor = upper
             cursorOffset = match.range.location + match.range.length
         }
-        return ranges
+        return (ranges, exhausted)
     }
+}
+
+/// Why a pattern from a model file is refused (``RegexLimits``).
+struct RegexRefusal: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { reason }
 }
 
 /// The GPT-2 pre-tokenizer pattern (`ByteLevel` with `use_regex`), also used by GGUF files

@@ -10,7 +10,7 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run every strategy in a recipe and report accuracy, cost and forgetting.",
         discussion: """
-        Every model call is cached in the ledger (TALLY_HOME/ledger.sqlite): rerunning an unchanged recipe makes no backend calls, and an interrupted run resumes where it stopped. Reports go to TALLY_HOME/runs/<run-id>/ (or --out).
+        Every model call is cached in the per-user call cache ($TALLY_CALL_CACHE, else calls.sqlite in $TALLY_CACHE, $XDG_CACHE_HOME/tally or ~/.cache/tally): rerunning an unchanged recipe, from any directory, makes no backend calls. Runs, predictions and fine-tuning jobs go to the ledger (TALLY_HOME/ledger.sqlite), so an interrupted run resumes where it stopped. Reports go to TALLY_HOME/runs/<run-id>/ (or --out).
         Ctrl-C finishes the calls in flight, saves them and exits 130. Exit 2: invalid recipe; 3: stopped at constraints.budget_usd.
         """)
 
@@ -35,7 +35,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Use at most N test examples (the same as --set run.max_examples=N).")
     var limit: Int?
 
-    @Flag(name: .customLong("no-cache"), help: "Make every model call again instead of reading the ledger's stored results (stored results are replaced; finished fine-tuning jobs are reused).")
+    @Flag(name: .customLong("no-cache"), help: "Make every model call again instead of reading the call cache's stored results (stored results are replaced; finished fine-tuning jobs are reused).")
     var noCache = false
 
     @Option(parsing: .singleValue, help: ArgumentHelp("Make this strategy's calls again (and the probes of its tuned model), reusing the rest (repeatable).", valueName: "strategy"))
@@ -119,8 +119,10 @@ func validateLimit(_ limit: Int?) throws {
     if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
 }
 
-/// Opens (creating) the ledger in `home`. A home directory Tally creates gets a `.gitignore`
-/// of `*`, so runs started inside a repository do not show up as untracked files.
+/// Opens (creating) the ledger in `home`, with model answers in the per-user call cache
+/// (`TALLY_CALL_CACHE`, else `calls.sqlite` in the asset cache). A home directory Tally
+/// creates gets a `.gitignore` of `*`, so runs started inside a repository do not show up
+/// as untracked files.
 func openLedger(home: URL) throws -> Ledger {
     do {
         if !FileManager.default.fileExists(atPath: home.path) {
@@ -131,7 +133,7 @@ func openLedger(home: URL) throws -> Ledger {
     } catch {
         throw TallyError(code: .io, message: "cannot create Tally's home directory \(home.path); pass --home or set TALLY_HOME", underlying: error)
     }
-    return try Ledger(path: home.appending(path: "ledger.sqlite"))
+    return try Ledger(path: home.appending(path: "ledger.sqlite"), cachePath: Ledger.defaultCachePath(environment: ProcessInfo.processInfo.environment))
 }
 
 func runDirectory(home: URL, runID: String) -> URL {

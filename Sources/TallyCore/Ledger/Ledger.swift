@@ -65,18 +65,68 @@ public struct FineTuneJob: Sendable, Hashable {
 /// unchanged call is never paid for twice.
 ///
 /// ```swift
-/// let ledger = try Ledger(path: home.appendingPathComponent("ledger.sqlite"))
+/// Model answers (calls, cross-entropy scores, embeddings) can live in a second file, the
+/// per-user call cache (``Ledger/defaultCachePath(environment:)``), so the same recipe run
+/// from another directory reuses them; runs, predictions, fine-tuning jobs and probe results
+/// stay in the ledger next to the recipe. Without `cachePath` everything is in one file.
+///
+/// ```swift
+/// let ledger = try Ledger(path: home.appendingPathComponent("ledger.sqlite"),
+///                         cachePath: Ledger.defaultCachePath(environment: ProcessInfo.processInfo.environment))
 /// let key = try Ledger.cacheKey(identity: generator.identity, request: request)
 /// if let cached = try ledger.cachedResult(key: key) { … }
 /// ```
 public final class Ledger: Sendable {
     public let path: URL
+    /// Where model answers are stored: the call cache, or `path` itself.
+    public let cachePath: URL
     let pool: DatabasePool
+    /// The pool of the call cache (the same pool as `pool` when answers live in the ledger).
+    let cachePool: DatabasePool
 
     /// Opens (creating if needed) the ledger at `path`, and its parent directory.
-    /// - Throws: `TallyError(.ledger)` when the file cannot be opened or migrated.
-    public init(path: URL) throws {
+    ///
+    /// With a `cachePath` other than `path`, model answers are read from and written to that
+    /// call cache, and answers an older ledger at `path` still holds are moved into it (once:
+    /// a moved row is deleted from the ledger, and moving again ignores rows already cached).
+    /// - Parameters:
+    ///   - path: the ledger file (runs, predictions, fine-tuning jobs, probe results).
+    ///   - cachePath: the call cache file (calls, scores, embeddings); nil keeps them in `path`.
+    /// - Throws: `TallyError(.ledger)` when a file cannot be opened or migrated.
+    public init(path: URL, cachePath: URL? = nil) throws {
         self.path = path
+        let cachePath = (cachePath ?? path).standardizedFileURL
+        let separate = cachePath.path != path.standardizedFileURL.path
+        self.cachePath = separate ? cachePath : path
+        let ledgerPool = try Ledger.openPool(path, what: "the ledger", hint: "set TALLY_HOME or --home to use another")
+        pool = ledgerPool
+        guard separate else {
+            cachePool = ledgerPool
+            return
+        }
+        let cachePool = try Ledger.openPool(cachePath, what: "the call cache", hint: "set TALLY_CALL_CACHE to use another")
+        self.cachePool = cachePool
+        do {
+            try Ledger.whileLocked(path) { try Ledger.moveAnswers(from: ledgerPool, to: cachePool) }
+        } catch let error as TallyError {
+            throw error
+        } catch {
+            throw TallyError(code: .ledger, message: "cannot move the cached answers of the ledger at \(path.path) into the call cache \(cachePath.path); check both are writable", underlying: error)
+        }
+    }
+
+    /// The per-user call cache: `TALLY_CALL_CACHE` when set, else `calls.sqlite` in the
+    /// asset cache root (`TALLY_CACHE`, `$XDG_CACHE_HOME/tally`, `~/.cache/tally`).
+    /// - Parameter environment: the process environment to read.
+    public static func defaultCachePath(environment: [String: String]) -> URL {
+        if let explicit = environment["TALLY_CALL_CACHE"], !explicit.isEmpty {
+            return URL(fileURLWithPath: AssetCache.expandTilde(explicit, environment: environment))
+        }
+        return AssetCache.defaultRoot(environment: environment).appendingPathComponent("calls.sqlite", isDirectory: false)
+    }
+
+    /// Opens (creating) one SQLite file in WAL mode and applies the migrations.
+    static func openPool(_ path: URL, what: String, hint: String) throws -> DatabasePool {
         do {
             try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
             var configuration = Configuration()
@@ -89,7 +139,7 @@ public final class Ledger: Sendable {
             // Two processes opening a new or older ledger at once must not both apply one
             // migration (the second failed with "table already exists"): opening and
             // migrating happen under an advisory lock on `<ledger>.lock`.
-            pool = try Ledger.whileLocked(path) {
+            return try Ledger.whileLocked(path) {
                 let pool = try DatabasePool(path: path.path, configuration: configuration)
                 try Ledger.migrator.migrate(pool)
                 return pool
@@ -97,7 +147,41 @@ public final class Ledger: Sendable {
         } catch let error as TallyError {
             throw error
         } catch {
-            throw TallyError(code: .ledger, message: "cannot open the ledger at \(path.path); check the directory is writable (set TALLY_HOME or --home to use another)", underlying: error)
+            throw TallyError(code: .ledger, message: "cannot open \(what) at \(path.path); check the directory is writable (\(hint))", underlying: error)
+        }
+    }
+
+    /// The tables that hold model answers, keyed by content (identity and request).
+    static let answerTables = [
+        ("calls", "key, identity, request, result, prompt_tokens, completion_tokens, cached_prompt_tokens, latency_s, compute_s, created_at"),
+        ("scores", "key, identity, nats, tokens, created_at"),
+        ("embeddings", "key, identity, vector, tokens, created_at"),
+    ]
+
+    /// Moves the answers a ledger holds into the call cache, a bounded batch per
+    /// transaction: each batch is inserted into the cache (rows already there are kept) and
+    /// only then deleted from the ledger, so a crash in between loses nothing.
+    static func moveAnswers(from ledger: DatabasePool, to cache: DatabasePool) throws {
+        let batch = 500
+        for (table, columns) in answerTables {
+            while true {
+                let rows = try ledger.read { db in
+                    try Row.fetchAll(db, sql: "SELECT \(columns) FROM \(table) LIMIT \(batch)")
+                }
+                if rows.isEmpty { break }
+                let names = columns.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                let placeholders = Array(repeating: "?", count: names.count).joined(separator: ", ")
+                try cache.write { db in
+                    for row in rows {
+                        try db.execute(sql: "INSERT OR IGNORE INTO \(table) (\(columns)) VALUES (\(placeholders))",
+                                       arguments: StatementArguments(names.map { (row[$0] as DatabaseValue) as (any DatabaseValueConvertible)? }))
+                    }
+                }
+                let keys: [String] = rows.map { $0["key"] }
+                try ledger.write { db in
+                    for key in keys { try db.execute(sql: "DELETE FROM \(table) WHERE key = ?", arguments: [key]) }
+                }
+            }
         }
     }
 
@@ -158,23 +242,23 @@ public final class Ledger: Sendable {
         return migrator
     }
 
-    func write<T>(_ what: String, _ body: (Database) throws -> T) throws -> T {
+    func write<T>(_ what: String, cache: Bool = false, _ body: (Database) throws -> T) throws -> T {
         do {
-            return try pool.write(body)
+            return try (cache ? cachePool : pool).write(body)
         } catch let error as TallyError {
             throw error
         } catch {
-            throw TallyError(code: .ledger, message: "ledger \(path.path): cannot \(what)", underlying: error)
+            throw TallyError(code: .ledger, message: "\(cache ? "call cache \(cachePath.path)" : "ledger \(path.path)"): cannot \(what)", underlying: error)
         }
     }
 
-    func read<T>(_ what: String, _ body: (Database) throws -> T) throws -> T {
+    func read<T>(_ what: String, cache: Bool = false, _ body: (Database) throws -> T) throws -> T {
         do {
-            return try pool.read(body)
+            return try (cache ? cachePool : pool).read(body)
         } catch let error as TallyError {
             throw error
         } catch {
-            throw TallyError(code: .ledger, message: "ledger \(path.path): cannot \(what)", underlying: error)
+            throw TallyError(code: .ledger, message: "\(cache ? "call cache \(cachePath.path)" : "ledger \(path.path)"): cannot \(what)", underlying: error)
         }
     }
 
@@ -195,7 +279,7 @@ public final class Ledger: Sendable {
 
     /// The stored result of a call, if it was made before.
     public func cachedResult(key: String) throws -> GenerationResult? {
-        let text = try read("read a cached call") { db in
+        let text = try read("read a cached call", cache: true) { db in
             try String.fetchOne(db, sql: "SELECT result FROM calls WHERE key = ?", arguments: [key])
         }
         return Ledger.decode(GenerationResult.self, text)
@@ -205,7 +289,7 @@ public final class Ledger: Sendable {
     public func recordCall(key: String, identity: String, request: GenerationRequest, result: GenerationResult, replacing: Bool = false) throws {
         let requestJSON = try Ledger.json(request)
         let resultJSON = try Ledger.json(result)
-        try write("store a call") { db in
+        try write("store a call", cache: true) { db in
             try db.execute(
                 sql: """
                     INSERT OR \(replacing ? "REPLACE" : "IGNORE") INTO calls (key, identity, request, result, prompt_tokens, completion_tokens,
@@ -218,7 +302,7 @@ public final class Ledger: Sendable {
 
     /// How many distinct calls are stored.
     public func callCount() throws -> Int {
-        try read("count calls") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM calls") ?? 0 }
+        try read("count calls", cache: true) { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM calls") ?? 0 }
     }
 
     /// The key of a cross-entropy measurement of `text` under `identity`.
@@ -228,7 +312,7 @@ public final class Ledger: Sendable {
 
     /// A stored cross-entropy measurement.
     public func cachedScore(key: String) throws -> (nats: Double, tokens: Int)? {
-        try read("read a cached score") { db in
+        try read("read a cached score", cache: true) { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT nats, tokens FROM scores WHERE key = ?", arguments: [key]) else { return nil }
             return (row["nats"], row["tokens"])
         }
@@ -236,7 +320,7 @@ public final class Ledger: Sendable {
 
     /// Stores a cross-entropy measurement (ignored when already stored, unless `replacing`).
     public func recordScore(key: String, identity: String, nats: Double, tokens: Int, replacing: Bool = false) throws {
-        try write("store a score") { db in
+        try write("store a score", cache: true) { db in
             try db.execute(sql: "INSERT OR \(replacing ? "REPLACE" : "IGNORE") INTO scores (key, identity, nats, tokens, created_at) VALUES (?, ?, ?, ?, ?)",
                            arguments: [key, identity, nats, tokens, Date().timeIntervalSince1970])
         }
@@ -251,7 +335,7 @@ public final class Ledger: Sendable {
 
     /// A stored vector and the tokens embedding its text counted.
     public func cachedEmbedding(key: String) throws -> (vector: [Float], tokens: Int)? {
-        try read("read a cached embedding") { db in
+        try read("read a cached embedding", cache: true) { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT vector, tokens FROM embeddings WHERE key = ?", arguments: [key]) else { return nil }
             let data: Data = row["vector"]
             return (Ledger.floats(data), row["tokens"])
@@ -262,7 +346,7 @@ public final class Ledger: Sendable {
     public func recordEmbedding(key: String, identity: String, vector: [Float], tokens: Int) throws {
         var data = Data(capacity: vector.count * 4)
         for value in vector { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
-        try write("store an embedding") { db in
+        try write("store an embedding", cache: true) { db in
             try db.execute(sql: "INSERT OR IGNORE INTO embeddings (key, identity, vector, tokens, created_at) VALUES (?, ?, ?, ?, ?)",
                            arguments: [key, identity, data, tokens, Date().timeIntervalSince1970])
         }
@@ -270,7 +354,7 @@ public final class Ledger: Sendable {
 
     /// How many vectors are stored.
     public func embeddingCount() throws -> Int {
-        try read("count embeddings") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM embeddings") ?? 0 }
+        try read("count embeddings", cache: true) { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM embeddings") ?? 0 }
     }
 
     static func floats(_ data: Data) -> [Float] {
