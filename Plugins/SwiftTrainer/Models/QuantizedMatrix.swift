@@ -81,9 +81,36 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// Bytes held (the matrix's memory).
     public var byteCount: Int { rows * rowBytes }
 
-    /// Writes row `r` as `columns` Float32 values to `out`.
-    @inline(__always)
+    /// Writes row `r` as `columns` Float32 values to `out`, in order.
     func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        let row = UnsafeRawPointer(storage + r * rowBytes)
+        switch type.rawValue {
+        case GGMLType.q8_0.rawValue:
+            for b in 0..<(columns / 32) { GGUFDequantizer.q8_0(row + b * 34, out + b * 32) }
+        case GGMLType.q4_0.rawValue:
+            for b in 0..<(columns / 32) { GGUFDequantizer.q4_0(row + b * 18, out + b * 32) }
+        case GGMLType.q4_1.rawValue:
+            for b in 0..<(columns / 32) { GGUFDequantizer.q4_1(row + b * 20, out + b * 32) }
+        case GGMLType.q4_K.rawValue:
+            for b in 0..<(columns / 256) { GGUFDequantizer.q4_K(row + b * 144, out + b * 256) }
+        case GGMLType.q6_K.rawValue:
+            for b in 0..<(columns / 256) { GGUFDequantizer.q6_K(row + b * 210, out + b * 256) }
+        default:
+            break  // excluded by init
+        }
+    }
+
+    /// Whether ``kernelRow(_:into:)`` writes each 32-value block in the order
+    /// ``permuteBlockColumns(_:count:)`` gives (Q8_0, Q4_0, Q4_1), so the products permute
+    /// their input's columns the same way; the K-quants keep their order.
+    var permutesColumns: Bool { type == .q8_0 || type == .q4_0 || type == .q4_1 }
+
+    /// Row `r` as the products read it: the values of ``dequantizeRow(_:into:)``, each
+    /// 32-value block of Q8_0, Q4_0 and Q4_1 in the permuted order of
+    /// ``permuteBlockColumns(_:count:)``, where four SIMD lanes of 32-bit words hold the block's
+    /// bytes and each byte position becomes four consecutive values.
+    @inline(__always)
+    func kernelRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         let row = UnsafeRawPointer(storage + r * rowBytes)
         switch type.rawValue {
         case GGMLType.q8_0.rawValue:
@@ -92,12 +119,21 @@ public final class QuantizedMatrix: @unchecked Sendable {
             for b in 0..<(columns / 32) { Self.q4(row + b * 18, out + b * 32, offset: false) }
         case GGMLType.q4_1.rawValue:
             for b in 0..<(columns / 32) { Self.q4(row + b * 20, out + b * 32, offset: true) }
-        case GGMLType.q4_K.rawValue:
-            for b in 0..<(columns / 256) { GGUFDequantizer.q4_K(row + b * 144, out + b * 256) }
-        case GGMLType.q6_K.rawValue:
-            for b in 0..<(columns / 256) { GGUFDequantizer.q6_K(row + b * 210, out + b * 256) }
         default:
-            break  // excluded by init
+            dequantizeRow(r, into: out)
+        }
+    }
+
+    /// Reorders each 32-value block of `count` values (a multiple of 32) as ``kernelRow(_:into:)``
+    /// lays out weights: position `16h + 4k + i` takes value `16h + 4i + k` (a 4 x 4
+    /// transpose within each half-block, its own inverse).
+    static func permuteBlockColumns(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+        var base = 0
+        while base < count {
+            for k in 0..<4 {
+                for i in 0..<4 { y[base + 4 * k + i] = x[base + 4 * i + k] }
+            }
+            base += 16
         }
     }
 
@@ -110,46 +146,80 @@ public final class QuantizedMatrix: @unchecked Sendable {
         }
     }
 
-    /// A Q8_0 block with SIMD: `x = d·q`.
+    typealias Words = SIMD4<UInt32>
+
+    /// The small unsigned integers in `words` (each below 2^23) as exact Floats: a Float32
+    /// with exponent bits `0x4B` and an integer `q` in its mantissa is `2^23 + q`.
     @inline(__always)
-    static func q8_0(_ block: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let d = GGUFDequantizer.half(block, 0)
-        let q = (block + 2).loadUnaligned(as: SIMD32<Int8>.self)
-        let out = UnsafeMutableRawPointer(y)
-        out.storeBytes(of: SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q.lowHalf)) * d, as: SIMD16<Float>.self)
-        out.storeBytes(of: SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q.highHalf)) * d, toByteOffset: 64, as: SIMD16<Float>.self)
+    static func floats(_ words: Words) -> SIMD4<Float> {
+        unsafeBitCast(words | Words(repeating: 0x4B00_0000), to: SIMD4<Float>.self) - SIMD4<Float>(repeating: 8_388_608)
     }
 
-    /// A Q4_0 (`x = d·(q − 8)`) or, with `offset`, Q4_1 (`x = d·q + m`) block with SIMD.
+    /// A Q8_0 block (`x = d·q`) in kernel order: byte `k` of the four words `v` of bytes
+    /// `16h ..< 16h + 16` are values `16h + 4i + k`.
+    @inline(__always)
+    static func q8_0(_ block: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = SIMD4<Float>(repeating: GGUFDequantizer.half(block, 0))
+        let out = UnsafeMutableRawPointer(y)
+        for h in 0..<2 {
+            // Flipping the sign bit maps int8 q to q + 128, an unsigned byte.
+            let v = (block + 2 + 16 * h).loadUnaligned(as: Words.self) ^ Words(repeating: 0x8080_8080)
+            for k in 0..<4 {
+                let q = floats((v &>> UInt32(8 * k)) & 0xFF) - 128
+                out.storeBytes(of: q * d, toByteOffset: 4 * (16 * h + 4 * k), as: SIMD4<Float>.self)
+            }
+        }
+    }
+
+    /// A Q4_0 (`x = d·(q − 8)`) or, with `offset`, Q4_1 (`x = d·q + m`) block in kernel order:
+    /// the low nibbles of byte `4i + k` are values `4i + k`, the high nibbles `16 + 4i + k`.
     @inline(__always)
     static func q4(_ block: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>, offset: Bool) {
-        let d = GGUFDequantizer.half(block, 0)
-        let raw = (block + (offset ? 4 : 2)).loadUnaligned(as: SIMD16<UInt8>.self)
-        let low = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: raw & 0x0F))
-        let high = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: raw &>> 4))
+        let d = SIMD4<Float>(repeating: GGUFDequantizer.half(block, 0))
+        let v = (block + (offset ? 4 : 2)).loadUnaligned(as: Words.self)
         let out = UnsafeMutableRawPointer(y)
         if offset {
-            let m = GGUFDequantizer.half(block, 2)
-            out.storeBytes(of: low * d + m, as: SIMD16<Float>.self)
-            out.storeBytes(of: high * d + m, toByteOffset: 64, as: SIMD16<Float>.self)
+            let m = SIMD4<Float>(repeating: GGUFDequantizer.half(block, 2))
+            for k in 0..<4 {
+                let low = floats((v &>> UInt32(8 * k)) & 0x0F)
+                let high = floats((v &>> UInt32(8 * k + 4)) & 0x0F)
+                out.storeBytes(of: d * low + m, toByteOffset: 16 * k, as: SIMD4<Float>.self)
+                out.storeBytes(of: d * high + m, toByteOffset: 64 + 16 * k, as: SIMD4<Float>.self)
+            }
         } else {
-            out.storeBytes(of: (low - 8) * d, as: SIMD16<Float>.self)
-            out.storeBytes(of: (high - 8) * d, toByteOffset: 64, as: SIMD16<Float>.self)
+            for k in 0..<4 {
+                let low = floats((v &>> UInt32(8 * k)) & 0x0F) - 8
+                let high = floats((v &>> UInt32(8 * k + 4)) & 0x0F) - 8
+                out.storeBytes(of: d * low, toByteOffset: 16 * k, as: SIMD4<Float>.self)
+                out.storeBytes(of: d * high, toByteOffset: 64 + 16 * k, as: SIMD4<Float>.self)
+            }
         }
+    }
+
+    /// `x` as the kernels read it: a copy with columns permuted (``permutesColumns``), else `x`.
+    /// The caller deallocates `owned` when it is not nil.
+    func kernelInput(_ x: UnsafePointer<Float>, rows n: Int) -> (input: UnsafePointer<Float>, owned: UnsafeMutablePointer<Float>?) {
+        guard permutesColumns else { return (x, nil) }
+        let copy = UnsafeMutablePointer<Float>.allocate(capacity: n * columns)
+        Self.permuteBlockColumns(x, into: copy, count: n * columns)
+        return (UnsafePointer(copy), copy)
     }
 
     /// `y = x Wᵀ` (`accumulate`: `y += x Wᵀ`) for `x` `[n, columns]` and `y` `[n, rows]`, on
     /// up to `Threading.threadCount` threads.
     public func multiply(_ x: UnsafePointer<Float>, rows n: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         if n <= 0 { return }
+        let (input, owned) = kernelInput(x, rows: n)
+        defer { owned?.deallocate() }
         if n <= Self.fewRowsLimit {
-            multiplyFewRows(x, rows: n, into: y, accumulate: accumulate)
+            multiplyFewRows(input, rows: n, into: y, accumulate: accumulate)
         } else {
-            multiplyTiled(x, rows: n, into: y, accumulate: accumulate)
+            multiplyTiled(input, rows: n, into: y, accumulate: accumulate)
         }
     }
 
-    /// The decode kernel: each weight row dequantised once, dotted with every input row.
+    /// The decode kernel: each weight row dequantised once, dotted with every input row
+    /// (`x` in kernel order, ``kernelInput(_:rows:)``).
     func multiplyFewRows(_ x: UnsafePointer<Float>, rows n: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         typealias V8 = SIMD8<Float>
         let inF = columns, outF = rows
@@ -158,8 +228,25 @@ public final class QuantizedMatrix: @unchecked Sendable {
             let w = UnsafeMutablePointer<Float>.allocate(capacity: inF)
             defer { w.deallocate() }
             for o in o0..<o1 {
-                dequantizeRow(o, into: w)
+                kernelRow(o, into: w)
                 var r0 = 0
+                if n == 1 {
+                    // One input row (single-stream decoding): two accumulators, no repeated rows.
+                    var a0 = V8(), a1 = V8()
+                    var i = 0
+                    while i + 16 <= vectorEnd {
+                        a0 += UnsafeRawPointer(x + i).loadUnaligned(as: V8.self) * UnsafeRawPointer(w + i).loadUnaligned(as: V8.self)
+                        a1 += UnsafeRawPointer(x + i + 8).loadUnaligned(as: V8.self) * UnsafeRawPointer(w + i + 8).loadUnaligned(as: V8.self)
+                        i += 16
+                    }
+                    var sum = (a0 + a1).sum()
+                    while i < inF {
+                        sum += x[i] * w[i]
+                        i += 1
+                    }
+                    y[o] = accumulate ? y[o] + sum : sum
+                    r0 = n
+                }
                 while r0 < n {
                     let x0 = x + r0 * inF
                     let x1 = x + min(r0 + 1, n - 1) * inF
@@ -197,7 +284,8 @@ public final class QuantizedMatrix: @unchecked Sendable {
         }
     }
 
-    /// The prompt-processing kernel: tiles of weight rows dequantised, then `sgemm`.
+    /// The prompt-processing kernel: tiles of weight rows dequantised, then `sgemm` (`x` in
+    /// kernel order).
     func multiplyTiled(_ x: UnsafePointer<Float>, rows n: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let inF = columns, outF = rows, tile = Self.tileRows
         Threading.parallelChunks(outF, minChunk: tile, alignment: tile) { o0, o1 in
@@ -206,7 +294,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
             var t0 = o0
             while t0 < o1 {
                 let t1 = min(o1, t0 + tile)
-                for o in t0..<t1 { dequantizeRow(o, into: w + (o - t0) * inF) }
+                for o in t0..<t1 { kernelRow(o, into: w + (o - t0) * inF) }
                 BLAS.gemm(
                     transA: false, transB: true, m: n, n: t1 - t0, k: inF, a: x, lda: inF, b: w, ldb: inF,
                     beta: accumulate ? 1 : 0, c: y + t0, ldc: outF, serial: true)
