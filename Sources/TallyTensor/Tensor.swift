@@ -38,6 +38,13 @@ public final class Tensor {
         self.isLeaf = isLeaf
     }
 
+    /// An uninitialised intermediate tensor (not a leaf), for ops defined outside this module
+    /// that write every element before anyone reads it (quantised products, for one).
+    /// - Parameter shape: the dimensions.
+    public static func uninitialized(_ shape: [Int]) -> Tensor {
+        Tensor(uninitializedShape: shape)
+    }
+
     /// Makes a tensor filled with zeros.
     /// - Parameters:
     ///   - shape: the dimensions.

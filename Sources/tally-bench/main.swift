@@ -31,6 +31,8 @@ struct TallyBench: ParsableCommand {
     var warmup: Int = 3
     @Option(help: "Tokens generated per sequence in decode mode.")
     var newTokens: Int = 32
+    @Option(help: "Weights of a --config smollm2 GGUF model: quantised (kept in their block format) or f32.")
+    var weights: WeightStorage = .f32
     @Option(help: "Model for --config smollm2: a GGUF file, a Hugging Face directory or a name `tally models` knows (default smollm2-135m-instruct).")
     var model: String?
 
@@ -52,7 +54,7 @@ struct TallyBench: ParsableCommand {
         let calibration = Self.calibrate()
         var result: [String: Any] = [
             "config": config.rawValue, "mode": mode.rawValue, "threads": threads,
-            "calib_matmul_gflops": round1(calibration), "impl": "tally",
+            "calib_matmul_gflops": round1(calibration), "impl": "tally", "weights": weights.rawValue,
             "calib_matmul_gflops_per_cpu_thread": round1(Self.calibrationCPUGFLOPs / Double(threads)),
         ]
         if mode == .lora || mode == .train {
@@ -149,8 +151,11 @@ struct TallyBench: ParsableCommand {
         let url = try AssetCatalog.resolveModel(model ?? "smollm2-135m-instruct", relativeTo: nil)
         let lm: any CausalLanguageModel
         if url.pathExtension.lowercased() == "gguf" {
-            let gguf = try GGUFModel(url: url)
-            lm = try ModelLoader.model(config: gguf.config, weights: gguf.weights, source: url.path)
+            let storage = mode == .train || mode == .lora ? WeightStorage.f32 : weights
+            let gguf = try GGUFModel(url: url, storage: storage)
+            lm = try ModelLoader.model(
+                config: gguf.config, weights: gguf.weights, quantized: gguf.quantizedWeights, source: url.path,
+                trainable: storage == .f32)
         } else {
             lm = try ModelLoader.load(huggingFaceDirectory: url)
         }
@@ -268,3 +273,5 @@ struct TallyBench: ParsableCommand {
 func round1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
 
 TallyBench.main()
+
+extension WeightStorage: ExpressibleByArgument {}

@@ -30,22 +30,30 @@ public final class LocalModel {
     /// - Parameters:
     ///   - url: the `.gguf` file or the model directory.
     ///   - trainable: whether parameters start with `requiresGrad` (fine-tuning).
+    ///   - storage: `.quantised` keeps a GGUF file's quantised matrices as they are (for
+    ///     generation and scoring only: they never train, and LoRA adapters stay unmerged on
+    ///     them); ignored (Float32) when `trainable` or for a Hugging Face directory.
     ///   - identity: the model's identity when the caller already knows it; computed from
-    ///     the files' contents (``ModelIdentity``) when nil.
+    ///     the files' contents and `storage` (``ModelIdentity``) when nil.
     ///   - digests: where file digests are remembered (by default in this call only).
     /// - Throws: `TallyError` (`invalid-model`) naming the file that is missing or malformed.
-    public static func load(_ url: URL, trainable: Bool = false, identity: String? = nil, digests: FileDigestCache = FileDigestCache(store: nil)) throws -> LocalModel {
+    public static func load(
+        _ url: URL, trainable: Bool = false, storage: WeightStorage = .f32, identity: String? = nil,
+        digests: FileDigestCache = FileDigestCache(store: nil)
+    ) throws -> LocalModel {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw TallyError(code: .invalidModel, message: "model not found at \(url.path); give a .gguf file, a Hugging Face model directory, or a name from `tally models list`")
         }
         do {
-            let identity = try identity ?? ModelIdentity.of(model: url, digests: digests)
+            let storage = trainable ? WeightStorage.f32 : storage
+            let identity = try identity ?? ModelIdentity.of(model: url, storage: storage, digests: digests)
             if isDirectory.boolValue {
                 return try loadDirectory(url, trainable: trainable, identity: identity)
             }
-            let gguf = try GGUFModel(url: url)
-            let model = try ModelLoader.model(config: gguf.config, weights: gguf.weights, source: url.path, trainable: trainable)
+            let gguf = try GGUFModel(url: url, storage: storage)
+            let model = try ModelLoader.model(
+                config: gguf.config, weights: gguf.weights, quantized: gguf.quantizedWeights, source: url.path, trainable: trainable)
             return LocalModel(
                 model: model, tokenizer: gguf.tokenizer, template: ChatTemplate(tokenizer: gguf.tokenizer, origin: url.path),
                 source: url, identity: identity)

@@ -14,7 +14,11 @@ import TallyCore
 /// ```text
 /// swift-trainer/a1:sha256:3f0c…               a GGUF file or a Hugging Face directory
 /// swift-trainer/a1:sha256:3f0c…+lora:sha256:9ab2…  the base with a fine-tuned adapter
+/// swift-trainer/a1:sha256:3f0c…+quantised       a GGUF file run on its quantised weights
 /// ```
+///
+/// Quantised arithmetic (``WeightStorage/quantised``) gives answers that can differ from the
+/// Float32 ones, so a GGUF file loaded that way has its own identity.
 public enum ModelIdentity {
     /// The version of the code that turns model files into answers: tokenizer, chat template
     /// rendering, model loading and generation.
@@ -32,13 +36,16 @@ public enum ModelIdentity {
     /// The identity of the model in a GGUF file or a Hugging Face directory.
     /// - Parameters:
     ///   - url: the `.gguf` file or the model directory.
+    ///   - storage: how the weights are kept; `.quantised` marks the identity of a GGUF file
+    ///     (a Hugging Face directory always loads as Float32).
     ///   - digests: where file digests are remembered.
     /// - Throws: `TallyError` when a file cannot be read.
-    public static func of(model url: URL, digests: FileDigestCache) throws -> String {
+    public static func of(model url: URL, storage: WeightStorage = .f32, digests: FileDigestCache) throws -> String {
         var isDirectory: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
         let files = isDirectory.boolValue ? try directoryFiles(url) : [("gguf", url)]
-        return "\(prefix):sha256:\(try combined(files, digests: digests))"
+        let arithmetic = storage == .quantised && !isDirectory.boolValue ? "+\(WeightStorage.quantised.rawValue)" : ""
+        return "\(prefix):sha256:\(try combined(files, digests: digests))\(arithmetic)"
     }
 
     /// The identity of a tuned model: the base identity, the method and the digest of the

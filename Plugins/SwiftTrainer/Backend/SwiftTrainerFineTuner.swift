@@ -13,6 +13,8 @@ public struct SwiftTrainerFineTuner: FineTuner {
     public let baseModel: URL
     /// The base model's identity; fine-tuned identities extend it.
     public let baseIdentity: String
+    /// How tuned models keep the base's weights for generation (training uses Float32).
+    public let storage: WeightStorage
     /// Requests decoded together by generators of tuned models.
     public let maxBatch: Int
     /// Threads for training and for the tuned models' generators (at least 1).
@@ -24,12 +26,18 @@ public struct SwiftTrainerFineTuner: FineTuner {
     /// - Parameters:
     ///   - baseModel: the base model file or directory.
     ///   - baseIdentity: the base model's identity.
+    ///   - storage: how tuned models keep the base's weights for generation (training always
+    ///     uses Float32): LoRA adapters stay unmerged on quantised layers.
     ///   - maxBatch: requests decoded together by generators of tuned models.
     ///   - threads: threads for training and for the tuned models' generators.
     ///   - digests: where digests of tuned files are remembered (by default in memory).
-    public init(baseModel: URL, baseIdentity: String, maxBatch: Int = 8, threads: Int = 2, digests: FileDigestCache = FileDigestCache(store: nil)) {
+    public init(
+        baseModel: URL, baseIdentity: String, storage: WeightStorage = .f32, maxBatch: Int = 8, threads: Int = 2,
+        digests: FileDigestCache = FileDigestCache(store: nil)
+    ) {
         self.baseModel = baseModel
         self.baseIdentity = baseIdentity
+        self.storage = storage
         self.maxBatch = maxBatch
         self.threads = max(1, threads)
         self.digests = digests
@@ -63,7 +71,7 @@ public struct SwiftTrainerFineTuner: FineTuner {
         let artifact = URL(fileURLWithPath: outcome.artifact)
         let adapterConfig = artifact.appendingPathComponent(PEFTAdapter.configFile)
         if FileManager.default.fileExists(atPath: adapterConfig.path) {
-            let base = try LocalModel.load(baseModel, identity: baseIdentity)
+            let base = try LocalModel.load(baseModel, storage: storage, identity: baseIdentity)
             let kind: String
             switch try PEFTAdapter.apply(from: artifact, to: base.model) {
             case .lora: kind = "lora"

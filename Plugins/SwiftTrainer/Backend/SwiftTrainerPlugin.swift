@@ -8,7 +8,9 @@ import TallyTensor
 /// Recipe settings (all optional): `threads` (BLAS and loop threads of this backend alone —
 /// loading, generation, scoring and fine-tuning — default 2),
 /// `max_batch` (requests decoded together, default 8), `max_concurrency` (requests the
-/// runner keeps in flight, default `max_batch`).
+/// runner keeps in flight, default `max_batch`), `weights` (`quantised`, the default: a GGUF
+/// file's quantised matrices stay quantised for generation and scoring; `f32`: every weight
+/// is converted to Float32, as fine-tuning always does).
 ///
 /// ```yaml
 /// backends:
@@ -19,7 +21,7 @@ public struct SwiftTrainerPlugin: BackendPlugin {
 
     public var name: String { "swift-trainer" }
     public var summary: String { "built-in CPU backend: GGUF / Hugging Face Llama and GPT-2 models, LoRA, prompt tuning and full fine-tuning" }
-    public var settingKeys: Set<String> { ["threads", "max_batch", "max_concurrency"] }
+    public var settingKeys: Set<String> { ["threads", "max_batch", "max_concurrency", "weights"] }
     public var fineTuningMethods: Set<String> { [FineTuneMethod.loraName, FineTuneMethod.promptTuningName, FineTuneMethod.fullName] }
 
     public func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue] {
@@ -28,6 +30,9 @@ public struct SwiftTrainerPlugin: BackendPlugin {
             if let text = config.settings[key], (Int(text) ?? 0) < 1 {
                 problems.append(ConfigIssue(key: key, "\(key) must be a whole number of at least 1, not '\(text)'"))
             }
+        }
+        if let text = config.settings["weights"], WeightStorage(rawValue: text) == nil {
+            problems.append(ConfigIssue(key: "weights", "weights must be \(WeightStorage.allCases.map(\.rawValue).joined(separator: " or ")), not '\(text)'"))
         }
         do {
             _ = try AssetCatalog.resolveModel(config.model, relativeTo: config.recipeDirectory, environment: environment)
@@ -41,11 +46,13 @@ public struct SwiftTrainerPlugin: BackendPlugin {
         let threads = config.settings["threads"].flatMap { Int($0) } ?? 2
         let maxBatch = config.settings["max_batch"].flatMap { Int($0) } ?? 8
         let concurrency = config.settings["max_concurrency"].flatMap { Int($0) } ?? maxBatch
+        let storage = config.settings["weights"].flatMap { WeightStorage(rawValue: $0) } ?? .quantised
         let url = try AssetCatalog.resolveModel(config.model, relativeTo: config.recipeDirectory, environment: environment)
         let digests = FileDigestCache(environment: environment)
-        let local = try Threading.withThreadCount(threads) { try LocalModel.load(url, digests: digests) }
+        let local = try Threading.withThreadCount(threads) { try LocalModel.load(url, storage: storage, digests: digests) }
         let generator = LocalTextGenerator(model: local, maxBatch: maxBatch, threads: threads)
-        let tuner = SwiftTrainerFineTuner(baseModel: url, baseIdentity: local.identity, maxBatch: maxBatch, threads: threads, digests: digests)
+        let tuner = SwiftTrainerFineTuner(
+            baseModel: url, baseIdentity: local.identity, storage: storage, maxBatch: maxBatch, threads: threads, digests: digests)
         return Backend(generator: generator, fineTuner: tuner, dataLeavesMachine: false, maxConcurrency: max(1, concurrency))
     }
 }

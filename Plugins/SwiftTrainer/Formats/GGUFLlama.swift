@@ -159,8 +159,20 @@ public enum GGUFLlama {
     /// - Throws: `GGUFError` for unknown or missing tensors, shape mismatches and unsupported
     ///   quantisation types.
     public static func weights(from file: GGUFFile, config: TransformerConfig) throws -> [String: WeightTensor] {
+        try weights(from: file, config: config, storage: .f32).dense
+    }
+
+    /// The model's weights with the matrices stored in a format of
+    /// ``QuantizedMatrix/supportedTypes`` kept in it (`storage: .quantised`; Q/K rows restored
+    /// to Hugging Face order) and everything else dequantised to Float32, as
+    /// ``weights(from:config:)``. With `.f32` every weight is Float32.
+    /// - Throws: what ``weights(from:config:)`` throws.
+    public static func weights(
+        from file: GGUFFile, config: TransformerConfig, storage: WeightStorage
+    ) throws -> (dense: [String: WeightTensor], quantized: [String: QuantizedMatrix]) {
         let arch = file.metadata["general.architecture"]?.string ?? "llama"
         var weights: [String: WeightTensor] = [:]
+        var quantized: [String: QuantizedMatrix] = [:]
         for info in file.tensors {
             if info.name == "rope_freqs.weight" {
                 throw GGUFError(.unsupported, file: file.path, "has tensor 'rope_freqs.weight' (Llama 3.1-style RoPE frequency scaling), which Tally does not implement")
@@ -176,6 +188,18 @@ public enum GGUFLlama {
             }
             guard info.shape == expected else {
                 throw GGUFError(.shapeMismatch, file: file.path, "tensor '\(info.name)' (\(name)) has shape \(info.shape) but the metadata implies \(expected); the file is inconsistent")
+            }
+            let heads = name.hasSuffix("q_proj.weight") ? config.numHeads : name.hasSuffix("k_proj.weight") ? config.numKVHeads : nil
+            if storage == .quantised, expected.count == 2, QuantizedMatrix.supportedTypes.contains(info.type) {
+                let order = arch == "llama" ? heads.map { huggingFaceRowOrder(rows: expected[0], heads: $0) } : nil
+                do {
+                    quantized[name] = try file.withRawBytes(of: info) { bytes in
+                        try QuantizedMatrix(type: info.type, rows: expected[0], columns: expected[1], bytes: bytes, rowOrder: order)
+                    }
+                } catch let error as GGUFError {
+                    throw GGUFError(error.code, file: file.path, "tensor '\(info.name)': \(error.message)")
+                }
+                continue
             }
             var values = try file.dequantize(info)
             if arch == "llama" {
@@ -193,10 +217,25 @@ public enum GGUFLlama {
                 required.append("model.layers.\(layer).\(module).weight")
             }
         }
-        for name in required where weights[name] == nil {
+        for name in required where weights[name] == nil && quantized[name] == nil {
             throw GGUFError(.missing, file: file.path, "lacks the tensor for \(name) (\(ggufName(for: name))); the file is incomplete")
         }
-        return weights
+        return (weights, quantized)
+    }
+
+    /// For each Hugging Face row of a Q or K projection, the GGUF row it comes from
+    /// (``unpermuteRows(_:rows:columns:heads:)`` as a row order); rows in their own order
+    /// when they do not split into `heads` heads of an even size (as `unpermuteRows`).
+    static func huggingFaceRowOrder(rows: Int, heads: Int) -> [Int] {
+        guard heads > 0, rows % (2 * heads) == 0 else { return Array(0..<rows) }
+        let headDim = rows / heads, half = headDim / 2
+        var order = [Int](repeating: 0, count: rows)
+        for h in 0..<heads {
+            for t in 0..<2 {
+                for j in 0..<half { order[h * headDim + t * half + j] = h * headDim + 2 * j + t }
+            }
+        }
+        return order
     }
 
     /// Restores Hugging Face row order of a Q or K projection stored by llama.cpp's converter.

@@ -6,11 +6,14 @@ import TallyCore
 public struct GGUFModel: Sendable {
     public let config: TransformerConfig
     public let weights: [String: WeightTensor]
+    /// Matrices kept in their block format (only when loaded with `storage: .quantised`).
+    public let quantizedWeights: [String: QuantizedMatrix]
     public let tokenizer: BPETokenizer
     /// `tokenizer.chat_template`, if the file ships one.
     public var chatTemplate: String? { tokenizer.chatTemplate }
 
-    /// Reads the GGUF file at `url` completely (weights dequantised to Float32).
+    /// Reads the GGUF file at `url` completely: weights dequantised to Float32, or with
+    /// `storage: .quantised` the quantised matrices kept as they are (``QuantizedMatrix``).
     ///
     /// ```swift
     /// let model = try GGUFModel(url: URL(fileURLWithPath: "SmolLM2-135M-Instruct.Q4_1.gguf"))
@@ -18,11 +21,11 @@ public struct GGUFModel: Sendable {
     /// ```
     /// - Throws: `GGUFError` for a malformed, truncated or unsupported model file,
     ///   `TokenizerError` for an unusable embedded tokenizer.
-    public init(url: URL) throws {
+    public init(url: URL, storage: WeightStorage = .f32) throws {
         let file = try GGUFFile(url: url)
         config = try GGUFLlama.config(from: file)
         tokenizer = try BPETokenizer(gguf: file)
-        weights = try GGUFLlama.weights(from: file, config: config)
+        (weights, quantizedWeights) = try GGUFLlama.weights(from: file, config: config, storage: storage)
     }
 
     /// `(config, weights, tokenizer)` of the GGUF file at `url`; see `init(url:)`.

@@ -78,19 +78,21 @@ public final class LoRAAdapter: LinearAdapter {
         return out
     }
 
-    /// Adds `scaling * B A` into the base weight (PEFT's `merge`). Does nothing if merged.
+    /// Adds `scaling * B A` into the base weight (PEFT's `merge`). Does nothing if merged, or
+    /// if the base weight is quantised (it cannot change): the adapter then keeps adding its
+    /// product in ``forward(input:baseOutput:tape:)``; ``isMerged`` tells which happened.
     public func merge(into base: Linear) {
-        guard !isMerged else { return }
+        guard !isMerged, let weight = base.weight else { return }
         let d = delta()
-        for i in 0..<base.weight.count { base.weight.data[i] += d[i] }
+        for i in 0..<weight.count { weight.data[i] += d[i] }
         isMerged = true
     }
 
     /// Subtracts `scaling * B A` from the base weight again (PEFT's `unmerge`).
     public func unmerge(from base: Linear) {
-        guard isMerged else { return }
+        guard isMerged, let weight = base.weight else { return }
         let d = delta()
-        for i in 0..<base.weight.count { base.weight.data[i] -= d[i] }
+        for i in 0..<weight.count { weight.data[i] -= d[i] }
         isMerged = false
     }
 }

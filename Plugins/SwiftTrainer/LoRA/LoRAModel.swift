@@ -148,10 +148,18 @@ public final class LoRAModel {
     }
 
     /// Merges the adapters and removes them from the layers (PEFT's `merge_and_unload`):
-    /// the base model then computes the adapted function on its own.
+    /// the base model then computes the adapted function on its own. An adapter on a
+    /// quantised layer cannot merge: it stays attached, in evaluation mode (no dropout), and
+    /// adds its product to the quantised base output on every pass.
     public func mergeAndUnload() {
         merge()
-        for m in adapters { m.layer.adapter = nil }
+        for m in adapters {
+            if m.adapter.isMerged {
+                m.layer.adapter = nil
+            } else {
+                m.adapter.isTraining = false
+            }
+        }
     }
 
     /// Removes the adapters without merging, restoring the base model.

@@ -11,6 +11,9 @@ public protocol CausalLanguageModel: AnyObject {
     var config: TransformerConfig { get }
     /// Every parameter, by Hugging Face name, in a stable order; a tied embedding is listed once.
     var namedParameters: [(name: String, tensor: Tensor)] { get }
+    /// Weight matrices kept quantised (``QuantizedMatrix``), by Hugging Face name; they are not
+    /// parameters (they never train) and are not in ``namedParameters``.
+    var namedQuantizedWeights: [(name: String, matrix: QuantizedMatrix)] { get }
     /// Every linear layer by Hugging Face module path (`model.layers.0.self_attn.q_proj`),
     /// for adapters such as LoRA.
     var namedLinears: [(name: String, layer: Linear)] { get }
@@ -83,15 +86,20 @@ extension CausalLanguageModel {
         return tape.crossEntropy(logits, targets: targets)
     }
 
+    /// None by default (models whose weights are all Float32).
+    public var namedQuantizedWeights: [(name: String, matrix: QuantizedMatrix)] { [] }
+
     /// The parameter with a Hugging Face name, if any.
     public func parameter(named name: String) -> Tensor? {
         namedParameters.first { $0.name == name }?.tensor
     }
 
-    /// Copies of every parameter's values by name (to save as safetensors).
+    /// Copies of every parameter's values by name (to save as safetensors), quantised
+    /// matrices dequantised.
     public func stateDict() -> [String: WeightTensor] {
         var out: [String: WeightTensor] = [:]
         for (name, t) in namedParameters { out[name] = WeightTensor(shape: t.shape, values: t.values) }
+        for (name, q) in namedQuantizedWeights { out[name] = WeightTensor(shape: [q.rows, q.columns], values: q.dequantized()) }
         return out
     }
 
@@ -106,7 +114,12 @@ extension CausalLanguageModel {
     }
 
     /// The number of parameters (tied weights counted once).
-    public var parameterCount: Int { namedParameters.reduce(0) { $0 + $1.tensor.count } }
+    public var parameterCount: Int {
+        namedParameters.reduce(0) { $0 + $1.tensor.count } + namedQuantizedWeights.reduce(0) { $0 + $1.matrix.rows * $1.matrix.columns }
+    }
+
+    /// Whether any weight matrix is kept quantised.
+    public var hasQuantizedWeights: Bool { !namedQuantizedWeights.isEmpty }
 }
 
 /// Hands out model weights by Hugging Face name, checking shapes.
@@ -115,6 +128,22 @@ struct WeightReader {
     /// Named in errors (the checkpoint file or directory).
     let source: String
     let trainable: Bool
+    /// Matrices kept quantised, by Hugging Face name.
+    var quantized: [String: QuantizedMatrix] = [:]
+
+    /// The matrix `name` `[out, in]` as a layer: quantised when it was kept so, else Float32.
+    /// - Throws: `TallyError` (`invalid-model`) when it is missing or has another shape.
+    func matrix(_ name: String, _ shape: [Int], bias: Tensor? = nil) throws -> Linear {
+        if let q = quantized[name] {
+            guard [q.rows, q.columns] == shape else {
+                throw TallyError(
+                    code: .invalidModel, message: "tensor '\(name)' has shape [\(q.rows), \(q.columns)] but the config implies \(shape)",
+                    location: SourceLocation(file: source))
+            }
+            return Linear(quantized: q, bias: bias)
+        }
+        return Linear(weight: try tensor(name, shape), bias: bias)
+    }
 
     func tensor(_ name: String, _ shape: [Int]) throws -> Tensor {
         guard let w = weights[name] else {

@@ -66,12 +66,14 @@ public final class GPT2Model: CausalLanguageModel {
             params += [(p + "ln_1.weight", b.ln1w), (p + "ln_1.bias", b.ln1b)]
             for (n, lin) in [("attn.c_attn", b.cAttn), ("attn.c_proj", b.cProj)] {
                 linears.append((p + n, lin))
-                params += [(p + n + ".weight", lin.weight), (p + n + ".bias", lin.bias ?? lin.weight)]
+                if let w = lin.weight { params.append((p + n + ".weight", w)) }
+                if let bias = lin.bias { params.append((p + n + ".bias", bias)) }
             }
             params += [(p + "ln_2.weight", b.ln2w), (p + "ln_2.bias", b.ln2b)]
             for (n, lin) in [("mlp.c_fc", b.fc), ("mlp.c_proj", b.proj)] {
                 linears.append((p + n, lin))
-                params += [(p + n + ".weight", lin.weight), (p + n + ".bias", lin.bias ?? lin.weight)]
+                if let w = lin.weight { params.append((p + n + ".weight", w)) }
+                if let bias = lin.bias { params.append((p + n + ".bias", bias)) }
             }
         }
         params += [("transformer.ln_f.weight", lnfw), ("transformer.ln_f.bias", lnfb)]

@@ -16,29 +16,71 @@ public protocol LinearAdapter: AnyObject {
 
 /// A linear layer with a Hugging Face weight (and optional bias) and an optional adapter.
 ///
+/// The weight is Float32 (``weight``), or kept in a GGML block format (``quantized``) when a
+/// GGUF model is loaded for generation only: the product then dequantises blocks on the fly
+/// and the weight cannot train or take a merged adapter (an adapter still applies on top).
+///
 /// Freeze the base with `weight.requiresGrad = false` (and the bias): the backward pass then
 /// skips the weight-gradient product entirely.
 public final class Linear {
-    /// `[out, in]` (`.outIn`) or `[in, out]` (`.inOut`, GPT-2 Conv1D).
-    public let weight: Tensor
+    enum Storage {
+        case dense(Tensor)
+        case quantized(QuantizedMatrix)
+    }
+    let storage: Storage
+    /// `[out, in]` (`.outIn`) or `[in, out]` (`.inOut`, GPT-2 Conv1D); nil when ``quantized``.
+    public var weight: Tensor? {
+        if case .dense(let t) = storage { return t }
+        return nil
+    }
+    /// The weight `[out, in]` in a block format, or nil when it is Float32 (``weight``).
+    public var quantized: QuantizedMatrix? {
+        if case .quantized(let q) = storage { return q }
+        return nil
+    }
     /// `[out]` or nil.
     public let bias: Tensor?
-    /// How `weight` is stored.
+    /// How `weight` is stored (a quantised weight is always `.outIn`).
     public let layout: WeightLayout
     /// An adapter applied after the base product (LoRA), or nil.
     public var adapter: (any LinearAdapter)?
 
     /// Makes a layer around existing tensors.
     public init(weight: Tensor, bias: Tensor?, layout: WeightLayout = .outIn) {
-        self.weight = weight
+        storage = .dense(weight)
         self.bias = bias
         self.layout = layout
     }
 
+    /// Makes a layer around a quantised weight `[out, in]`.
+    public init(quantized: QuantizedMatrix, bias: Tensor?) {
+        storage = .quantized(quantized)
+        self.bias = bias
+        self.layout = .outIn
+    }
+
     /// Input features.
-    public var inFeatures: Int { layout == .outIn ? weight.shape[1] : weight.shape[0] }
+    public var inFeatures: Int {
+        switch storage {
+        case .quantized(let q): return q.columns
+        case .dense(let w): return layout == .outIn ? w.shape[1] : w.shape[0]
+        }
+    }
     /// Output features.
-    public var outFeatures: Int { layout == .outIn ? weight.shape[0] : weight.shape[1] }
+    public var outFeatures: Int {
+        switch storage {
+        case .quantized(let q): return q.rows
+        case .dense(let w): return layout == .outIn ? w.shape[0] : w.shape[1]
+        }
+    }
+
+    /// The weight as Float32 in its layout's shape: ``weight`` itself, or a dequantised copy.
+    public func floatWeight() -> WeightTensor {
+        switch storage {
+        case .dense(let w): return WeightTensor(shape: w.shape, values: w.values)
+        case .quantized(let q): return WeightTensor(shape: [q.rows, q.columns], values: q.dequantized())
+        }
+    }
 
     /// Applies the layer (and its adapter).
     /// - Parameters:
@@ -46,8 +88,25 @@ public final class Linear {
     ///   - tape: the tape of the current pass.
     /// - Returns: `[rows, out]`.
     public func callAsFunction(_ x: Tensor, tape: Tape) -> Tensor {
-        let y = tape.linear(x, weight, bias: bias, layout: layout)
+        let y = base(x, tape: tape)
         if let adapter { return adapter.forward(input: x, baseOutput: y, tape: tape) }
         return y
+    }
+
+    /// `x Wᵀ + b` without the adapter.
+    func base(_ x: Tensor, tape: Tape) -> Tensor {
+        switch storage {
+        case .quantized(let q): return tape.linear(x, q, bias: bias)
+        case .dense(let w): return tape.linear(x, w, bias: bias, layout: layout)
+        }
+    }
+
+    /// Rows `ids` of the weight `[vocab, d]` (an embedding table that doubles as the tied
+    /// output layer): only the looked-up rows of a quantised table are dequantised.
+    func embeddingRows(_ ids: [Int], tape: Tape) -> Tensor {
+        switch storage {
+        case .quantized(let q): return q.gatherRows(ids)
+        case .dense(let w): return tape.embedding(ids, weight: w)
+        }
     }
 }

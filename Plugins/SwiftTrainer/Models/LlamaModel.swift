@@ -16,7 +16,7 @@ public final class LlamaModel: CausalLanguageModel {
             let p = "model.layers.\(i)."
             let d = c.hiddenSize, qd = c.numHeads * c.headDim, kvd = c.numKVHeads * c.headDim, m = c.intermediateSize
             func lin(_ name: String, _ out: Int, _ inp: Int, bias: Bool) throws -> Linear {
-                Linear(weight: try r.tensor(p + name + ".weight", [out, inp]), bias: try r.optional(p + name + ".bias", [out], present: bias))
+                try r.matrix(p + name + ".weight", [out, inp], bias: try r.optional(p + name + ".bias", [out], present: bias))
             }
             inputNorm = try r.tensor(p + "input_layernorm.weight", [d])
             q = try lin("self_attn.q_proj", qd, d, bias: c.attentionBias)
@@ -31,7 +31,9 @@ public final class LlamaModel: CausalLanguageModel {
     }
 
     public let config: TransformerConfig
-    let embed: Tensor
+    /// The embedding table `[vocab, hidden]`, as a layer so that it can be quantised and
+    /// serve as the tied output layer.
+    let embed: Linear
     let layers: [Layer]
     let norm: Tensor
     /// nil when the output layer is tied to the embedding.
@@ -39,7 +41,13 @@ public final class LlamaModel: CausalLanguageModel {
     let rope: RotaryEmbedding
     public let namedParameters: [(name: String, tensor: Tensor)]
     public let namedLinears: [(name: String, layer: Linear)]
-    public var tokenEmbedding: Tensor { embed }
+    public let namedQuantizedWeights: [(name: String, matrix: QuantizedMatrix)]
+    /// The table itself, or a Float32 copy of a quantised one (made on each access).
+    public var tokenEmbedding: Tensor {
+        if let weight = embed.weight { return weight }
+        let w = embed.floatWeight()
+        return (try? Tensor(shape: w.shape, values: w.values)) ?? Tensor(zeros: [0, config.hiddenSize])
+    }
     public var softPrompt: SoftPrompt?
 
     /// Builds the model from Hugging Face-named weights.
@@ -47,47 +55,60 @@ public final class LlamaModel: CausalLanguageModel {
     ///   - config: the shape (architecture `.llama`).
     ///   - weights: tensors named as in `model.safetensors` (`lm_head.weight` only when untied).
     ///   - source: the checkpoint, named in errors.
+    ///   - quantized: matrices kept quantised, by the same names (they never train).
+    ///   - source: the checkpoint, named in errors.
     ///   - trainable: whether parameters start with `requiresGrad`.
     /// - Throws: `TallyError` (`invalid-model`) for a missing tensor or a shape mismatch.
-    public init(config: TransformerConfig, weights: [String: WeightTensor], source: String = "weights", trainable: Bool = true) throws {
+    public init(
+        config: TransformerConfig, weights: [String: WeightTensor], quantized: [String: QuantizedMatrix] = [:],
+        source: String = "weights", trainable: Bool = true
+    ) throws {
         guard config.architecture == .llama else {
             throw TallyError(code: .invalidModel, message: "LlamaModel cannot load a \(config.architecture) config", location: SourceLocation(file: source))
         }
         self.config = config
-        let r = WeightReader(weights: weights, source: source, trainable: trainable)
-        embed = try r.tensor("model.embed_tokens.weight", [config.vocabSize, config.hiddenSize])
+        let r = WeightReader(weights: weights, source: source, trainable: trainable, quantized: quantized)
+        embed = try r.matrix("model.embed_tokens.weight", [config.vocabSize, config.hiddenSize])
         layers = try (0..<config.numLayers).map { try Layer(r, config, $0) }
         norm = try r.tensor("model.norm.weight", [config.hiddenSize])
         if config.tieWordEmbeddings {
             lmHead = nil
         } else {
-            lmHead = Linear(weight: try r.tensor("lm_head.weight", [config.vocabSize, config.hiddenSize]), bias: nil)
+            lmHead = try r.matrix("lm_head.weight", [config.vocabSize, config.hiddenSize])
         }
         rope = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
-        var params: [(String, Tensor)] = [("model.embed_tokens.weight", embed)]
+        var params: [(String, Tensor)] = []
         var linears: [(String, Linear)] = []
+        var kept: [(String, QuantizedMatrix)] = []
+        /// A matrix's weight goes to the parameters when Float32, else to the quantised weights.
+        func add(_ name: String, _ layer: Linear) {
+            if let w = layer.weight { params.append((name, w)) }
+            if let q = layer.quantized { kept.append((name, q)) }
+        }
+        add("model.embed_tokens.weight", embed)
         for (i, l) in layers.enumerated() {
             let p = "model.layers.\(i)."
             params.append((p + "input_layernorm.weight", l.inputNorm))
             for (n, lin) in [("self_attn.q_proj", l.q), ("self_attn.k_proj", l.k), ("self_attn.v_proj", l.v), ("self_attn.o_proj", l.o)] {
                 linears.append((p + n, lin))
-                params.append((p + n + ".weight", lin.weight))
+                add(p + n + ".weight", lin)
                 if let b = lin.bias { params.append((p + n + ".bias", b)) }
             }
             params.append((p + "post_attention_layernorm.weight", l.postNorm))
             for (n, lin) in [("mlp.gate_proj", l.gate), ("mlp.up_proj", l.up), ("mlp.down_proj", l.down)] {
                 linears.append((p + n, lin))
-                params.append((p + n + ".weight", lin.weight))
+                add(p + n + ".weight", lin)
                 if let b = lin.bias { params.append((p + n + ".bias", b)) }
             }
         }
         params.append(("model.norm.weight", norm))
         if let lmHead {
-            params.append(("lm_head.weight", lmHead.weight))
+            add("lm_head.weight", lmHead)
             linears.append(("lm_head", lmHead))
         }
         namedParameters = params
         namedLinears = linears
+        namedQuantizedWeights = kept
     }
 
     /// The parameter shapes a config implies, by Hugging Face name.
@@ -118,7 +139,7 @@ public final class LlamaModel: CausalLanguageModel {
     public func hiddenStates(_ tokens: TokenBatch, tape: Tape, cache: KVCache?) -> Tensor {
         let c = config
         let eps = Float(c.normEps)
-        let (batch, embeddings) = inputs(tokens, cache: cache, tape: tape, tokenEmbeddings: tape.embedding(tokens.ids, weight: embed))
+        let (batch, embeddings) = inputs(tokens, cache: cache, tape: tape, tokenEmbeddings: embed.embeddingRows(tokens.ids, tape: tape))
         var positions = batch.positions
         if let cache {
             precondition(cache.batch == batch.batch && cache.remaining >= batch.length, "KV cache too small for \(batch.batch) x \(batch.length)")
@@ -151,6 +172,6 @@ public final class LlamaModel: CausalLanguageModel {
 
     public func outputLogits(_ hidden: Tensor, tape: Tape) -> Tensor {
         if let lmHead { return lmHead(hidden, tape: tape) }
-        return tape.linear(hidden, embed)
+        return embed(hidden, tape: tape)
     }
 }

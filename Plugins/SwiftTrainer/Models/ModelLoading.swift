@@ -2,6 +2,14 @@ import Foundation
 import TallyCore
 import TallyTensor
 
+/// How a model loaded for generation keeps its weight matrices: `quantised` keeps those a
+/// GGUF file stores in a block format (``QuantizedMatrix/supportedTypes``) in that format and
+/// multiplies with them directly; `f32` converts every weight to Float32 (training always does).
+public enum WeightStorage: String, Sendable, CaseIterable {
+    case quantised
+    case f32
+}
+
 /// Builds models from Hugging Face directories or from weights any loader produced (the GGUF
 /// loader hands over `[String: WeightTensor]` with Hugging Face names plus a config).
 public enum ModelLoader {
@@ -11,13 +19,19 @@ public enum ModelLoader {
     ///   - weights: tensors by Hugging Face name.
     ///   - source: the checkpoint, named in errors.
     ///   - trainable: whether parameters start with `requiresGrad`.
+    ///   - quantized: matrices kept quantised, by Hugging Face name (Llama only; they never train).
     /// - Throws: `TallyError` (`invalid-model`) for a missing tensor or a shape mismatch.
     public static func model(
-        config: TransformerConfig, weights: [String: WeightTensor], source: String = "weights", trainable: Bool = true
+        config: TransformerConfig, weights: [String: WeightTensor], quantized: [String: QuantizedMatrix] = [:],
+        source: String = "weights", trainable: Bool = true
     ) throws -> any CausalLanguageModel {
         switch config.architecture {
-        case .llama: return try LlamaModel(config: config, weights: weights, source: source, trainable: trainable)
-        case .gpt2: return try GPT2Model(config: config, weights: weights, source: source, trainable: trainable)
+        case .llama: return try LlamaModel(config: config, weights: weights, quantized: quantized, source: source, trainable: trainable)
+        case .gpt2:
+            if let name = quantized.keys.sorted().first {
+                throw TallyError(code: .invalidModel, message: "GPT-2 models take Float32 weights only, but '\(name)' is quantised; load with weights: f32", location: SourceLocation(file: source))
+            }
+            return try GPT2Model(config: config, weights: weights, source: source, trainable: trainable)
         }
     }
 

@@ -42,6 +42,9 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "Threads for BLAS and parallel loops.")
     var threads = 2
 
+    @Option(help: "quantised (default: a GGUF file's quantised weights stay quantised) or f32 (every weight converted to Float32).")
+    var weights = "quantised"
+
     @Flag(help: "Skip the chat template: continue the prompt text as it is.")
     var raw = false
 
@@ -50,13 +53,16 @@ struct GenerateCommand: AsyncParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard temperature >= 0 else { throw ValidationError("--temperature must be 0 or more") }
         guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+        guard WeightStorage(rawValue: weights) != nil else { throw ValidationError("--weights must be quantised or f32, not '\(weights)'") }
     }
 
     func run() async throws {
         try await reportingErrors {
             try Threading.withThreadCount(threads) {
                 let url = try AssetCatalog.resolveModel(model, relativeTo: nil)
-                let local = try LocalModel.load(url, digests: FileDigestCache(environment: ProcessInfo.processInfo.environment))
+                let local = try LocalModel.load(
+                    url, storage: WeightStorage(rawValue: weights) ?? .quantised,
+                    digests: FileDigestCache(environment: ProcessInfo.processInfo.environment))
                 if let adapter {
                     try PEFTAdapter.apply(from: fileURL(adapter), to: local.model)
                 }
