@@ -17,6 +17,8 @@ public struct SwiftTrainerFineTuner: FineTuner {
     public let maxBatch: Int
     /// Threads for training and for the tuned models' generators (at least 1).
     public let threads: Int
+    /// Megabytes of prefix cache of each tuned model's generator (0: off).
+    public let prefixCacheMB: Int
     /// Where digests of tuned files are remembered (their identities hash them).
     public let digests: FileDigestCache
 
@@ -26,12 +28,14 @@ public struct SwiftTrainerFineTuner: FineTuner {
     ///   - baseIdentity: the base model's identity.
     ///   - maxBatch: requests decoded together by generators of tuned models.
     ///   - threads: threads for training and for the tuned models' generators.
+    ///   - prefixCacheMB: megabytes of prefix cache of each tuned model's generator (0: off).
     ///   - digests: where digests of tuned files are remembered (by default in memory).
-    public init(baseModel: URL, baseIdentity: String, maxBatch: Int = 8, threads: Int = 2, digests: FileDigestCache = FileDigestCache(store: nil)) {
+    public init(baseModel: URL, baseIdentity: String, maxBatch: Int = 8, threads: Int = 2, prefixCacheMB: Int = LocalTextGenerator.defaultPrefixCacheMB, digests: FileDigestCache = FileDigestCache(store: nil)) {
         self.baseModel = baseModel
         self.baseIdentity = baseIdentity
         self.maxBatch = maxBatch
         self.threads = max(1, threads)
+        self.prefixCacheMB = max(0, prefixCacheMB)
         self.digests = digests
     }
 
@@ -48,7 +52,7 @@ public struct SwiftTrainerFineTuner: FineTuner {
     }
 
     public func generator(for outcome: FineTuneOutcome) async throws -> any TextGenerator {
-        try LocalTextGenerator(model: loadTuned(outcome), maxBatch: maxBatch, threads: threads)
+        try LocalTextGenerator(model: loadTuned(outcome), maxBatch: maxBatch, threads: threads, prefixCacheMB: prefixCacheMB)
     }
 
     /// The tuned model of a finished job: base + adapter merged for speed (LoRA), base + soft
