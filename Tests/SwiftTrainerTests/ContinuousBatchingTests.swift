@@ -163,4 +163,17 @@ struct ContinuousBatchingTests {
             #expect(together[i] == want, "request \(i)")
         }
     }
+
+    @Test func prefixCacheSettingIsCheckedWhenTheRecipeIsValidated() {
+        func issues(_ value: String) -> [String] {
+            let config = BackendConfig(name: "local", plugin: "swift-trainer", model: "tiny-llama", settings: ["prefix_cache_mb": value], recipeDirectory: FileManager.default.temporaryDirectory)
+            return SwiftTrainerPlugin().validate(config, environment: [:]).filter { $0.key == "prefix_cache_mb" }.map(\.message)
+        }
+        #expect(issues("0").isEmpty)
+        #expect(issues("256").isEmpty)
+        for bad in ["-1", "lots", "2.5", "99999999"] {
+            #expect(issues(bad).count == 1, "\(bad)")
+            #expect(issues(bad).first?.contains("prefix_cache_mb must be a whole number") == true)
+        }
+    }
 }
