@@ -3,19 +3,25 @@ import TallyCore
 import TallyTensor
 
 /// Owns one `LocalModel` on a dedicated thread and serves generation and scoring requests,
-/// batching generation requests that arrive together.
+/// decoding generation requests together with continuous batching.
 ///
 /// The model (a class with mutable buffers) is touched only on the worker thread; callers
 /// talk to it through `submit`, which suspends them without blocking the cooperative pool.
 /// This is the audited `@unchecked Sendable` box: the model is confined to `thread`, and the
 /// only shared state, the job queue, is guarded by its condition.
 ///
+/// Generation requests join the running batch of a ``GenerationEngine`` between decode steps
+/// (up to `maxBatch` at once, whatever their options) and are answered as soon as each
+/// finishes; other jobs run between steps. Each request samples with its own seed.
 /// Every job runs with the worker's own thread count (``Threading/withThreadCount(_:_:)``
 /// around the whole loop), whatever count its caller runs with.
 final class ModelWorker: @unchecked Sendable {
+    /// What a generation request gets back.
+    typealias Reply = (output: GenerationOutput, latency: Double, compute: Double)
+
     /// One unit of work and how to answer it.
     private enum Job {
-        case generate(prompt: [Int], options: GenerationOptions, reply: CheckedContinuation<(GenerationOutput, elapsed: Double, batch: Int), any Error>)
+        case generate(prompt: [Int], options: GenerationOptions, reply: CheckedContinuation<Reply, any Error>)
         case run(body: (LocalModel) throws -> Void)
     }
 
@@ -29,8 +35,9 @@ final class ModelWorker: @unchecked Sendable {
     ///   - local: the model; the worker owns it from now on.
     ///   - maxBatch: most generation requests decoded together.
     ///   - threads: threads for the model's products and loops.
-    init(_ local: LocalModel, maxBatch: Int, threads: Int) {
-        let queue = JobQueue(model: local, maxBatch: max(1, maxBatch))
+    ///   - prefixCacheBytes: memory for the keys and values of shared prompt prefixes (0: none).
+    init(_ local: LocalModel, maxBatch: Int, threads: Int, prefixCacheBytes: Int = 0) {
+        let queue = JobQueue(model: local, maxBatch: max(1, maxBatch), prefixCacheBytes: prefixCacheBytes)
         self.queue = queue
         self.threads = max(1, threads)
         let count = self.threads
@@ -42,9 +49,9 @@ final class ModelWorker: @unchecked Sendable {
 
     deinit { queue.stop() }
 
-    /// Generates a continuation of `prompt`, batched with other requests of equal options.
-    /// - Returns: the output, the wall time of the batch, and the batch size.
-    func generate(prompt: [Int], options: GenerationOptions) async throws -> (GenerationOutput, elapsed: Double, batch: Int) {
+    /// Generates a continuation of `prompt` in the running batch.
+    /// - Returns: the output, its latency (prefill to last token) and its share of the compute.
+    func generate(prompt: [Int], options: GenerationOptions) async throws -> Reply {
         try await withCheckedThrowingContinuation { continuation in
             enqueue(.generate(prompt: prompt, options: options, reply: continuation))
         }
@@ -66,13 +73,15 @@ final class ModelWorker: @unchecked Sendable {
     private final class JobQueue: @unchecked Sendable {
         let model: LocalModel
         let maxBatch: Int
+        let prefixCacheBytes: Int
         private let condition = NSCondition()
         private var pending: [Job] = []
         private var stopped = false
 
-        init(model: LocalModel, maxBatch: Int) {
+        init(model: LocalModel, maxBatch: Int, prefixCacheBytes: Int) {
             self.model = model
             self.maxBatch = maxBatch
+            self.prefixCacheBytes = prefixCacheBytes
         }
 
         func append(_ job: Job) {
@@ -90,67 +99,66 @@ final class ModelWorker: @unchecked Sendable {
             condition.unlock()
         }
 
-        /// Takes the next job, or the next batch of generation jobs with identical options;
-        /// nil once stopped and empty.
-        func take() -> [Job]? {
+        /// Takes every waiting job that is not a generation request and up to `free`
+        /// generation requests, in arrival order. Waits for one when `wait` is true and
+        /// nothing is waiting; nil once stopped and empty (and `wait`).
+        func take(free: Int, wait: Bool) -> [Job]? {
             condition.lock()
             defer { condition.unlock() }
-            while pending.isEmpty {
+            while pending.isEmpty && wait {
                 if stopped { return nil }
                 condition.wait()
             }
-            let first = pending.removeFirst()
-            guard case .generate(_, let options, _) = first else { return [first] }
-            var batch = [first]
+            var taken: [Job] = []
             var rest: [Job] = []
+            var room = free
             for job in pending {
-                if batch.count < maxBatch, case .generate(_, let other, _) = job, ModelWorker.sameBatch(options, other) {
-                    batch.append(job)
+                if case .generate = job {
+                    if room > 0 {
+                        taken.append(job)
+                        room -= 1
+                    } else {
+                        rest.append(job)
+                    }
                 } else {
-                    rest.append(job)
+                    taken.append(job)
                 }
             }
             pending = rest
-            return batch
+            return taken
         }
-    }
-
-    private static func sameBatch(_ a: GenerationOptions, _ b: GenerationOptions) -> Bool {
-        a.maxNewTokens == b.maxNewTokens && a.temperature == b.temperature && a.topP == b.topP
-            && a.seed == b.seed && a.stopStrings == b.stopStrings && a.stopTokenIDs == b.stopTokenIDs
     }
 
     /// The worker thread: runs jobs until the worker is dropped.
     private static func serve(_ queue: JobQueue) {
         let local = queue.model
-        while let jobs = queue.take() {
-            if jobs.count == 1, case .run(let body) = jobs[0] {
-                try? body(local)
-                continue
-            }
-            var prompts: [[Int]] = []
-            var replies: [CheckedContinuation<(GenerationOutput, elapsed: Double, batch: Int), any Error>] = []
-            var options = GenerationOptions()
+        let tokenizer = local.tokenizer
+        let prefixes = queue.prefixCacheBytes > 0 ? PrefixCache(byteLimit: queue.prefixCacheBytes) : nil
+        let engine = GenerationEngine(
+            model: local.model, maxBatch: queue.maxBatch, prefixCache: prefixes, namespace: local.identity,
+            decode: { tokenizer.decode($0, skipSpecialTokens: true) })
+        var replies: [Int: CheckedContinuation<Reply, any Error>] = [:]
+        var nextID = 0
+        func answer(_ done: GenerationEngine.Finished) {
+            replies.removeValue(forKey: done.id)?.resume(returning: (done.output, done.latencySeconds, done.computeSeconds))
+        }
+        while let jobs = queue.take(free: engine.freeSlots, wait: engine.isIdle) {
             for job in jobs {
-                if case .generate(let prompt, let o, let reply) = job {
-                    prompts.append(prompt)
-                    replies.append(reply)
-                    options = o
+                switch job {
+                case .run(let body):
+                    try? body(local)
+                case .generate(let prompt, let options, let reply):
+                    let id = nextID
+                    nextID += 1
+                    replies[id] = reply
+                    do {
+                        if let done = try engine.add(id: id, prompt: prompt, options: options, seed: options.seed) { answer(done) }
+                    } catch {
+                        replies.removeValue(forKey: id)?.resume(throwing: error)
+                    }
                 }
             }
-            let tokenizer = local.tokenizer
-            let start = DispatchTime.now().uptimeNanoseconds
-            do {
-                let outputs = try Generator(model: local.model).generate(
-                    prompts: prompts, options: options,
-                    decode: { tokenizer.decode($0, skipSpecialTokens: true) })
-                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                for (reply, output) in zip(replies, outputs) {
-                    reply.resume(returning: (output, elapsed, prompts.count))
-                }
-            } catch {
-                for reply in replies { reply.resume(throwing: error) }
-            }
+            for done in engine.step() { answer(done) }
         }
     }
 }

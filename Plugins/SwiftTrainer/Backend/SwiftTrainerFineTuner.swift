@@ -19,6 +19,8 @@ public struct SwiftTrainerFineTuner: FineTuner {
     public let maxBatch: Int
     /// Threads for training and for the tuned models' generators (at least 1).
     public let threads: Int
+    /// Megabytes of prefix cache of each tuned model's generator (0: off).
+    public let prefixCacheMB: Int
     /// Where digests of tuned files are remembered (their identities hash them).
     public let digests: FileDigestCache
 
@@ -30,16 +32,18 @@ public struct SwiftTrainerFineTuner: FineTuner {
     ///     uses Float32): LoRA adapters stay unmerged on quantised layers.
     ///   - maxBatch: requests decoded together by generators of tuned models.
     ///   - threads: threads for training and for the tuned models' generators.
+    ///   - prefixCacheMB: megabytes of prefix cache of each tuned model's generator (0: off).
     ///   - digests: where digests of tuned files are remembered (by default in memory).
     public init(
         baseModel: URL, baseIdentity: String, storage: WeightStorage = .f32, maxBatch: Int = 8, threads: Int = 2,
-        digests: FileDigestCache = FileDigestCache(store: nil)
+        prefixCacheMB: Int = LocalTextGenerator.defaultPrefixCacheMB, digests: FileDigestCache = FileDigestCache(store: nil)
     ) {
         self.baseModel = baseModel
         self.baseIdentity = baseIdentity
         self.storage = storage
         self.maxBatch = maxBatch
         self.threads = max(1, threads)
+        self.prefixCacheMB = max(0, prefixCacheMB)
         self.digests = digests
     }
 
@@ -56,7 +60,7 @@ public struct SwiftTrainerFineTuner: FineTuner {
     }
 
     public func generator(for outcome: FineTuneOutcome) async throws -> any TextGenerator {
-        try LocalTextGenerator(model: loadTuned(outcome), maxBatch: maxBatch, threads: threads)
+        try LocalTextGenerator(model: loadTuned(outcome), maxBatch: maxBatch, threads: threads, prefixCacheMB: prefixCacheMB)
     }
 
     /// The tuned model of a finished job: base + adapter merged for speed (LoRA), base + soft

@@ -10,7 +10,8 @@ import TallyTensor
 /// `max_batch` (requests decoded together, default 8), `max_concurrency` (requests the
 /// runner keeps in flight, default `max_batch`), `weights` (`quantised`, the default: a GGUF
 /// file's quantised matrices stay quantised for generation and scoring; `f32`: every weight
-/// is converted to Float32, as fine-tuning always does).
+/// is converted to Float32, as fine-tuning always does), `prefix_cache_mb` (megabytes for the
+/// keys and values of prompt prefixes that requests share, default 128; 0 turns it off).
 ///
 /// ```yaml
 /// backends:
@@ -21,8 +22,11 @@ public struct SwiftTrainerPlugin: BackendPlugin {
 
     public var name: String { "swift-trainer" }
     public var summary: String { "built-in CPU backend: GGUF / Hugging Face Llama and GPT-2 models, LoRA, prompt tuning and full fine-tuning" }
-    public var settingKeys: Set<String> { ["threads", "max_batch", "max_concurrency", "weights"] }
+    public var settingKeys: Set<String> { ["threads", "max_batch", "max_concurrency", "weights", "prefix_cache_mb"] }
     public var fineTuningMethods: Set<String> { [FineTuneMethod.loraName, FineTuneMethod.promptTuningName, FineTuneMethod.fullName] }
+
+    /// The largest `prefix_cache_mb` accepted (1 TiB).
+    static let maxPrefixCacheMB = 1 << 20
 
     public func validate(_ config: BackendConfig, environment: [String: String]) -> [ConfigIssue] {
         var problems: [ConfigIssue] = []
@@ -33,6 +37,9 @@ public struct SwiftTrainerPlugin: BackendPlugin {
         }
         if let text = config.settings["weights"], WeightStorage(rawValue: text) == nil {
             problems.append(ConfigIssue(key: "weights", "weights must be \(WeightStorage.allCases.map(\.rawValue).joined(separator: " or ")), not '\(text)'"))
+        }
+        if let text = config.settings["prefix_cache_mb"], (Int(text) ?? -1) < 0 || (Int(text) ?? 0) > Self.maxPrefixCacheMB {
+            problems.append(ConfigIssue(key: "prefix_cache_mb", "prefix_cache_mb must be a whole number of megabytes from 0 (off) to \(Self.maxPrefixCacheMB), not '\(text)'"))
         }
         do {
             _ = try AssetCatalog.resolveModel(config.model, relativeTo: config.recipeDirectory, environment: environment)
@@ -47,12 +54,14 @@ public struct SwiftTrainerPlugin: BackendPlugin {
         let maxBatch = config.settings["max_batch"].flatMap { Int($0) } ?? 8
         let concurrency = config.settings["max_concurrency"].flatMap { Int($0) } ?? maxBatch
         let storage = config.settings["weights"].flatMap { WeightStorage(rawValue: $0) } ?? .quantised
+        let prefixCacheMB = config.settings["prefix_cache_mb"].flatMap { Int($0) } ?? LocalTextGenerator.defaultPrefixCacheMB
         let url = try AssetCatalog.resolveModel(config.model, relativeTo: config.recipeDirectory, environment: environment)
         let digests = FileDigestCache(environment: environment)
         let local = try Threading.withThreadCount(threads) { try LocalModel.load(url, storage: storage, digests: digests) }
-        let generator = LocalTextGenerator(model: local, maxBatch: maxBatch, threads: threads)
+        let generator = LocalTextGenerator(model: local, maxBatch: maxBatch, threads: threads, prefixCacheMB: prefixCacheMB)
         let tuner = SwiftTrainerFineTuner(
-            baseModel: url, baseIdentity: local.identity, storage: storage, maxBatch: maxBatch, threads: threads, digests: digests)
+            baseModel: url, baseIdentity: local.identity, storage: storage, maxBatch: maxBatch, threads: threads,
+            prefixCacheMB: prefixCacheMB, digests: digests)
         return Backend(generator: generator, fineTuner: tuner, dataLeavesMachine: false, maxConcurrency: max(1, concurrency))
     }
 }

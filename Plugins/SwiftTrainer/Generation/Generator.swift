@@ -58,8 +58,10 @@ public struct GeneratedToken: Sendable, Hashable {
 
 /// KV-cached autoregressive generation for several prompts at once.
 ///
-/// Prompts are left-padded into one batch, prefilled in one pass, then decoded one token per
-/// step for all unfinished prompts together.
+/// Built on ``GenerationEngine``: each prompt is prefilled on its own (reusing a cached prefix
+/// when given a ``PrefixCache``), then all unfinished prompts decode one token per step
+/// together, each leaving the batch when it finishes. Prompt `i` samples with seed
+/// `options.seed &+ i`.
 ///
 /// ```swift
 /// let outputs = Generator(model: model).generate(prompts: [ids], options: .init(maxNewTokens: 20))
@@ -79,64 +81,30 @@ public struct Generator {
     ///   - options: length, sampling and stop conditions.
     ///   - decode: turns new token ids into text; needed for stop strings and `text`.
     ///   - onToken: called for every new token as soon as it is chosen (streaming).
+    ///   - prefixCache: keys and values of shared prefixes to reuse and fill, or nil.
+    ///   - namespace: names the model's weights in `prefixCache`.
     /// - Returns: one output per prompt.
     /// - Throws: `TallyError` if a prompt is empty or too long for the model.
     public func generate(
         prompts: [[Int]], options: GenerationOptions, decode: (([Int]) -> String)? = nil,
-        onToken: ((GeneratedToken) -> Void)? = nil
+        onToken: ((GeneratedToken) -> Void)? = nil, prefixCache: PrefixCache? = nil, namespace: String = ""
     ) throws -> [GenerationOutput] {
         guard !prompts.isEmpty else { return [] }
         if let i = prompts.firstIndex(where: \.isEmpty) {
             throw TallyError(code: .invalidData, message: "prompt \(i) has no tokens")
         }
-        let longest = prompts.map(\.count).max() ?? 0
-        // A soft prompt's virtual tokens sit in the cache before every prompt.
-        let virtual = model.softPrompt?.count ?? 0
-        let capacity = virtual + longest + max(options.maxNewTokens, 0)
-        if model.config.architecture == .gpt2, capacity > model.config.maxPositions {
-            let prefix = virtual > 0 ? "\(virtual) virtual tokens, " : ""
-            throw TallyError(code: .invalidData, message: "\(prefix)prompt of \(longest) tokens plus \(options.maxNewTokens) new tokens exceeds the model's \(model.config.maxPositions) positions")
-        }
-        let vocab = model.config.vocabSize
-        let n = prompts.count
-        var outputs = (0..<n).map { _ in GenerationOutput(tokens: [], text: nil, finishReason: .length) }
-        var finished = [Bool](repeating: options.maxNewTokens <= 0, count: n)
-        if options.maxNewTokens <= 0 { return outputs }
-        var samplers = (0..<n).map { Sampler(temperature: options.temperature, topP: options.topP, seed: options.seed &+ UInt64($0)) }
-        let cache = KVCache(config: model.config, batch: n, capacity: capacity)
-        var logits = model.nextTokenLogits(TokenBatch(rows: prompts, padding: .left), cache: cache)
-        for _ in 0..<options.maxNewTokens {
-            var next = [Int](repeating: 0, count: n)
-            for b in 0..<n where !finished[b] {
-                let token = samplers[b].next(logits.data + b * vocab, count: vocab)
-                next[b] = token
-                outputs[b].tokens.append(token)
-                onToken?(GeneratedToken(prompt: b, token: token))
-                if options.stopTokenIDs.contains(token) {
-                    finished[b] = true
-                    outputs[b].finishReason = .stopToken
-                } else if !options.stopStrings.isEmpty, let decode {
-                    let text = decode(outputs[b].tokens)
-                    if let cut = Generator.firstStop(in: text, stops: options.stopStrings) {
-                        outputs[b].text = String(text[..<cut])
-                        finished[b] = true
-                        outputs[b].finishReason = .stopString
-                    }
-                }
-                if !finished[b], outputs[b].tokens.count >= options.maxNewTokens { finished[b] = true }
-            }
-            if finished.allSatisfy({ $0 }) || cache.remaining < 1 { break }
-            let mask = finished.map { !$0 }
-            logits = model.nextTokenLogits(TokenBatch(ids: next, mask: mask, batch: n, length: 1), cache: cache)
-        }
-        if let decode {
-            for b in 0..<n where outputs[b].text == nil {
-                var tokens = outputs[b].tokens
-                if outputs[b].finishReason == .stopToken { tokens.removeLast() }
-                outputs[b].text = decode(tokens)
+        let engine = GenerationEngine(model: model, maxBatch: prompts.count, prefixCache: prefixCache, namespace: namespace, decode: decode, onToken: onToken)
+        for p in prompts { try engine.check(prompt: p, options: options) }
+        var outputs = [GenerationOutput?](repeating: nil, count: prompts.count)
+        for (i, p) in prompts.enumerated() {
+            if let done = try engine.add(id: i, prompt: p, options: options, seed: options.seed &+ UInt64(i)) {
+                outputs[i] = done.output
             }
         }
-        return outputs
+        while !engine.isIdle {
+            for done in engine.step() { outputs[done.id] = done.output }
+        }
+        return outputs.map { $0 ?? GenerationOutput(tokens: [], text: nil, finishReason: .length) }
     }
 
     /// The index where the earliest stop string begins, if any occurs.

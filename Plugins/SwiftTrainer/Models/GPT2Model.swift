@@ -107,7 +107,7 @@ public final class GPT2Model: CausalLanguageModel {
         let (batch, embeddings) = inputs(tokens, cache: cache, tape: tape, tokenEmbeddings: tape.embedding(tokens.ids, weight: wte))
         var positions = batch.positions
         if let cache {
-            precondition(cache.batch == batch.batch && cache.remaining >= batch.length, "KV cache too small for \(batch.batch) x \(batch.length)")
+            precondition(cache.active.count == batch.batch, "KV cache has \(cache.active.count) active sequences for \(batch.batch) rows")
             positions = cache.admit(mask: batch.mask, count: batch.length)
         }
         let positionIDs = positions.map { min($0, c.maxPositions - 1) }
@@ -132,7 +132,7 @@ public final class GPT2Model: CausalLanguageModel {
             let m = tape.layerNorm(h, weight: b.ln2w, bias: b.ln2b, eps: eps)
             h = tape.addInPlaceIfPossible(h, b.proj(tape.gelu(b.fc(m, tape: tape)), tape: tape))
         }
-        if let cache { cache.length += batch.length }
+        cache?.advance(by: batch.length)
         return tape.layerNorm(h, weight: lnfw, bias: lnfb, eps: eps)
     }
 

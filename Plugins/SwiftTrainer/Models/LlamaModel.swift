@@ -142,7 +142,7 @@ public final class LlamaModel: CausalLanguageModel {
         let (batch, embeddings) = inputs(tokens, cache: cache, tape: tape, tokenEmbeddings: embed.embeddingRows(tokens.ids, tape: tape))
         var positions = batch.positions
         if let cache {
-            precondition(cache.batch == batch.batch && cache.remaining >= batch.length, "KV cache too small for \(batch.batch) x \(batch.length)")
+            precondition(cache.active.count == batch.batch, "KV cache has \(cache.active.count) active sequences for \(batch.batch) rows")
             positions = cache.admit(mask: batch.mask, count: batch.length)
         }
         let keyMask = batch.isPadded ? batch.mask : nil
@@ -166,7 +166,7 @@ public final class LlamaModel: CausalLanguageModel {
             let act = tape.swiglu(gate: l.gate(m, tape: tape), up: l.up(m, tape: tape))
             h = tape.addInPlaceIfPossible(h, l.down(act, tape: tape))
         }
-        if let cache { cache.length += batch.length }
+        cache?.advance(by: batch.length)
         return tape.rmsNorm(h, weight: norm, eps: eps)
     }
 
