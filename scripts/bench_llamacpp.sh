@@ -24,6 +24,8 @@
 #     LLAMA_CPP_VERSION (default 0.3.36)
 #     TALLY_BENCH_CACHE (default $XDG_CACHE_HOME/tally-bench or ~/.cache/tally-bench)
 #     PARTS    (default "e2e single")
+#     CONFIG   (default release)  Tally's build; `CONFIG=debug` uses the debug build with
+#                                 optimised numerics (TALLY_OPTIMISE_DEBUG=1), as the tests do
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,13 +43,16 @@ if ! "$VENV/bin/python" -c "import sys, llama_cpp, llama_cpp.server; sys.exit(ll
         "llama-cpp-python[server]==$LLAMA_CPP_VERSION" numpy >&2
 fi
 
-swift build -c release --product tally --product tally-bench >&2
-TALLY="$PWD/.build/release/tally"
+CONFIG="${CONFIG:-release}"
+[[ "$CONFIG" == debug ]] && export TALLY_OPTIMISE_DEBUG=1
+swift build -c "$CONFIG" --product tally >&2
+swift build -c "$CONFIG" --product tally-bench >&2
+TALLY="$PWD/.build/$CONFIG/tally"
 if [[ -z "${MODEL:-}" ]]; then
     "$TALLY" models fetch smollm2-135m-instruct >&2
     "$TALLY" data fetch vader-movie-reviews >&2
 fi
 
-exec "$VENV/bin/python" scripts/bench_llamacpp.py --tally "$TALLY" --tally-bench "$PWD/.build/release/tally-bench" \
+exec "$VENV/bin/python" scripts/bench_llamacpp.py --tally "$TALLY" --tally-bench "$PWD/.build/$CONFIG/tally-bench" \
     ${MODEL:+--model "$MODEL"} --n "${N:-100}" --rounds "${ROUNDS:-3}" --threads ${THREADS:-1 2} \
     --prefill "${PREFILL:-256}" --decode "${DECODE:-64}" --parts ${PARTS:-e2e single}
