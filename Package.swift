@@ -52,10 +52,15 @@ let package = Package(
             name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]),
 
+        // The one seeded generator and shuffle (no dependencies): TallyCore and TallyTensor
+        // both use it, and a product exposing either links it for dependents.
+        .target(name: "TallyRandom", dependencies: [], path: "Sources/TallyRandom", swiftSettings: numerics),
+
         // Core: protocols, recipes, data, prompts, metrics, cost, ledger, decision, reports.
         .target(
             name: "TallyCore",
             dependencies: [
+                "TallyRandom",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -64,7 +69,7 @@ let package = Package(
 
         // CPU tensors and reverse-mode autograd; no LLM knowledge.
         .target(
-            name: "TallyTensor", dependencies: ["COpenBLAS"], path: "Sources/TallyTensor",
+            name: "TallyTensor", dependencies: ["COpenBLAS", "TallyRandom"], path: "Sources/TallyTensor",
             swiftSettings: numerics),
 
         // Runtime plugins (ordinary targets; not SwiftPM package plugins).
@@ -106,7 +111,7 @@ let package = Package(
         .testTarget(
             name: "TallyTestingTests", dependencies: ["TallyTesting", "TallyCore"], path: "Tests/TallyTestingTests"),
         .testTarget(
-            name: "TallyTensorTests", dependencies: ["TallyTensor"],
+            name: "TallyTensorTests", dependencies: ["TallyTensor", "TallyRandom"],
             path: "Tests/TallyTensorTests", swiftSettings: numericTests),
         .testTarget(
             name: "SwiftTrainerTests",

@@ -1,4 +1,5 @@
 import COpenBLAS
+import TallyRandom
 import Foundation
 
 /// A dense, row-major Float32 tensor on the CPU that can take part in reverse-mode autograd.
@@ -210,32 +211,11 @@ public enum TensorError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// A small, fast, seedable random number generator (xoshiro256**, seeded by SplitMix64).
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
+/// TallyTensor's seeded generator: TallyRandom's xoshiro256** (seeded by TallyRandom's
+/// SplitMix64, the package's one seeded generator), under its historical name.
+public typealias SeededGenerator = Xoshiro256StarStar
 
-    /// Makes a generator whose sequence depends only on `seed`.
-    public init(seed: UInt64) {
-        var x = seed
-        func splitmix(_ x: inout UInt64) -> UInt64 {
-            x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        s0 = splitmix(&x); s1 = splitmix(&x); s2 = splitmix(&x); s3 = splitmix(&x)
-    }
-
-    public mutating func next() -> UInt64 {
-        let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
-        let t = s1 << 17
-        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
-        s2 ^= t
-        s3 = (s3 << 45) | (s3 >> 19)
-        return result
-    }
-
+extension Xoshiro256StarStar {
     /// A uniform value in [0, 1).
     public mutating func nextUniform() -> Double {
         Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)

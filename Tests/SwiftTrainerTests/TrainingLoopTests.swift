@@ -79,6 +79,25 @@ struct PlainChatFormat: ChatPromptFormatter {
         #expect(o.permutation(epoch: 0) != DataOrder(seed: 8, exampleCount: 10, batchSize: 3, accumulation: 2).permutation(epoch: 0))
     }
 
+    @Test func dataOrderIsTallysSeededShuffle() {
+        // The trainer's epoch order is SeededRandom's shuffle (the one shuffle of the package)
+        // under a generator derived from the seed and the epoch, for any seed and size.
+        for seed: UInt64 in [0, 7, 0xDEAD_BEEF] {
+            for count in [0, 1, 2, 10, 37] {
+                let order = DataOrder(seed: seed, exampleCount: count, batchSize: 4, accumulation: 1)
+                for epoch in 0..<3 {
+                    var rng = SeededRandom.derived(seed: seed, label: "tally-train-epoch-\(epoch)")
+                    #expect(order.permutation(epoch: epoch) == rng.shuffled(Array(0..<count)))
+                }
+            }
+        }
+        // Pinned, so a change of order (which changes every fine-tune) cannot pass unnoticed;
+        // changing it needs a bump of ModelIdentity.answerCodeVersion.
+        let pinned = DataOrder(seed: 7, exampleCount: 10, batchSize: 3, accumulation: 2)
+        #expect(pinned.permutation(epoch: 0) == [9, 2, 8, 5, 4, 1, 3, 6, 7, 0])
+        #expect(pinned.permutation(epoch: 1) == [2, 5, 4, 6, 9, 3, 8, 7, 1, 0])
+    }
+
     @Test func accumulationEqualsOneBigBatch() throws {
         // Two micro-batches of 2 accumulate to the gradient of one batch of 4 (token-weighted mean).
         let data = examples(4, seed: 3)

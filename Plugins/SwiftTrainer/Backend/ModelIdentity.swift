@@ -12,23 +12,28 @@ import TallyCore
 /// ``FileDigestCache`` so a model is hashed once.
 ///
 /// ```text
-/// swift-trainer/a1:sha256:3f0c…               a GGUF file or a Hugging Face directory
-/// swift-trainer/a1:sha256:3f0c…+lora:sha256:9ab2…  the base with a fine-tuned adapter
-/// swift-trainer/a1:sha256:3f0c…+quantised       a GGUF file run on its quantised weights
+/// swift-trainer/a2:sha256:3f0c…               a GGUF file or a Hugging Face directory
+/// swift-trainer/a2:sha256:3f0c…+lora:sha256:9ab2…  the base with a fine-tuned adapter
+/// swift-trainer/a2:sha256:3f0c…+quantised       a GGUF file run on its quantised weights
 /// ```
 ///
 /// Quantised arithmetic (``WeightStorage/quantised``) gives answers that can differ from the
 /// Float32 ones, so a GGUF file loaded that way has its own identity.
 public enum ModelIdentity {
     /// The version of the code that turns model files into answers: tokenizer, chat template
-    /// rendering, model loading and generation.
+    /// rendering, model loading and generation, and (through fine-tuning job keys, which start
+    /// with the base identity) the trainer's data order.
     ///
     /// Bump it in the same commit as any change that can change an answer for the same files
     /// and request (a tokenizer fix, a template interpreter change, a sampling change, a
     /// numerical change in the forward pass), and say so in CHANGELOG.md: answers cached
     /// under the old version are then no longer reused. Changes that leave every answer
     /// as it was (speed, error messages) keep it.
-    public static let answerCodeVersion = 1
+    ///
+    /// History: 2, fine-tuning's data order became Tally's one seeded shuffle
+    /// (``DataOrder/permutation(epoch:)``), so a job trained or checkpointed before is neither
+    /// reused nor resumed in the new order.
+    public static let answerCodeVersion = 2
 
     /// What every identity of the built-in backend starts with.
     public static var prefix: String { "swift-trainer/a\(answerCodeVersion)" }

@@ -116,17 +116,11 @@ public struct DataOrder: Sendable, Hashable {
     /// Optimiser steps per epoch (the last may accumulate fewer micro-batches).
     public var stepsPerEpoch: Int { max(1, (batchesPerEpoch + accumulation - 1) / accumulation) }
 
-    /// The permutation of example indices for `epoch` (Fisher-Yates with a seeded generator).
+    /// The permutation of example indices for `epoch`: Tally's one seeded shuffle
+    /// (``SeededRandom/shuffled(_:)``) with a generator derived from the seed and the epoch.
     public func permutation(epoch: Int) -> [Int] {
-        var order = Array(0..<exampleCount)
         var rng = SeededRandom.derived(seed: seed, label: "tally-train-epoch-\(epoch)")
-        if order.count > 1 {
-            for i in stride(from: order.count - 1, to: 0, by: -1) {
-                let j = Int(rng.next() % UInt64(i + 1))
-                order.swapAt(i, j)
-            }
-        }
-        return order
+        return rng.shuffled(Array(0..<max(0, exampleCount)))
     }
 
     /// The micro-batches (example indices) of global optimiser step `step` (0-based).

@@ -1,68 +1,13 @@
-/// Tally's seeded random number generator (SplitMix64; Steele, Lea and Flood, 2014) and its
-/// shuffle. The same seed gives the same sequence on every platform and every Swift version,
-/// so subsets, demonstration choices, data splits and bootstrap intervals are reproducible.
-/// It is the one generator of TallyCore: `Statistics.SplitMix64` names it too.
-///
-/// Seeded subsets use ``shuffle(_:)``, Tally's own Fisher-Yates, never the standard library's
-/// `shuffled(using:)`, whose algorithm may change between Swift versions and would silently
-/// change which rows a recipe evaluates (and so its cache keys).
+import TallyRandom
+
+/// Tally's seeded random number generator and its shuffle (``SeededRandom/shuffle(_:)``,
+/// ``SeededRandom/subset(_:of:)``): TallyRandom's `SplitMix64`, the package's one seeded
+/// generator, under the name TallyCore has always given it. Every seeded subset,
+/// demonstration choice, data split, bootstrap interval and the trainer's data order draw
+/// from it, so the same seed gives the same rows on every platform and Swift version.
 ///
 /// ```swift
 /// var rng = SeededRandom.derived(seed: 42, label: "test")
 /// let order = rng.shuffled(Array(0..<10))
 /// ```
-public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    /// - Parameter seed: any value; equal seeds give equal sequences.
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A generator whose seed mixes `seed` with a label, so different uses of one run seed
-    /// (subsampling, per-example shuffles) draw independent sequences.
-    public static func derived(seed: UInt64, label: String) -> SeededRandom {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in label.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return SeededRandom(seed: seed ^ hash)
-    }
-
-    /// A uniform index in `0..<bound` (bound > 0), without modulo bias (for resampling).
-    mutating func index(below bound: Int) -> Int {
-        Int(next(upperBound: UInt64(bound)))
-    }
-
-    /// Shuffles `items` in place: Fisher-Yates from the last position down, each position
-    /// swapped with one drawn as the high word of `next() × (position + 1)`.
-    /// - Parameter items: the array to shuffle.
-    public mutating func shuffle<T>(_ items: inout [T]) {
-        guard items.count > 1 else { return }
-        for position in stride(from: items.count - 1, to: 0, by: -1) {
-            let other = Int(next().multipliedFullWidth(by: UInt64(position + 1)).high)
-            items.swapAt(position, other)
-        }
-    }
-
-    /// `items` in a seeded order (``shuffle(_:)`` on a copy).
-    /// - Parameter items: the elements to order.
-    public mutating func shuffled<T>(_ items: [T]) -> [T] {
-        var copy = items
-        shuffle(&copy)
-        return copy
-    }
-
-    /// The indices of at most `count` of `total` items, chosen by a seeded shuffle, in
-    /// ascending order: how Tally draws every seeded subset.
-    /// - Parameters:
-    ///   - count: how many to keep (all when `total` or fewer).
-    ///   - total: how many items there are.
-    public mutating func subset(_ count: Int, of total: Int) -> [Int] {
-        shuffled(Array(0..<max(0, total))).prefix(max(0, count)).sorted()
-    }
-}
+public typealias SeededRandom = SplitMix64
