@@ -1,5 +1,5 @@
 import Foundation
-import TallyCore
+@testable import TallyCore
 import TallyTesting
 import Testing
 
@@ -49,6 +49,23 @@ struct LearningCurveTests {
         #expect(falling.b == 0, "accuracy that falls gets no rising curve")
         let steep = try #require(PowerLawFit.fit(sizes: [1, 2, 4, 8], accuracies: [0.2, 0.6, 0.9, 1.0]))
         #expect(steep.a <= 1)
+    }
+
+    @Test("a nearly flat fit gives no absurd count of examples needed, only that the target is out of reach")
+    func flatFitIsNotExtrapolatedFar() throws {
+        // The TF-IDF curve of the movie-reviews run: 58.5% at 16 reviews to 61.5% at 256.
+        let sizes = [16, 32, 64, 128, 256], values = [0.585, 0.58, 0.595, 0.585, 0.615]
+        let fit = try #require(PowerLawFit.fit(sizes: sizes.map(Double.init), accuracies: values))
+        let points = zip(sizes, values).map { size, value in
+            CurvePointReport(size: size, accuracy: AccuracyReport(value: value, ciLow: value - 0.07, ciHigh: value + 0.07, n: 200, unparsed: 0), runs: 1, oneOffUSD: 0)
+        }
+        let curve = LearningCurveReport(
+            strategy: "tfidf", kind: "baseline", axis: .trainExamples, trains: true, points: points,
+            fit: fit, fitNote: nil, band: [], examplesNeeded: nil)
+        let needed = curve.examplesNeeded(to: 0.8, resampled: [])
+        #expect(needed.status == .notReached && needed.value == nil)
+        #expect(needed.summary.contains("too flat"), "\(needed.summary)")
+        #expect(!needed.summary.contains("projects"))
     }
 
     /// Connor's normal approximation computed independently with SciPy:

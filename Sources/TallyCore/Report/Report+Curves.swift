@@ -10,6 +10,9 @@ public struct LearningCurveReport: Codable, Sendable, Hashable {
     public static let minRSquared = 0.5
     /// The fitted curve is drawn out to this multiple of the largest measured size.
     public static let extrapolationFactor = 4.0
+    /// Beyond this multiple of the largest measured size the fitted curve gives no estimate of
+    /// the examples needed: a nearly flat fit would otherwise "project" absurd counts.
+    public static let extrapolationLimit = 100.0
 
     public let strategy: String
     public let kind: String
@@ -313,6 +316,10 @@ extension LearningCurveReport {
         if needed <= Double(largest) {
             return ExamplesNeeded(target: target, status: .withinRange, value: needed, low: low, high: high,
                 summary: "\(what) needs about \(Self.count(needed)) \(unit)\(range).")
+        }
+        if needed > Double(largest) * Self.extrapolationLimit {
+            return ExamplesNeeded(target: target, status: .notReached, value: nil, low: nil, high: nil,
+                summary: "\(what) is not reached within the measured range (up to \(largest) \(unit)), and the fitted curve is too flat to say when: it gets there only beyond \(Self.count(Double(largest) * Self.extrapolationLimit)) \(unit), over \(Int(Self.extrapolationLimit)) times the largest measured size.")
         }
         return ExamplesNeeded(target: target, status: .beyondRange, value: needed, low: low, high: high,
             summary: "\(what) is not reached within the measured range (up to \(largest) \(unit)); the fitted curve projects about \(Self.count(needed))\(range), an extrapolation.")
