@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libcurl4-openssl-dev libopenblas-dev pkg-config; do
+for pkg in libcurl4-openssl-dev libopenblas-dev libsqlite3-dev pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # Fetching assets uses pip (`pip download`) and tar.
