@@ -229,7 +229,6 @@ public final class QuantizedMatrix: @unchecked Sendable {
             defer { w.deallocate() }
             for o in o0..<o1 {
                 kernelRow(o, into: w)
-                var r0 = 0
                 if n == 1 {
                     // One input row (single-stream decoding): two accumulators, no repeated rows.
                     var a0 = V8(), a1 = V8()
@@ -245,40 +244,8 @@ public final class QuantizedMatrix: @unchecked Sendable {
                         i += 1
                     }
                     y[o] = accumulate ? y[o] + sum : sum
-                    r0 = n
-                }
-                while r0 < n {
-                    let x0 = x + r0 * inF
-                    let x1 = x + min(r0 + 1, n - 1) * inF
-                    let x2 = x + min(r0 + 2, n - 1) * inF
-                    let x3 = x + min(r0 + 3, n - 1) * inF
-                    var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
-                    var i = 0
-                    while i < vectorEnd {
-                        let wv = UnsafeRawPointer(w + i).loadUnaligned(as: V8.self)
-                        a0 += UnsafeRawPointer(x0 + i).loadUnaligned(as: V8.self) * wv
-                        a1 += UnsafeRawPointer(x1 + i).loadUnaligned(as: V8.self) * wv
-                        a2 += UnsafeRawPointer(x2 + i).loadUnaligned(as: V8.self) * wv
-                        a3 += UnsafeRawPointer(x3 + i).loadUnaligned(as: V8.self) * wv
-                        i += 8
-                    }
-                    var sums = (a0.sum(), a1.sum(), a2.sum(), a3.sum())
-                    for j in vectorEnd..<inF {
-                        sums.0 += x0[j] * w[j]
-                        sums.1 += x1[j] * w[j]
-                        sums.2 += x2[j] * w[j]
-                        sums.3 += x3[j] * w[j]
-                    }
-                    func store(_ k: Int, _ sum: Float) {
-                        guard r0 + k < n else { return }
-                        let out = y + (r0 + k) * outF + o
-                        out.pointee = accumulate ? out.pointee + sum : sum
-                    }
-                    store(0, sums.0)
-                    store(1, sums.1)
-                    store(2, sums.2)
-                    store(3, sums.3)
-                    r0 += 4
+                } else {
+                    fewRowsDot(weightRow: w, x: x, rows: n, inF: inF, y: y + o, yStride: outF, accumulate: accumulate)
                 }
             }
         }

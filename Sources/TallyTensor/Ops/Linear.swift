@@ -92,48 +92,57 @@ func fewRowsLinear(
     x: UnsafePointer<Float>, rows: Int, weight w: UnsafePointer<Float>, outF: Int, inF: Int,
     y: UnsafeMutablePointer<Float>, accumulate: Bool
 ) {
-    typealias V8 = SIMD8<Float>
-    let vectorEnd = inF - inF % 8
     Threading.parallelChunks(outF, minChunk: 32) { o0, o1 in
         for o in o0..<o1 {
-            let wRow = w + o * inF
-            // Four input rows at a time, their accumulators in registers (a row past the end
-            // repeats the last one and is not written).
-            var r0 = 0
-            while r0 < rows {
-                let x0 = x + r0 * inF
-                let x1 = x + min(r0 + 1, rows - 1) * inF
-                let x2 = x + min(r0 + 2, rows - 1) * inF
-                let x3 = x + min(r0 + 3, rows - 1) * inF
-                var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
-                var i = 0
-                while i < vectorEnd {
-                    let wv = UnsafeRawPointer(wRow + i).loadUnaligned(as: V8.self)
-                    a0 += UnsafeRawPointer(x0 + i).loadUnaligned(as: V8.self) * wv
-                    a1 += UnsafeRawPointer(x1 + i).loadUnaligned(as: V8.self) * wv
-                    a2 += UnsafeRawPointer(x2 + i).loadUnaligned(as: V8.self) * wv
-                    a3 += UnsafeRawPointer(x3 + i).loadUnaligned(as: V8.self) * wv
-                    i += 8
-                }
-                var sums = (a0.sum(), a1.sum(), a2.sum(), a3.sum())
-                for j in vectorEnd..<inF {
-                    sums.0 += x0[j] * wRow[j]
-                    sums.1 += x1[j] * wRow[j]
-                    sums.2 += x2[j] * wRow[j]
-                    sums.3 += x3[j] * wRow[j]
-                }
-                func store(_ k: Int, _ sum: Float) {
-                    guard r0 + k < rows else { return }
-                    let out = y + (r0 + k) * outF + o
-                    out.pointee = accumulate ? out.pointee + sum : sum
-                }
-                store(0, sums.0)
-                store(1, sums.1)
-                store(2, sums.2)
-                store(3, sums.3)
-                r0 += 4
-            }
+            fewRowsDot(weightRow: w + o * inF, x: x, rows: rows, inF: inF, y: y + o, yStride: outF, accumulate: accumulate)
         }
+    }
+}
+
+/// `y[r * yStride] = x[r] · w` (`accumulate`: `+=`) for every row `r` of `x` (`[rows, inF]`):
+/// one weight row applied to a few input rows, four rows at a time with their accumulators in
+/// registers, eight lanes per step. The decode kernels of Float32 and quantised weights share it
+/// (the quantised one dequantises the weight row first).
+public func fewRowsDot(
+    weightRow w: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int, inF: Int,
+    y: UnsafeMutablePointer<Float>, yStride: Int, accumulate: Bool
+) {
+    typealias V8 = SIMD8<Float>
+    let vectorEnd = inF - inF % 8
+    // A row past the end repeats the last one and is not written.
+    var r0 = 0
+    while r0 < rows {
+        let x0 = x + r0 * inF
+        let x1 = x + min(r0 + 1, rows - 1) * inF
+        let x2 = x + min(r0 + 2, rows - 1) * inF
+        let x3 = x + min(r0 + 3, rows - 1) * inF
+        var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
+        var i = 0
+        while i < vectorEnd {
+            let wv = UnsafeRawPointer(w + i).loadUnaligned(as: V8.self)
+            a0 += UnsafeRawPointer(x0 + i).loadUnaligned(as: V8.self) * wv
+            a1 += UnsafeRawPointer(x1 + i).loadUnaligned(as: V8.self) * wv
+            a2 += UnsafeRawPointer(x2 + i).loadUnaligned(as: V8.self) * wv
+            a3 += UnsafeRawPointer(x3 + i).loadUnaligned(as: V8.self) * wv
+            i += 8
+        }
+        var sums = (a0.sum(), a1.sum(), a2.sum(), a3.sum())
+        for j in vectorEnd..<inF {
+            sums.0 += x0[j] * w[j]
+            sums.1 += x1[j] * w[j]
+            sums.2 += x2[j] * w[j]
+            sums.3 += x3[j] * w[j]
+        }
+        func store(_ k: Int, _ sum: Float) {
+            guard r0 + k < rows else { return }
+            let out = y + (r0 + k) * yStride
+            out.pointee = accumulate ? out.pointee + sum : sum
+        }
+        store(0, sums.0)
+        store(1, sums.1)
+        store(2, sums.2)
+        store(3, sums.3)
+        r0 += 4
     }
 }
 
