@@ -172,7 +172,9 @@ struct OpenAIChatTests {
     func persistentFault(fault: LoopbackServer.Fault, phrase: String) async throws {
         let service = try FakeService()
         defer { service.server.stop() }
-        let generator = try await backend(service, settings: ["max_retries": "2"]).generator
+        // A generous timeout_s: on a loaded machine a reset could otherwise arrive after the
+        // fixtures' 5 s and read as a timeout, not the fault under test.
+        let generator = try await backend(service, settings: ["max_retries": "2", "timeout_s": "60"]).generator
         service.server.inject(Array(repeating: fault, count: 3))
         let error = try await #require(throws: TallyError.self) { try await generator.generate(prompts(1)[0]) }
         #expect(error.code == .backend)
