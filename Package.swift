@@ -21,6 +21,8 @@ import PackageDescription
 let optimiseDebugNumerics = Context.environment["TALLY_OPTIMISE_DEBUG"] == "1"
 /// Settings of the numeric targets that products expose.
 let numerics: [SwiftSetting] = optimiseDebugNumerics ? [.unsafeFlags(["-O"])] : []
+/// The same for the C kernels (SwiftPM compiles C at -O0 in debug builds).
+let numericsC: [CSetting] = optimiseDebugNumerics ? [.unsafeFlags(["-O2"])] : []
 /// Settings of the numeric test targets (in no product, so unsafe flags never reach a dependent).
 let numericTests: [SwiftSetting] = [.unsafeFlags(["-O"])]
 
@@ -55,6 +57,10 @@ let package = Package(
         // both use it, and a product exposing either links it for dependents.
         .target(name: "TallyRandom", dependencies: [], path: "Sources/TallyRandom", swiftSettings: numerics),
 
+        // Integer dot-product kernels for decoding with block-quantised weights (C with AVX2
+        // chosen at run time; no compiler flags, so dependents build it as is).
+        .target(name: "CTallyKernels", path: "Sources/CTallyKernels", cSettings: numericsC),
+
         // Core: protocols, recipes, data, prompts, metrics, cost, ledger, decision, reports.
         .target(
             name: "TallyCore",
@@ -72,7 +78,7 @@ let package = Package(
 
         // Runtime plugins (ordinary targets; not SwiftPM package plugins).
         .target(
-            name: "SwiftTrainer", dependencies: ["TallyCore", "TallyTensor"],
+            name: "SwiftTrainer", dependencies: ["TallyCore", "TallyTensor", "CTallyKernels"],
             path: "Plugins/SwiftTrainer", swiftSettings: numerics),
         .target(
             name: "HostedAPI", dependencies: ["TallyCore", "CCurl"], path: "Plugins/HostedAPI"),
@@ -113,7 +119,7 @@ let package = Package(
             path: "Tests/TallyTensorTests", swiftSettings: numericTests),
         .testTarget(
             name: "SwiftTrainerTests",
-            dependencies: ["SwiftTrainer", "TallyTensor", "TallyCore", "TallyTesting"],
+            dependencies: ["SwiftTrainer", "TallyTensor", "TallyCore", "TallyTesting", "CTallyKernels"],
             path: "Tests/SwiftTrainerTests", resources: [.copy("Resources")],
             swiftSettings: numericTests),
         .testTarget(

@@ -165,8 +165,9 @@ def llama_single(model, threads, prefill, decode, steps):
 
 
 def tally_single(bench, model, threads, mode, prefill, decode, steps):
-    cmd = [bench, "--config", "smollm2", "--model", model, "--mode", mode, "--threads", str(threads),
-           "--batch", "1", "--steps", str(steps), "--warmup", "1"]
+    # The GGUF's weights in their block format, as `tally run` keeps them (its default).
+    cmd = [bench, "--config", "smollm2", "--model", model, "--weights", "quantised", "--mode", mode,
+           "--threads", str(threads), "--batch", "1", "--steps", str(steps), "--warmup", "1"]
     cmd += ["--seq", str(prefill)] if mode == "prefill" else ["--seq", "32", "--new-tokens", str(decode)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     line = [l for l in out.stdout.splitlines() if l.startswith("{")][-1]

@@ -18,6 +18,10 @@ public final class Tape {
 
     /// Whether ops are recorded.
     public let isRecording: Bool
+    /// Whether products with block-quantised weights may round each input row to 8-bit
+    /// blocks and multiply in integers (decode steps; SwiftTrainer's `QuantizedMatrix`).
+    /// Ignored by a recording tape. Off by default: Float32 activations.
+    public var int8Activations = false
     var nodes: [Node] = []
 
     /// Makes a tape.

@@ -31,8 +31,8 @@ struct TallyBench: ParsableCommand {
     var warmup: Int = 3
     @Option(help: "Tokens generated per sequence in decode mode.")
     var newTokens: Int = 32
-    @Option(help: "Weights of a --config smollm2 GGUF model: quantised (kept in their block format) or f32.")
-    var weights: WeightStorage = .f32
+    @Option(help: "Weights of a --config smollm2 GGUF model: quantised (kept in their block format, as `tally run` does by default) or f32.")
+    var weights: WeightStorage = .quantised
     @Option(help: "Model for --config smollm2: a GGUF file, a Hugging Face directory or a name `tally models` knows (default smollm2-135m-instruct).")
     var model: String?
 
@@ -124,7 +124,7 @@ struct TallyBench: ParsableCommand {
                 let start = DispatchTime.now().uptimeNanoseconds
                 for _ in 0..<newTokens {
                     let next = (0..<B).map { Sampler.argmax(logits.data + $0 * lm.config.vocabSize, count: lm.config.vocabSize) }
-                    logits = lm.nextTokenLogits(TokenBatch(ids: next, batch: B, length: 1), cache: cache)
+                    logits = lm.nextTokenLogits(TokenBatch(ids: next, batch: B, length: 1), cache: cache, int8Activations: true)
                 }
                 let dt = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 if i >= warmup { decodeTimes.append(dt) }

@@ -12,9 +12,9 @@ import TallyCore
 /// ``FileDigestCache`` so a model is hashed once.
 ///
 /// ```text
-/// swift-trainer/a2:sha256:3f0c…               a GGUF file or a Hugging Face directory
-/// swift-trainer/a2:sha256:3f0c…+lora:sha256:9ab2…  the base with a fine-tuned adapter
-/// swift-trainer/a2:sha256:3f0c…+quantised       a GGUF file run on its quantised weights
+/// swift-trainer/a3:sha256:3f0c…               a GGUF file or a Hugging Face directory
+/// swift-trainer/a3:sha256:3f0c…+lora:sha256:9ab2…  the base with a fine-tuned adapter
+/// swift-trainer/a3:sha256:3f0c…+quantised       a GGUF file run on its quantised weights
 /// ```
 ///
 /// Quantised arithmetic (``WeightStorage/quantised``) gives answers that can differ from the
@@ -32,8 +32,10 @@ public enum ModelIdentity {
     ///
     /// History: 2, fine-tuning's data order became Tally's one seeded shuffle
     /// (``DataOrder/permutation(epoch:)``), so a job trained or checkpointed before is neither
-    /// reused nor resumed in the new order.
-    public static let answerCodeVersion = 2
+    /// reused nor resumed in the new order. 3, decode steps on quantised weights round
+    /// their activations to 8 bits (``QuantizedMatrix/multiplyInt8(_:rows:into:accumulate:simd:)``)
+    /// and one-query attention sums without BLAS.
+    public static let answerCodeVersion = 3
 
     /// What every identity of the built-in backend starts with.
     public static var prefix: String { "swift-trainer/a\(answerCodeVersion)" }

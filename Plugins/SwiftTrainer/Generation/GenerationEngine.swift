@@ -139,7 +139,7 @@ public final class GenerationEngine {
         let start = DispatchTime.now().uptimeNanoseconds
         cache.active = running.map(\.slot)
         let ids = running.map(\.pending)
-        let logits = model.nextTokenLogits(TokenBatch(ids: ids, batch: ids.count, length: 1), cache: cache)
+        let logits = model.nextTokenLogits(TokenBatch(ids: ids, batch: ids.count, length: 1), cache: cache, int8Activations: true)
         let share = Self.seconds(since: start) / Double(ids.count)
         let vocab = model.config.vocabSize
         var done: [Finished] = []

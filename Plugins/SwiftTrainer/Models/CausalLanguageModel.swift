@@ -47,8 +47,13 @@ extension CausalLanguageModel {
 
     /// Runs `batch` through the model, appending it to `cache`, and returns the logits of
     /// each sequence's last token (`[batch, vocab]`).
-    public func nextTokenLogits(_ batch: TokenBatch, cache: KVCache) -> Tensor {
+    /// - Parameter int8Activations: round activations to 8-bit blocks in the products with
+    ///   block-quantised weights (``QuantizedMatrix/multiplyInt8(_:rows:into:accumulate:simd:)``):
+    ///   decode steps pass true, prompt processing keeps Float32 so that a prompt's logits do
+    ///   not depend on how much of it came from the prefix cache.
+    public func nextTokenLogits(_ batch: TokenBatch, cache: KVCache, int8Activations: Bool = false) -> Tensor {
         let tape = Tape(recording: false)
+        tape.int8Activations = int8Activations
         let length = prefixLength(cache: cache) + batch.length
         let h = hiddenStates(batch, tape: tape, cache: cache)
         let last = (0..<batch.batch).map { $0 * length + length - 1 }

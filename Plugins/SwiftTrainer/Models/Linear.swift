@@ -93,6 +93,39 @@ public final class Linear {
         return y
     }
 
+    /// `layers` applied to the same input, `[layer(x) for layer in layers]`. In a decode step
+    /// (``Tape/int8Activations``) where every layer keeps an int8-taking quantised weight,
+    /// the products share one rounding of `x` and one parallel pass
+    /// (``QuantizedMatrix/multiplyInt8(_:_:rows:accumulate:simd:)``); the results are those
+    /// of applying each layer alone.
+    static func apply(_ layers: [Linear], to x: Tensor, tape: Tape) -> [Tensor] {
+        let matrices = layers.compactMap { $0.quantized?.takesInt8Activations == true ? $0.quantized : nil }
+        guard tape.int8Activations, !tape.isRecording, layers.count > 1, matrices.count == layers.count else {
+            return layers.map { $0(x, tape: tape) }
+        }
+        let n = x.rows
+        let outputs = layers.map { Tensor.uninitialized([n, $0.outFeatures]) }
+        let withBias = layers.contains { $0.bias != nil }
+        if withBias {
+            // Outputs start at the bias (or zero) and the products accumulate onto them.
+            for (layer, y) in zip(layers, outputs) {
+                let outF = layer.outFeatures
+                for r in 0..<n {
+                    if let bias = layer.bias {
+                        (y.data + r * outF).update(from: bias.data, count: outF)
+                    } else {
+                        (y.data + r * outF).update(repeating: 0, count: outF)
+                    }
+                }
+            }
+        }
+        QuantizedMatrix.multiplyInt8(Array(zip(matrices, outputs.map(\.data))), x.data, rows: n, accumulate: withBias)
+        return zip(layers, outputs).map { layer, y in
+            if let adapter = layer.adapter { return adapter.forward(input: x, baseOutput: y, tape: tape) }
+            return y
+        }
+    }
+
     /// `x Wᵀ + b` without the adapter.
     func base(_ x: Tensor, tape: Tape) -> Tensor {
         switch storage {

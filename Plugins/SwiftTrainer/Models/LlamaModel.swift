@@ -149,9 +149,10 @@ public final class LlamaModel: CausalLanguageModel {
         var h = embeddings
         for (i, l) in layers.enumerated() {
             let a = tape.rmsNorm(h, weight: l.inputNorm, eps: eps)
-            let q = tape.rope(l.q(a, tape: tape), rope, heads: c.numHeads, positions: positions)
-            let k = tape.rope(l.k(a, tape: tape), rope, heads: c.numKVHeads, positions: positions)
-            let v = l.v(a, tape: tape)
+            let qkv = Linear.apply([l.q, l.k, l.v], to: a, tape: tape)
+            let q = tape.rope(qkv[0], rope, heads: c.numHeads, positions: positions)
+            let k = tape.rope(qkv[1], rope, heads: c.numKVHeads, positions: positions)
+            let v = qkv[2]
             let attn: Tensor
             if let cache {
                 cache.store(layer: i, keys: k, values: v, count: batch.length)
@@ -163,7 +164,8 @@ public final class LlamaModel: CausalLanguageModel {
             }
             h = tape.addInPlaceIfPossible(h, l.o(attn, tape: tape))
             let m = tape.rmsNorm(h, weight: l.postNorm, eps: eps)
-            let act = tape.swiglu(gate: l.gate(m, tape: tape), up: l.up(m, tape: tape))
+            let gateUp = Linear.apply([l.gate, l.up], to: m, tape: tape)
+            let act = tape.swiglu(gate: gateUp[0], up: gateUp[1])
             h = tape.addInPlaceIfPossible(h, l.down(act, tape: tape))
         }
         cache?.advance(by: batch.length)

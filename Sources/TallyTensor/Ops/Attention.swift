@@ -62,7 +62,12 @@ public enum AttentionKernel {
         let group = L.heads / L.kvHeads
         let qs = L.queryRowStride, ks = L.keyRowStride
         let scale = 1 / Float(hd).squareRoot()
-        Threading.parallelTasks(L.batch * L.kvHeads) { task in
+        // A decode step over a short context is a few microseconds of work per head, less
+        // than handing it to another thread costs: then the heads run on the calling thread.
+        let work = L.batch * L.heads * tq * tk * hd
+        let tasks = L.batch * L.kvHeads
+        let serial = probabilities == nil && work < 1 << 18
+        let run: (Int) -> Void = { task in
             let b = task / L.kvHeads, g = task % L.kvHeads
             let scratch = probabilities == nil ? ScratchBox(count: min(tq, blockRows) * tk) : nil
             let kg = k + b * L.keyBatchStride + g * hd
@@ -80,6 +85,16 @@ public enum AttentionKernel {
                     } else {
                         p = scratch!.pointer
                     }
+                    if i1 - i0 == 1 {
+                        // One query row (a decode step): dot products and a weighted sum of
+                        // value rows, without the packing a one-row BLAS product pays for.
+                        let qi = qh + i0 * qs
+                        for j in 0..<kmax { p[j] = scale * FastMath.dot(qi, kg + j * ks, hd) }
+                        softmaxRow(p, visible: min(tk, L.past + i0 + 1), total: tk, mask: keyMask, maskOffset: b * (L.keyBatchStride / ks))
+                        weightedRowSum(p, rows: vg, stride: ks, count: kmax, width: hd, into: oh + i0 * qs)
+                        i0 = i1
+                        continue
+                    }
                     BLAS.gemm(
                         transA: false, transB: true, m: i1 - i0, n: kmax, k: hd, alpha: scale,
                         a: qh + i0 * qs, lda: qs, b: kg, ldb: ks, c: p, ldc: tk, serial: true)
@@ -93,6 +108,36 @@ public enum AttentionKernel {
                         a: p, lda: tk, b: vg, ldb: ks, c: oh + i0 * qs, ldc: qs, serial: true)
                     i0 = i1
                 }
+            }
+        }
+        if serial {
+            for task in 0..<tasks { run(task) }
+        } else {
+            Threading.parallelTasks(tasks, run)
+        }
+    }
+
+    /// `out = Σ_j weights[j] · rows[j]` over `count` rows of `width` floats, `stride` apart.
+    @inline(__always)
+    static func weightedRowSum(
+        _ weights: UnsafePointer<Float>, rows: UnsafePointer<Float>, stride: Int, count: Int, width: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) {
+        typealias V8 = SIMD8<Float>
+        out.update(repeating: 0, count: width)
+        let vectorEnd = width - width % 8
+        for j in 0..<count {
+            let w = weights[j], row = rows + j * stride
+            var c = 0
+            while c < vectorEnd {
+                let acc = UnsafeRawPointer(out + c).loadUnaligned(as: V8.self)
+                let v = UnsafeRawPointer(row + c).loadUnaligned(as: V8.self)
+                UnsafeMutableRawPointer(out + c).storeBytes(of: acc + w * v, as: V8.self)
+                c += 8
+            }
+            while c < width {
+                out[c] += w * row[c]
+                c += 1
             }
         }
     }
