@@ -56,9 +56,11 @@ public struct RotaryEmbedding: Sendable {
     public func apply(_ data: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions: [Int], inverse: Bool = false) {
         let half = headDim / 2
         let rowWidth = heads * headDim
-        // One cos/sin table per distinct position (batches repeat the same positions).
+        // One cos/sin table per distinct position (batches repeat the same positions), when
+        // the rows outnumber the positions below the largest; a decode step's few rows (at
+        // late positions) compute their own angles.
         let maxPosition = positions.max() ?? 0
-        let table = maxPosition < 4 * rows + 64 ? ScratchBox(count: 2 * (maxPosition + 1) * half) : nil
+        let table = rows >= 8 && maxPosition < 4 * rows + 64 ? ScratchBox(count: 2 * (maxPosition + 1) * half) : nil
         if let table {
             for p in 0...maxPosition {
                 angles(position: p, cos: table.pointer + 2 * p * half, sin: table.pointer + (2 * p + 1) * half)
