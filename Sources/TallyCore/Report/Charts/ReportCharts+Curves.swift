@@ -28,7 +28,7 @@ extension ReportCharts {
         var yValues = curves.flatMap { curve in curve.points.flatMap { [$0.accuracy.ciLow, $0.accuracy.ciHigh] } + curve.band.flatMap { [$0.low ?? $0.value, $0.high ?? $0.value] } }
         if let minimum = report.constraints.minAccuracy { yValues.append(minimum) }
         let yDomain = Scale.niceDomain(yValues, pad: 0.05, floor: 0, ceiling: 1)
-        let area = PlotArea(width: width, height: height, margin: (20, 40, 70 + legendRows * 18, 64), xDomain: xDomain, yDomain: yDomain, xLog: logarithmic)
+        let area = PlotArea(width: width, height: height, margin: (20, 40, 84 + legendRows * 18, 64), xDomain: xDomain, yDomain: yDomain, xLog: logarithmic)
         var svg = SVGFragment()
         area.drawAxes(&svg, xTicks: area.x.ticks(6), yTicks: area.y.ticks(5), xFormat: TickFormat.plain, yFormat: TickFormat.percent,
                       xLabel: xLabel, yLabel: report.metric == "accuracy" ? "Accuracy, 95% interval" : "Score (\(report.metric)), 95% interval")
@@ -74,9 +74,16 @@ extension ReportCharts {
         }
         let legendTop = area.bottom + 54
         Legend.draw(&svg, entries: entries, x: area.left, y: legendTop, width: area.right - area.left)
-        svg.text(extrapolated ? "Markers: measured, with 95% intervals. Solid: fitted curve; dashed: extrapolation beyond the largest measured size; shaded: bootstrap band."
-                              : "Markers: measured, with 95% intervals. Line: fitted curve; shaded: bootstrap band.",
-                 x: area.left, y: legendTop + legendRows * 18 + 2, size: 11, fill: Palette.muted)
+        // The key, on lines that fit the chart's width.
+        let fitted = curves.contains { $0.fit != nil }
+        let joined = curves.contains { $0.fit == nil && $0.points.count > 1 }
+        var key = ["Markers: measured, with 95% intervals." + (fitted ? " Solid: fitted curve; shaded: bootstrap band." : "")]
+        let second = (joined ? ["Dotted: the measured points joined (no curve fitted)."] : [])
+            + (extrapolated ? ["Dashed: extrapolation beyond the largest measured size."] : [])
+        if !second.isEmpty { key.append(second.joined(separator: " ")) }
+        for (i, line) in key.enumerated() {
+            svg.text(line, x: area.left, y: legendTop + legendRows * 18 + 2 + Double(i) * 14, size: 11, fill: Palette.muted)
+        }
         var description = "Accuracy of \(curves.map(\.strategy).joined(separator: ", ")) at each measured number of \(curves[0].unit), with 95% intervals. "
         description += curves.map { curve in "\(curve.strategy): " + (curve.examplesNeeded?.summary ?? curve.fitLine) }.joined(separator: " ")
         let table = DataTable(caption: "Measured accuracy per size, and the fitted curve's value there", header: ["strategy", curves[0].axis == .shots ? "shots" : "training examples", "accuracy [95% CI]", "fitted"], rows: rows)
