@@ -48,7 +48,7 @@ DEFAULTS = {
 }
 
 
-# --- Tally's seeded subsampling (Sources/TallyCore/Support/SeededRandom.swift, Data/Example.swift) ---
+# --- Tally's seeded subsampling (Sources/TallyRandom/SplitMix64.swift, TallyCore Data/Example.swift) ---
 
 class SplitMix64:
     """SeededRandom: SplitMix64."""
@@ -71,25 +71,14 @@ class SplitMix64:
             h = ((h ^ byte) * 0x100000001B3) & MASK
         return SplitMix64(seed ^ h)
 
-    def below(self, upper):
-        """Swift's RandomNumberGenerator.next(upperBound:) (Lemire's nearly divisionless method)."""
-        m = self.next() * upper
-        if (m & MASK) < upper:
-            t = ((1 << 64) - upper) % upper
-            while (m & MASK) < t:
-                m = self.next() * upper
-        return m >> 64
 
-
-def swift_shuffled(n, rng):
-    """Array(0..<n).shuffled(using:) as Swift's standard library does it."""
+def tally_shuffled(n, rng):
+    """SplitMix64.shuffle on Array(0..<n): Fisher-Yates from the last position down, each
+    position swapped with the high word of next() * (position + 1)."""
     order = list(range(n))
-    amount, current = n, 0
-    while amount > 1:
-        offset = rng.below(amount)
-        amount -= 1
-        order[current], order[current + offset] = order[current + offset], order[current]
-        current += 1
+    for position in range(n - 1, 0, -1):
+        other = (rng.next() * (position + 1)) >> 64
+        order[position], order[other] = order[other], order[position]
     return order
 
 
@@ -97,7 +86,7 @@ def sample(rows, count, seed, label):
     """Dataset.sample(_:seed:label:): at most `count` rows by a seeded shuffle, in file order."""
     if count is None or count >= len(rows):
         return rows
-    chosen = sorted(swift_shuffled(len(rows), SplitMix64.derived(seed, label))[:max(0, count)])
+    chosen = sorted(tally_shuffled(len(rows), SplitMix64.derived(seed, label))[:max(0, count)])
     return [rows[i] for i in chosen]
 
 
