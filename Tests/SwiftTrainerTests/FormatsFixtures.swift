@@ -1,4 +1,5 @@
 import Foundation
+import TallyTesting
 
 /// Locations of the fixtures the format tests use (copied from the reference outputs of the
 /// Python ecosystem) and of the optional real model in the Tally model cache.
@@ -47,7 +48,7 @@ enum FormatsFixtures {
 
     /// A fresh temporary file path with `name`'s extension.
     static func temporaryFile(_ name: String) -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("tally-formats-\(UUID().uuidString)-\(name)")
+        TestScratch.path(name)
     }
 
     /// Runs CPU-heavy test work on its own thread, so it does not hold a thread of Swift's

@@ -1,4 +1,5 @@
 import Foundation
+import TallyTesting
 import Testing
 @testable import TallyCore
 
@@ -71,7 +72,5 @@ struct AssetsSHA256Tests {
 
 /// A fresh, empty directory under the system's temporary directory.
 func assetsTestDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("tally-tests-\(UUID().uuidString)", isDirectory: true)
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
+    try TestScratch.directory()
 }

@@ -24,8 +24,7 @@ enum Fixtures {
 
     /// A fresh temporary directory holding copies of `data/` and `probes/`.
     static func workspace() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tally-tests-\(UUID().uuidString)", isDirectory: true)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try TestScratch.directory()
         for folder in ["data", "probes"] {
             try FileManager.default.copyItem(at: try resource(folder), to: dir.appendingPathComponent(folder))
         }
